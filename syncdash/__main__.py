@@ -1,0 +1,3 @@
+from syncdash.cli.main import main
+
+raise SystemExit(main())

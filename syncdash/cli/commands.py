@@ -1,0 +1,438 @@
+"""One function per subcommand; each returns the process exit code."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from syncdash.cli import render
+from syncdash.cli.main import (
+    EXIT_BUSY,
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    install_cancel_handlers,
+)
+from syncdash.config import load_config
+from syncdash.config.load import find_config_file
+from syncdash.config.models import Config
+from syncdash.core.engine import Engine, RunOptions, RunResult
+from syncdash.core.models import Change, ItemError, Run, RunPhase, SourceState
+from syncdash.core.store import Store, default_database_url
+from syncdash.core.target import q
+from syncdash.errors import AlreadyRunning, ConfigError, UsageError
+
+STATUS_EXIT = {"succeeded": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+def _store_for_reading(args: argparse.Namespace) -> tuple[Store, Config | None]:
+    """Read-only commands work without a config (on the default database) so history stays reachable."""
+    try:
+        cfg = _config(args)
+    except ConfigError:
+        if args.config:
+            raise
+        try:
+            find_config_file(None)
+        except ConfigError:
+            return Store(None), None
+        raise
+    return Store(cfg.database), cfg
+
+
+# ---- init / validate / schema --------------------------------------------------------------------
+
+STARTER = """\
+# syncdash config: `syncdash validate` checks it, `syncdash schema` gives editors completion.
+# database: sqlite:///syncdash.db     # default: the user data dir; postgresql://... later
+sources:
+  - name: customers
+    kind: csv
+    path: data/customers.csv          # relative to this file; a glob (data/*.csv) reads several
+    table: customers
+    primary_key: [id]
+    mode: full                        # full | incremental
+    deletes: soft                     # full only: soft | hard | keep
+    csv: {delimiter: ",", encoding: utf-8, header: true}
+    fields:
+      id: {from: customer_id, type: int}
+      name: {from: full_name, required: true}
+      email: email
+      signed_up: {from: signup_date, type: date, format: "%d/%m/%Y"}
+      balance: {from: balance, type: float, default: 0}
+"""
+
+STARTER_DATA = """\
+customer_id,full_name,email,signup_date,balance
+1,Ada Lovelace,ada@example.com,10/12/2023,120.50
+2,Grace Hopper,grace@example.com,09/12/2023,
+3,Alan Turing,alan@example.com,23/06/2024,42
+"""
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        raise UsageError(f"{path} exists; use --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(STARTER, encoding="utf-8")
+    data = path.parent / "data" / "customers.csv"
+    if not data.exists():
+        data.parent.mkdir(parents=True, exist_ok=True)
+        data.write_text(STARTER_DATA, encoding="utf-8")
+    render.out.print(f"wrote {path} and {data}\nnext: syncdash --config {path} validate, then run --all")
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from syncdash.sources.registry import adapter_for
+
+    cfg = _config(args)
+    render.out.print(f"[green]ok[/] {cfg.file}: {len(cfg.source_list)} source(s); "
+                     f"store {cfg.redact(cfg.database or default_database_url())}")
+    for s in cfg.source_list:
+        deletes = f", deletes {s.deletes}" if s.mode == "full" else ""
+        render.out.print(f"- [bold]{s.name}[/] ({s.kind}) -> table {s.table}, key ({', '.join(s.primary_key)}), "
+                         f"{s.mode}{deletes}, {len(s.fields)} field(s), batches of {s.batch_size}")
+        for line in adapter_for(s.kind)(s).describe():
+            render.out.print(f"    {cfg.redact(line)}")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from syncdash.config.schema import json_schema
+
+    render.print_json(json_schema())
+    return EXIT_OK
+
+
+# ---- run / retry -------------------------------------------------------------------------------------
+
+def _exit_for(results: list[RunResult], busy: bool) -> int:
+    statuses = {r.status for r in results}
+    if "cancelled" in statuses:
+        return EXIT_CANCELLED
+    if "failed" in statuses:
+        return EXIT_FAILED
+    if busy:
+        return EXIT_BUSY
+    if "partial" in statuses:
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def _print_result(r: RunResult, dry: bool) -> None:
+    c = r.counts
+    style = render.STATUS_STYLE.get(r.status, "")
+    resumed = " (resumed)" if r.resumed else ""
+    render.out.print(
+        f"{r.source}: run {r.run_id} [{style}]{r.status}[/]{resumed}{' (dry run)' if dry else ''}: "
+        f"{c['inserted']} inserted, {c['updated']} updated, {c['unchanged']} unchanged, {c['deleted']} deleted, "
+        f"{c['failed']} failed, {c['skipped']} skipped")
+    for w in r.warnings:
+        render.out.print(f"  [yellow]warning:[/] {w}")
+    if r.error:
+        render.out.print(f"  [red]error:[/] {r.error}")
+    if r.counts["failed"]:
+        render.out.print(f"  see: syncdash errors {r.run_id}")
+    if dry and r.sample:
+        render.out.print("  sample of changes:")
+        for s in r.sample:
+            render.out.print(f"    {s['change']:6} key={s['key']} " + (
+                f"{s['before']} -> {s['after']}" if s["change"] == "update" else ""))
+
+
+def _run_many(args: argparse.Namespace, cfg: Config, store: Store, jobs: list[tuple[str, RunOptions]]) -> int:
+    engine = Engine(store, cfg)
+    cancel = install_cancel_handlers()
+    live = sys.stderr.isatty() and not getattr(args, "json", False)
+    results: list[RunResult] = []
+    busy = False
+    with render.ProgressView(live) as view:
+        for name, opts in jobs:
+            if cancel.is_set():
+                break
+            opts.cancel = cancel
+            opts.on_progress = view.update
+            try:
+                results.append(engine.run(name, opts))
+            except AlreadyRunning as e:
+                busy = True
+                render.err.print(f"[yellow]{name}: {e}[/]")
+    if getattr(args, "json", False):
+        render.print_json([{**render.run_json(store.get_run(r.run_id)), "sample": r.sample}  # type: ignore[arg-type]
+                           for r in results])
+    else:
+        for r in results:
+            _print_result(r, jobs[0][1].dry_run if jobs else False)
+    return _exit_for(results, busy)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    if args.all and args.names:
+        raise UsageError("give source names or --all, not both")
+    names = [s.name for s in cfg.source_list] if args.all else list(args.names)
+    if not names:
+        raise UsageError("which sources? give one or more names, or --all")
+    for n in names:
+        if cfg.source(n) is None:
+            known = ", ".join(s.name for s in cfg.source_list) or "none"
+            raise UsageError(f"unknown source {n!r}; sources in {cfg.file}: {known}")
+    store = Store(cfg.database)
+    jobs = [(n, RunOptions(trigger="cli", full=args.full, dry_run=args.dry_run)) for n in names]
+    return _run_many(args, cfg, store, jobs)
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    store = Store(cfg.database)
+    run = store.get_run(args.run)
+    if run is None:
+        raise UsageError(f"no run {args.run}")
+    if cfg.source(run.source) is None:
+        raise UsageError(f"run {run.id} belongs to source {run.source!r}, which is not in {cfg.file}")
+    with store.session() as s:
+        n = s.exec(select(func.count()).select_from(ItemError).where(
+            ItemError.run_id == run.id, col(ItemError.resolved_at).is_(None), ItemError.retryable == True)).one()  # noqa: E712
+    if not n:
+        render.out.print(f"run {run.id} has no unresolved retryable errors")
+        return EXIT_OK
+    render.err.print(f"retrying {n} failed item(s) of run {run.id} ({run.source})")
+    code = _run_many(args, cfg, store, [(run.source, RunOptions(trigger="retry", retry_of=run.id))])
+    with store.session() as s:
+        rows = s.exec(select(ItemError.resolution, func.count()).where(
+            ItemError.run_id == run.id, ItemError.retryable == True).group_by(ItemError.resolution)).all()  # noqa: E712
+    summary = {str(k or "unresolved"): v for k, v in rows}
+    if not getattr(args, "json", False):
+        render.out.print("items: " + ", ".join(f"{v} {k}" for k, v in sorted(summary.items())))
+    return code
+
+
+# ---- status / runs / show / errors ----------------------------------------------------------------
+
+def _latest_runs(store: Store) -> dict[str, Run]:
+    with store.session() as s:
+        ids = s.exec(select(func.max(Run.id)).where(Run.dry_run == False).group_by(Run.source)).all()  # noqa: E712
+        return {r.source: r for r in s.exec(select(Run).where(col(Run.id).in_([i for i in ids if i])))}
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    store = Store(cfg.database)
+    latest = _latest_runs(store)
+    states = store.source_states()
+    rows = []
+    for src in cfg.source_list:
+        run = latest.get(src.name)
+        st: SourceState | None = states.get(src.name)
+        running = st is not None and st.lock_run_id is not None
+        rows.append({
+            "source": src.name, "kind": src.kind, "table": src.table,
+            "status": "running" if running else (run.status if run else "never run"),
+            "last_run": run.id if run else None,
+            "last_run_status": run.status if run else None,
+            "last_run_at": render.iso(run.started_at) if run else None,
+            "last_success_at": render.iso(st.last_success_at) if st else None,
+            "running_run": st.lock_run_id if running and st else None,
+            "paused": bool(st.paused) if st else False,
+            "next_run": None,
+        })
+    if args.json:
+        render.print_json(rows)
+        return EXIT_OK
+    t = render.Table(header_style="bold")
+    for c in ("source", "kind", "table", "status", "last run", "last success", "next run"):
+        t.add_column(c)
+    for r, src in zip(rows, cfg.source_list, strict=True):
+        run = latest.get(src.name)
+        st = states.get(src.name)
+        style = render.STATUS_STYLE.get(r["status"], "")
+        t.add_row(r["source"], r["kind"], r["table"], f"[{style}]{r['status']}[/]",
+                  f"#{run.id} {render.age(run.started_at)}" if run else "-",
+                  render.age(st.last_success_at) if st else "-", "-")
+    render.out.print(t)
+    return EXIT_OK
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    store, _ = _store_for_reading(args)
+    with store.session() as s:
+        qy = select(Run).order_by(col(Run.id).desc()).limit(max(1, args.limit))
+        if args.source:
+            qy = qy.where(Run.source == args.source)
+        if args.status:
+            qy = qy.where(Run.status == args.status)
+        runs = list(s.exec(qy))
+    if args.json:
+        render.print_json([render.run_json(r) for r in runs])
+    elif not runs:
+        render.out.print("no runs yet")
+    else:
+        render.out.print(render.runs_table(runs))
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    store, cfg = _store_for_reading(args)
+    with store.session() as s:
+        run = s.get(Run, args.run)
+        if run is None:
+            raise UsageError(f"no run {args.run}")
+        phases = list(s.exec(select(RunPhase).where(RunPhase.run_id == run.id).order_by(col(RunPhase.seq))))
+        errors = list(s.exec(select(ItemError).where(ItemError.run_id == run.id).order_by(col(ItemError.id))
+                             .limit(args.changes)))
+        n_errors = s.exec(select(func.count()).select_from(ItemError).where(ItemError.run_id == run.id)).one()
+        changes: dict[str, list[Change]] = {}
+        change_counts: dict[str, int] = {}
+        for kind in ("insert", "update", "delete"):
+            changes[kind] = list(s.exec(select(Change).where(Change.run_id == run.id, Change.change == kind)
+                                        .order_by(col(Change.id)).limit(args.changes)))
+            change_counts[kind] = s.exec(select(func.count()).select_from(Change).where(
+                Change.run_id == run.id, Change.change == kind)).one()
+    config_opt = f" --config {cfg.file}" if cfg and cfg.file else ""
+    rerun = f"syncdash{config_opt} run {run.source}" + (" --full" if run.mode == "full" else "") + (
+        " --dry-run" if run.dry_run else "")
+    if run.mode == "retry" and run.parent_run_id:
+        rerun = f"syncdash{config_opt} retry {run.parent_run_id}"
+    if args.json:
+        data = render.run_json(run)
+        data["phases"] = [{"name": p.name, "status": p.status, "done": p.done, "total": p.total, "unit": p.unit,
+                           "started_at": render.iso(p.started_at), "finished_at": render.iso(p.finished_at)}
+                          for p in phases]
+        data["checkpoint"] = json.loads(run.checkpoint) if run.checkpoint else None
+        data["errors"] = [render.error_json(e) for e in errors]
+        data["error_count"] = n_errors
+        data["changes"] = {k: [{"key": json.loads(c.key), "before": json.loads(c.before) if c.before else None,
+                                "after": json.loads(c.after) if c.after else None} for c in v]
+                           for k, v in changes.items()}
+        data["changes_recorded"] = change_counts
+        data["rerun"] = rerun
+        render.print_json(data)
+        return EXIT_OK
+    o = render.out
+    style = render.STATUS_STYLE.get(run.status, "")
+    o.print(f"[bold]run {run.id}[/] {run.source} ({run.kind}) [{style}]{run.status}[/]"
+            f"{' dry run' if run.dry_run else ''}, {run.mode}, trigger {run.trigger}, started "
+            f"{render.iso(run.started_at)}, took {render.duration(run)}"
+            + (f", resumed {run.resumes}x" if run.resumes else ""))
+    o.print(f"counts: {run.inserted} inserted, {run.updated} updated, {run.unchanged} unchanged, "
+            f"{run.deleted} deleted, {run.failed} failed, {run.skipped} skipped")
+    if run.error:
+        o.print(f"[red]error ({run.error_type}):[/] {run.error}")
+    for w in json.loads(run.warnings) if run.warnings else []:
+        o.print(f"[yellow]warning:[/] {w}")
+    o.print("phases:")
+    for p in phases:
+        took = (p.finished_at - p.started_at).total_seconds() if p.finished_at and p.started_at else None
+        total = f"/{p.total}" if p.total is not None else ""
+        o.print(f"  {p.name:9} {p.status:8} {p.done}{total} {p.unit}" + (f" in {took:.2f}s" if took is not None
+                                                                        else ""))
+    if n_errors:
+        o.print(f"errors ({n_errors}, first {len(errors)}):")
+        for e in errors:
+            o.print(f"  {e.item or '-'} [{e.error_type}] {e.message}" + (" (resolved)" if e.resolved_at else ""))
+    o.print("what changed:")
+    for kind in ("insert", "update", "delete"):
+        n = change_counts[kind]
+        if not n:
+            continue
+        o.print(f"  {kind}s ({n} recorded):")
+        for c in changes[kind]:
+            key = ", ".join(map(str, json.loads(c.key)))
+            if kind == "update" and c.before and c.after:
+                b, a = json.loads(c.before), json.loads(c.after)
+                diffs = "; ".join(f"{f}: {b[f]!r} -> {a[f]!r}" for f in a)
+                o.print(f"    {key}: {diffs}")
+            else:
+                o.print(f"    {key}")
+    if run.checkpoint:
+        o.print(f"checkpoint: {run.checkpoint[:300]}")
+    o.print(f"rerun: {rerun}")
+    return EXIT_OK
+
+
+def cmd_errors(args: argparse.Namespace) -> int:
+    store, _ = _store_for_reading(args)
+    with store.session() as s:
+        qy = select(ItemError).order_by(col(ItemError.id)).limit(max(1, args.limit))
+        if args.run is not None:
+            if s.get(Run, args.run) is None:
+                raise UsageError(f"no run {args.run}")
+            qy = qy.where(ItemError.run_id == args.run)
+        if args.source:
+            qy = qy.where(ItemError.source == args.source)
+        if not args.all:
+            qy = qy.where(col(ItemError.resolved_at).is_(None))
+        errors = list(s.exec(qy))
+    if args.json:
+        render.print_json([render.error_json(e) for e in errors])
+        return EXIT_OK
+    if not errors:
+        render.out.print("no unresolved errors" if not args.all else "no errors")
+        return EXIT_OK
+    t = render.Table(header_style="bold")
+    for c in ("id", "run", "source", "item", "column", "type", "message", "retry"):
+        t.add_column(c, overflow="fold")
+    for e in errors:
+        t.add_row(str(e.id), str(e.run_id), e.source, e.item or "-", e.column or "-", e.error_type, e.message,
+                  ("yes" if e.retryable else "no") + (f" ({e.resolution})" if e.resolved_at else ""))
+    render.out.print(t)
+    return EXIT_OK
+
+
+# ---- export -----------------------------------------------------------------------------------------
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store, _ = _store_for_reading(args)
+    if not store.table_exists(args.table) or args.table.startswith("syncdash_"):
+        raise UsageError(f"no table {args.table!r} in {store.url}")
+    raw = store.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        where = "" if args.include_deleted else " WHERE _deleted_at IS NULL"
+        try:
+            cur.execute(f"SELECT * FROM {q(args.table)}{where}")
+        except Exception:
+            cur.execute(f"SELECT * FROM {q(args.table)}")
+        cols = [d[0] for d in cur.description]
+        keep = [i for i, c in enumerate(cols) if c not in ("_hash",)]
+        names = [cols[i] for i in keep]
+        ctx = open(args.output, "w", newline="", encoding="utf-8") if args.output else nullcontext(sys.stdout)  # noqa: SIM115
+        n = 0
+        with ctx as fh:
+            if args.format == "csv":
+                w = csv.writer(fh)
+                w.writerow(names)
+                while chunk := cur.fetchmany(5000):
+                    w.writerows([[r[i] for i in keep] for r in chunk])
+                    n += len(chunk)
+            else:
+                while chunk := cur.fetchmany(5000):
+                    for r in chunk:
+                        fh.write(json.dumps({c: r[i] for c, i in zip(names, keep, strict=True)},
+                                            ensure_ascii=False, default=str) + "\n")
+                    n += len(chunk)
+    finally:
+        raw.close()
+    if args.output:
+        render.err.print(f"wrote {n} rows to {args.output}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from syncdash.cli.demo import run_demo
+
+    return run_demo(args)
+

@@ -1,0 +1,117 @@
+"""`syncdash` command line. Exit codes: 0 succeeded, 3 partial, 1 failed, 2 usage/config, 4 already
+running, 130 cancelled."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from syncdash import __version__
+from syncdash.errors import ConfigError, SyncdashError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_BUSY, EXIT_CANCELLED = 0, 1, 2, 3, 4, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse exits 2 too; keep its wording, our prefix
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"syncdash: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="syncdash", description="Keep SQL tables in sync with CSV files, APIs and web pages.")
+    p.add_argument("--version", action="version", version=f"syncdash {__version__}")
+    p.add_argument("-c", "--config", help="config file (default: $SYNCDASH_CONFIG, ./syncdash.yaml, user config dir)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    s = sub.add_parser("init", help="write a starter config (and sample data)")
+    s.add_argument("path", nargs="?", default="syncdash.yaml")
+    s.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    sub.add_parser("validate", help="check the config and print what would run")
+    sub.add_parser("schema", help="print the config's JSON Schema")
+
+    s = sub.add_parser("run", help="sync sources now")
+    s.add_argument("names", nargs="*", metavar="NAME")
+    s.add_argument("--all", action="store_true", help="every source in the config")
+    s.add_argument("--full", action="store_true", help="full sync: ignore checkpoints, apply deletes")
+    s.add_argument("--dry-run", action="store_true", help="run everything, write nothing to the target tables")
+    s.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    s = sub.add_parser("status", help="per source: last run, status, age")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("runs", help="run history, newest first")
+    s.add_argument("--source")
+    s.add_argument("--status")
+    s.add_argument("--limit", type=int, default=20)
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("show", help="one run: phases, counts, errors, what changed")
+    s.add_argument("run", type=int)
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--changes", type=int, default=20, help="changes to list per kind (default 20)")
+
+    s = sub.add_parser("errors", help="unresolved item errors")
+    s.add_argument("run", type=int, nargs="?")
+    s.add_argument("--source")
+    s.add_argument("--all", action="store_true", help="include resolved errors")
+    s.add_argument("--limit", type=int, default=100)
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("retry", help="re-process a run's failed items, resolving those that now load")
+    s.add_argument("run", type=int)
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("export", help="write a target table as CSV or JSON lines")
+    s.add_argument("table")
+    s.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    s.add_argument("-o", "--output", help="file to write (default: stdout)")
+    s.add_argument("--include-deleted", action="store_true", help="also rows soft-deleted by full syncs")
+
+    s = sub.add_parser("demo", help="write a demo config and sample data, run every source, show the runs")
+    s.add_argument("--dir", help="where to put the demo (default: <user data dir>/demo)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        build_parser().print_help()
+        return EXIT_USAGE
+    from syncdash.cli import commands
+
+    try:
+        return int(getattr(commands, f"cmd_{args.command}")(args))
+    except ConfigError as e:
+        sys.stderr.write(f"syncdash: config error: {e}\n")
+        return EXIT_USAGE
+    except SyncdashError as e:
+        sys.stderr.write(f"syncdash: {e}\n")
+        return e.exit_code
+    except BrokenPipeError:
+        return EXIT_OK
+    except KeyboardInterrupt:
+        sys.stderr.write("syncdash: interrupted\n")
+        return EXIT_CANCELLED
+
+
+def install_cancel_handlers() -> threading.Event:
+    """First Ctrl-C/SIGTERM: finish the current batch, mark the run cancelled. Second Ctrl-C: stop now."""
+    cancel = threading.Event()
+
+    def handler(signum: int, _frame: Any) -> None:
+        if cancel.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        cancel.set()
+        sys.stderr.write("\nsyncdash: stopping after the current batch (Ctrl-C again to stop now)\n")
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return cancel
+

@@ -1,0 +1,129 @@
+"""Turning store rows into terminal output: tables for people, stable JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from syncdash.core.engine import Progress as RunProgress
+from syncdash.core.models import ItemError, Run, utcnow
+
+STATUS_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "cancelled": "magenta",
+                "interrupted": "red", "running": "cyan", "queued": "blue"}
+
+# piped output must not wrap at 80 columns: scripts and logs read these lines whole
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
+
+
+def age(ts: datetime | None, now: datetime | None = None) -> str:
+    if ts is None:
+        return "-"
+    secs = int(((now or utcnow()) - ts).total_seconds())
+    if secs < 60:
+        return f"{secs}s ago"
+    if secs < 3600:
+        return f"{secs // 60}m ago"
+    if secs < 86400:
+        return f"{secs // 3600}h ago"
+    return f"{secs // 86400}d ago"
+
+
+def duration(run: Run) -> str:
+    if run.started_at is None:
+        return "-"
+    end = run.finished_at or utcnow()
+    secs = (end - run.started_at).total_seconds()
+    return f"{secs:.1f}s" if secs < 120 else f"{secs / 60:.1f}m"
+
+
+def iso(ts: datetime | None) -> str | None:
+    return None if ts is None else ts.isoformat(timespec="seconds") + "Z"
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    """The stable --json shape of a run (documented in the README)."""
+    return {
+        "id": run.id, "source": run.source, "kind": run.kind, "trigger": run.trigger, "mode": run.mode,
+        "dry_run": run.dry_run, "status": run.status, "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "duration_s": None if run.started_at is None or run.finished_at is None
+        else round((run.finished_at - run.started_at).total_seconds(), 3),
+        "counts": {k: getattr(run, k) for k in ("inserted", "updated", "unchanged", "deleted", "failed", "skipped")},
+        "resumes": run.resumes, "parent_run_id": run.parent_run_id, "error": run.error,
+        "error_type": run.error_type, "warnings": json.loads(run.warnings) if run.warnings else [],
+    }
+
+
+def error_json(e: ItemError) -> dict[str, Any]:
+    return {
+        "id": e.id, "run_id": e.run_id, "source": e.source, "phase": e.phase, "item": e.item,
+        "key": json.loads(e.item_key) if e.item_key else None, "file": e.file, "line": e.line,
+        "column": e.column, "error_type": e.error_type, "message": e.message, "retryable": e.retryable,
+        "attempts": e.attempts, "payload": json.loads(e.payload) if e.payload else None,
+        "resolved_at": iso(e.resolved_at), "resolution": e.resolution,
+    }
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def runs_table(runs: list[Run], title: str | None = None) -> Table:
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for col in ("run", "source", "trigger", "mode", "status", "started", "took", "ins", "upd", "same", "del",
+                "fail"):
+        t.add_column(col, justify="right" if col in ("run", "ins", "upd", "same", "del", "fail") else "left",
+                     no_wrap=True)
+    for r in runs:
+        status = r.status + (" (dry)" if r.dry_run else "")
+        t.add_row(str(r.id), r.source, r.trigger, r.mode, f"[{STATUS_STYLE.get(r.status, '')}]{status}[/]",
+                  age(r.started_at), duration(r), str(r.inserted), str(r.updated), str(r.unchanged),
+                  str(r.deleted), str(r.failed))
+    return t
+
+
+class ProgressView:
+    """Live bars on a terminal; plain, throttled lines when piped (logs, CI)."""
+
+    def __init__(self, live: bool) -> None:
+        self.live = live
+        self.progress: Progress | None = None
+        self.tasks: dict[tuple[int, str], TaskID] = {}
+        self._last_line = 0.0
+
+    def __enter__(self) -> ProgressView:
+        if self.live:
+            self.progress = Progress(TextColumn("[bold]{task.fields[source]}[/] {task.fields[phase]:8}"),
+                                     BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                                     TextColumn("{task.fields[counts]}"), TimeRemainingColumn(),
+                                     console=err, transient=False)
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def update(self, p: RunProgress) -> None:
+        c = p.counts
+        counts = f"+{c['inserted']} ~{c['updated']} ={c['unchanged']} -{c['deleted']} !{c['failed']}"
+        if self.progress is not None:
+            key = (p.run_id, p.phase)
+            if key not in self.tasks:
+                self.tasks[key] = self.progress.add_task("", total=p.total or None, source=p.source,
+                                                         phase=p.phase, counts=counts)
+            self.progress.update(self.tasks[key], completed=p.done, total=p.total or None, counts=counts)
+            return
+        now = time.monotonic()
+        if now - self._last_line >= 1.0 or (p.total and p.done >= p.total):
+            self._last_line = now
+            pct = f"{100 * p.done / p.total:.0f}%" if p.total else f"{p.done} {p.unit}"
+            err.print(f"{p.source} run {p.run_id} {p.phase} {pct} {counts}" + (f" ({p.detail})" if p.detail else ""))

@@ -1,0 +1,147 @@
+"""Find, read and validate a config file, turning every problem into file:line: key: reason."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import ValidationError
+
+from syncdash.config.models import Config, SourceConfig
+from syncdash.config.yamlfile import LoadedYaml, Path_, load_yaml
+from syncdash.errors import ConfigError, ConfigErrors
+
+CONFIG_NAME = "syncdash.yaml"
+
+
+def user_config_file() -> Path:
+    return Path(platformdirs.user_config_dir("syncdash")) / CONFIG_NAME
+
+
+def find_config_file(explicit: str | None = None) -> Path:
+    """--config, then SYNCDASH_CONFIG, then ./syncdash.yaml, then the user config dir."""
+    if explicit:
+        p = Path(explicit)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}", file=str(p))
+        return p
+    env = os.environ.get("SYNCDASH_CONFIG")
+    if env:
+        p = Path(env)
+        if not p.is_file():
+            raise ConfigError(f"config file named by SYNCDASH_CONFIG not found: {p}", file=str(p))
+        return p
+    for p in (Path.cwd() / CONFIG_NAME, user_config_file()):
+        if p.is_file():
+            return p
+    raise ConfigError(
+        f"no config file: pass --config, set SYNCDASH_CONFIG, or create ./{CONFIG_NAME} "
+        f"(`syncdash init` writes a starter) or {user_config_file()}"
+    )
+
+
+def _loc_key(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _errors_from(e: ValidationError, prefix: Path_, y: LoadedYaml, file: str) -> list[ConfigError]:
+    out: list[ConfigError] = []
+    for err in e.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        full = (*prefix, *loc)
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        elif err["type"] == "literal_error":
+            msg = f"{msg} (got {err.get('input')!r})"
+        for secret in y.secrets:
+            if len(secret) >= 3:
+                msg = msg.replace(secret, "***")
+        out.append(ConfigError(msg, file=file,
+                               line=y.line_of(full), key=_loc_key(full) or None))
+    return out
+
+
+def parse_config(text: str, file: str, env: dict[str, str] | None = None) -> Config:
+    from syncdash.sources.registry import config_model_for, known_kinds
+
+    y = load_yaml(text, file, env)
+    data = y.data
+    if not isinstance(data, dict):
+        raise ConfigError("the config must be a mapping with a `sources:` list", file=file, line=1)
+    errors: list[ConfigError] = []
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as e:
+        errors.extend(_errors_from(e, (), y, file))
+        raise ConfigErrors(errors) from None
+
+    sources: list[SourceConfig] = []
+    seen_names: dict[str, int] = {}
+    seen_tables: dict[str, str] = {}
+    for i, raw in enumerate(cfg.sources):
+        if not isinstance(raw, dict):
+            errors.append(ConfigError("each source must be a mapping", file=file, line=y.line_of(("sources", i)),
+                                      key=f"sources.{i}"))
+            continue
+        kind = raw.get("kind")
+        model = config_model_for(kind) if isinstance(kind, str) else None
+        if model is None:
+            where = ("sources", i, "kind") if "kind" in raw else ("sources", i)
+            errors.append(ConfigError(
+                f"unknown source kind {kind!r}; known kinds: {', '.join(known_kinds())}" if kind is not None
+                else f"required key is missing (one of: {', '.join(known_kinds())})",
+                file=file, line=y.line_of(where), key=_loc_key(("sources", i, "kind"))))
+            continue
+        try:
+            src = model.model_validate(raw)
+        except ValidationError as e:
+            errors.extend(_errors_from(e, ("sources", i), y, file))
+            continue
+        if src.name in seen_names:
+            errors.append(ConfigError(
+                f"duplicate source name {src.name!r} (first defined at line {seen_names[src.name]})",
+                file=file, line=y.line_of(("sources", i, "name")), key=f"sources.{i}.name"))
+            continue
+        seen_names[src.name] = y.line_of(("sources", i, "name")) or 0
+        table_key = src.table.lower()
+        if table_key in seen_tables:
+            errors.append(ConfigError(
+                f"table {src.table!r} is already the target of source {seen_tables[table_key]!r}; "
+                "each table belongs to one source (full syncs delete what their source lacks)",
+                file=file, line=y.line_of(("sources", i, "table")), key=f"sources.{i}.table"))
+            continue
+        seen_tables[table_key] = src.name
+        src._secrets = y.secrets
+        bind = getattr(src, "bind_config_file", None)
+        if bind is not None:
+            bind(Path(file))
+        sources.append(src)
+    if errors:
+        raise ConfigErrors(errors)
+    cfg._sources = sources
+    cfg._file = file
+    cfg._secrets = y.secrets
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:
+    p = find_config_file(str(path) if path is not None else None)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config: {e}", file=str(p)) from None
+    cfg = parse_config(text, str(p), env)
+    if cfg.database is None:
+        return cfg
+    if cfg.database.startswith("sqlite:///") and not cfg.database.startswith("sqlite:////"):
+        rel = cfg.database[len("sqlite:///"):]
+        if rel and rel != ":memory:":
+            cfg.database = "sqlite:///" + str((p.parent / rel).resolve())
+    return cfg

@@ -1,0 +1,166 @@
+"""The config contract as pydantic models; `syncdash schema` prints their JSON Schema.
+
+Every source kind subclasses SourceConfig with its own `kind` literal and options, so adding a kind
+never touches this file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from syncdash.core.convert import FieldType, converter_for
+
+IDENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+SOURCE_NAME_RE = re.compile(r"^[a-z0-9_-]+$")
+RESERVED_PREFIXES = ("_", "syncdash_", "sqlite_")
+
+
+def check_identifier(value: str, what: str) -> str:
+    if not isinstance(value, str) or not IDENT_RE.match(value):
+        raise ValueError(
+            f"{what} {value!r} is not a valid identifier: use letters, digits and _, starting with a "
+            "letter, at most 63 characters"
+        )
+    if value.lower().startswith(RESERVED_PREFIXES):
+        raise ValueError(f"{what} {value!r} uses a reserved prefix (_, syncdash_, sqlite_)")
+    return value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=False)
+
+
+class FieldSpec(Strict):
+    """How one target column is filled from the source record."""
+
+    from_: str | int | None = Field(
+        default=None, alias="from",
+        description="Source column (CSV header name, or 1-based position when header is false) or "
+                    "dotted path into a JSON record. Defaults to the target column's name.",
+    )
+    type: FieldType = "str"
+    required: bool = Field(default=False, description="An empty or missing value is an item error.")
+    default: Any = Field(default=None, description="Used when the source value is empty or missing.")
+    format: str | None = Field(default=None, description="strptime format for date/datetime.")
+
+    @model_validator(mode="after")
+    def _check(self) -> FieldSpec:
+        if self.format and self.type not in ("date", "datetime"):
+            raise ValueError(f"format applies to date and datetime fields, not {self.type}")
+        if self.default is not None:
+            try:
+                converter_for(self.type, self.format)(self.default)
+            except ValueError as e:
+                raise ValueError(f"default {self.default!r} is not a valid {self.type}: {e}") from None
+        return self
+
+
+class SourceConfig(Strict):
+    """What every source kind shares: where rows go and how they are matched."""
+
+    name: str = Field(description="Unique name, [a-z0-9_-]+")
+    kind: str
+    description: str | None = None
+    table: str = Field(description="Target table, created if missing")
+    primary_key: list[str] = Field(min_length=1, description="One or more target columns")
+    mode: Literal["full", "incremental"] = "full"
+    deletes: Literal["soft", "hard", "keep"] = Field(
+        default="soft", description="Full mode only: what happens to rows absent from the source")
+    fields: dict[str, FieldSpec] = Field(min_length=1)
+    batch_size: int = Field(default=5000, ge=1, le=1_000_000)
+    max_delete_ratio: float | None = Field(
+        default=0.5, ge=0, le=1,
+        description="A full sync refuses to delete more than this share of the table's live rows "
+                    "(protects against a truncated export). null disables the guard.")
+    max_changes: int = Field(
+        default=10000, ge=0,
+        description="Changed keys (with before/after) kept per run and change kind; counts stay exact.")
+
+    _secrets: set[str] = PrivateAttr(default_factory=set)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not SOURCE_NAME_RE.match(v):
+            raise ValueError(f"source name {v!r} must match [a-z0-9_-]+")
+        return v
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, v: str) -> str:
+        return check_identifier(v, "table name")
+
+    @field_validator("primary_key", mode="before")
+    @classmethod
+    def _pk(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _fields(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        out: dict[Any, Any] = {}
+        for name, spec in v.items():
+            check_identifier(name, "column name")
+            out[name] = {"from": spec} if isinstance(spec, str | int) and not isinstance(spec, bool) else spec
+        return out
+
+    @model_validator(mode="after")
+    def _keys(self) -> SourceConfig:
+        missing = [k for k in self.primary_key if k not in self.fields]
+        if missing:
+            raise ValueError(f"primary_key {', '.join(missing)} is not a field; fields are: "
+                             f"{', '.join(self.fields)}")
+        if len(set(self.primary_key)) != len(self.primary_key):
+            raise ValueError("primary_key lists a column twice")
+        if self.mode == "incremental" and "deletes" in self.model_fields_set and self.deletes != "keep":
+            raise ValueError("deletes applies to mode: full only; incremental never deletes")
+        return self
+
+    def source_name_of(self, column: str) -> str | int:
+        spec = self.fields[column]
+        return spec.from_ if spec.from_ is not None else column
+
+    def mapping_fingerprint(self) -> str:
+        """Changes when stored row hashes stop being comparable (fields, types, keys)."""
+        payload = {
+            "fields": {k: v.model_dump(by_alias=True, mode="json") for k, v in self.fields.items()},
+            "primary_key": self.primary_key,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Config(Strict):
+    """The whole file. Sources are validated per kind by the loader (see load.py)."""
+
+    database: str | None = Field(
+        default=None, description="SQLAlchemy URL of the store; default: the platformdirs data dir")
+    sources: list[dict[str, Any]] = Field(default_factory=list)
+
+    _sources: list[SourceConfig] = PrivateAttr(default_factory=list)
+    _file: str | None = PrivateAttr(default=None)
+    _secrets: set[str] = PrivateAttr(default_factory=set)
+
+    @property
+    def source_list(self) -> list[SourceConfig]:
+        return self._sources
+
+    @property
+    def file(self) -> str | None:
+        return self._file
+
+    def source(self, name: str) -> SourceConfig | None:
+        return next((s for s in self._sources if s.name == name), None)
+
+    def redact(self, text: str) -> str:
+        """Replace every ${VAR}-provided value in text; used on anything written to store or logs."""
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            if len(secret) >= 3:
+                text = text.replace(secret, "***")
+        return text

@@ -1,0 +1,24 @@
+"""JSON Schema of the whole config, for editors' YAML completion (`syncdash schema`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Union
+
+from pydantic import Field, create_model
+
+from syncdash.sources.registry import all_config_models
+
+
+def json_schema() -> dict[str, Any]:
+    models = tuple(all_config_models())
+    source_union = Annotated[Union[models], Field(discriminator="kind")] if len(models) > 1 else models[0]  # noqa: UP007
+    root = create_model(
+        "SyncdashConfig",
+        __config__={"extra": "forbid"},
+        database=(str | None, Field(default=None, description="SQLAlchemy URL of the store")),
+        sources=(list[source_union], Field(default_factory=list)),  # type: ignore[valid-type]
+    )
+    schema = root.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "syncdash config"
+    return schema

@@ -1,0 +1,100 @@
+"""Read YAML keeping the line of every key, and resolve ${VAR} from the environment.
+
+Pydantic reports errors by path (sources.0.fields.title.type); users need a line number, so the
+loader keeps a path -> line map built from PyYAML's node tree.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from syncdash.errors import ConfigError
+
+Path_ = tuple[str | int, ...]
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass
+class LoadedYaml:
+    data: Any
+    lines: dict[Path_, int] = field(default_factory=dict)
+    secrets: set[str] = field(default_factory=set)
+    secret_paths: set[Path_] = field(default_factory=set)
+
+    def line_of(self, path: Path_) -> int | None:
+        """The line of the deepest known prefix of path (an error on a missing key points at its parent)."""
+        p = tuple(path)
+        while p:
+            if p in self.lines:
+                return self.lines[p]
+            p = p[:-1]
+        return self.lines.get((), None)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys instead of silently keeping the last one."""
+
+
+def _construct(node: yaml.Node, path: Path_, out: LoadedYaml, file: str, env: dict[str, str]) -> Any:
+    out.lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise ConfigError("YAML merge keys (<<) are not supported", file=file,
+                                  line=key_node.start_mark.line + 1)
+            key = _Loader.construct_object(_Loader(""), key_node)  # type: ignore[arg-type]
+            if not isinstance(key, str | int | float | bool) or key is None:
+                raise ConfigError("mapping keys must be plain scalars", file=file,
+                                  line=key_node.start_mark.line + 1)
+            key = str(key) if not isinstance(key, str) else key
+            if key in result:
+                raise ConfigError("duplicate key", file=file, line=key_node.start_mark.line + 1,
+                                  key=".".join(str(p) for p in (*path, key)))
+            child = (*path, key)
+            out.lines[child] = key_node.start_mark.line + 1
+            result[key] = _construct(value_node, child, out, file, env)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(v, (*path, i), out, file, env) for i, v in enumerate(node.value)]
+    value = _Loader("").construct_object(node)  # type: ignore[arg-type]
+    if isinstance(value, str) and "${" in value:
+        value = _interpolate(value, path, node.start_mark.line + 1, out, file, env)
+    return value
+
+
+def _interpolate(value: str, path: Path_, line: int, out: LoadedYaml, file: str,
+                 env: dict[str, str]) -> str:
+    def repl(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in env:
+            raise ConfigError(f"environment variable ${{{name}}} is not set", file=file, line=line,
+                              key=".".join(str(p) for p in path))
+        resolved = env[name]
+        if resolved:
+            out.secrets.add(resolved)
+        return resolved
+
+    result = _VAR.sub(repl, value)
+    out.secret_paths.add(path)
+    return result
+
+
+def load_yaml(text: str, file: str, env: dict[str, str] | None = None) -> LoadedYaml:
+    env = dict(os.environ) if env is None else env
+    out = LoadedYaml(data=None)
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else None
+        raise ConfigError(f"invalid YAML: {e.problem or e}", file=file, line=line) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"invalid YAML: {e}", file=file) from None
+    out.data = {} if node is None else _construct(node, (), out, file, env)
+    return out

@@ -1,0 +1,770 @@
+"""The one run path: every trigger (CLI, schedule, console key, retry, resume) ends up in Engine.run.
+
+Per batch, in one transaction: the target rows, their hashes, the item errors, the change log, the
+run's counts and its checkpoint. A crash therefore loses nothing committed and a resume repeats
+nothing: the checkpoint and the rows it describes can never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import select
+
+from syncdash.config.models import Config, SourceConfig
+from syncdash.core.models import FINAL_STATUSES, ItemError, Run, RunPhase, SourceState, utcnow
+from syncdash.core.store import LEASE_SECONDS, Store, dumps, format_ts, owner_id
+from syncdash.core.target import SeenKeys, TargetTable
+from syncdash.errors import (
+    AlreadyRunning,
+    DeleteGuardTripped,
+    RunCancelled,
+    SourceError,
+    SyncdashError,
+    TargetError,
+    UsageError,
+)
+from syncdash.sources.base import Batch, CheckpointInvalid, Source
+from syncdash.sources.registry import adapter_for
+
+PROGRESS_INTERVAL = 0.25  # seconds between phase-progress writes
+NOT_RETRYABLE = {"duplicate"}
+
+
+@dataclass
+class RunOptions:
+    trigger: str = "cli"
+    full: bool = False
+    dry_run: bool = False
+    retry_of: int | None = None
+    cancel: threading.Event | None = None
+    on_progress: Callable[[Progress], None] | None = None
+    sample_changes: int = 20  # changes kept in memory for a dry run's plan
+
+
+@dataclass
+class Progress:
+    """What a live view of one run needs; the same numbers are in the store for other processes."""
+
+    run_id: int
+    source: str
+    phase: str
+    done: int
+    total: int | None
+    unit: str
+    counts: dict[str, int]
+    detail: str | None = None
+    resumed: bool = False
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    source: str
+    status: str
+    counts: dict[str, int]
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    sample: list[dict[str, Any]] = field(default_factory=list)
+    resumed: bool = False
+
+
+COUNT_NAMES = ("inserted", "updated", "unchanged", "deleted", "failed", "skipped")
+
+
+class Engine:
+    def __init__(self, store: Store, config: Config) -> None:
+        self.store = store
+        self.config = config
+
+    def source_config(self, name: str) -> SourceConfig:
+        src = self.config.source(name)
+        if src is None:
+            known = ", ".join(s.name for s in self.config.source_list) or "none"
+            raise UsageError(f"unknown source {name!r}; sources in {self.config.file}: {known}")
+        return src
+
+    def run(self, name: str, options: RunOptions | None = None) -> RunResult:
+        options = options or RunOptions()
+        cfg = self.source_config(name)
+        adapter: Source = adapter_for(cfg.kind)(cfg)
+        return _RunExecution(self.store, self.config, cfg, adapter, options).execute()
+
+
+class _RunExecution:
+    def __init__(self, store: Store, config: Config, cfg: SourceConfig, adapter: Source,
+                 options: RunOptions) -> None:
+        self.store = store
+        self.config = config
+        self.cfg = cfg
+        self.adapter = adapter
+        self.opt = options
+        self.owner = owner_id()
+        self.counts = dict.fromkeys(COUNT_NAMES, 0)
+        self.changes_kept = {"insert": 0, "update": 0, "delete": 0}
+        self.warnings: list[str] = []
+        self.sample: list[dict[str, Any]] = []
+        self.keyless_errors = 0
+        self.mode = "retry" if options.retry_of else ("full" if options.full else cfg.mode)
+        self.fingerprint = cfg.mapping_fingerprint()
+        self.run: Run | None = None
+        self.resumed = False
+        self.batch_no = 0
+        self._last_progress = 0.0
+        self._phase_ids: dict[str, int] = {}
+        self._stop_heartbeat = threading.Event()
+        self.retry_targets: dict[tuple[str | None, int | None], ItemError] = {}
+        self.retry_loaded: set[tuple[str | None, int | None]] = set()
+        self.retry_failed: dict[tuple[str | None, int | None], int] = {}
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+
+    def execute(self) -> RunResult:
+        self._begin()
+        assert self.run is not None and self.run.id is not None
+        run_id = self.run.id
+        hb = threading.Thread(target=self._heartbeat, name=f"heartbeat-{run_id}", daemon=True)
+        hb.start()
+        status, error, error_type = "failed", None, None
+        try:
+            self._execute_phases()
+            status = "partial" if self.counts["failed"] else "succeeded"
+        except RunCancelled:
+            status, error = "cancelled", "cancelled on request"
+        except KeyboardInterrupt:
+            status, error = "cancelled", "interrupted (Ctrl-C)"
+        except (SourceError, TargetError, DeleteGuardTripped) as e:
+            status, error, error_type = "failed", self.config.redact(str(e)), getattr(e, "error_type", "source")
+        except SyncdashError as e:
+            status, error, error_type = "failed", self.config.redact(str(e)), "internal"
+        except sqlite3.Error as e:
+            status, error, error_type = "failed", self.config.redact(f"database error: {e}"), "database"
+        except BaseException as e:
+            self._finish("failed", self.config.redact(f"internal error: {type(e).__name__}: {e}"), "internal")
+            raise
+        finally:
+            self._stop_heartbeat.set()
+        self._finish(status, error, error_type)
+        return RunResult(run_id=run_id, source=self.cfg.name, status=status, counts=dict(self.counts),
+                         error=error, warnings=self.warnings, sample=self.sample, resumed=self.resumed)
+
+    def _begin(self) -> None:
+        """Take the lease and create (or pick up for resume) the run, in one transaction."""
+        allow_resume = self.mode != "retry" and not self.opt.full and not self.opt.dry_run
+        now = utcnow()
+        with self.store.tx() as s:
+            run = Run(source=self.cfg.name, kind=self.cfg.kind, trigger=self.opt.trigger, mode=self.mode,
+                      dry_run=self.opt.dry_run, status="running", started_at=now, heartbeat_at=now,
+                      owner=self.owner, fingerprint=self.fingerprint, parent_run_id=self.opt.retry_of)
+            s.add(run)
+            s.flush()
+            assert run.id is not None
+            try:
+                self.store.acquire_lease_in(s, self.cfg.name, run.id, self.owner)
+            except AlreadyRunning:
+                s.rollback()
+                raise
+            if allow_resume:
+                cand = s.exec(select(Run).where(
+                    Run.source == self.cfg.name, Run.status == "interrupted", Run.dry_run == False,  # noqa: E712
+                    Run.id != run.id).order_by(Run.id.desc()).limit(1)).first()  # type: ignore[union-attr]
+                if (cand is not None and cand.checkpoint and cand.mode == self.mode
+                        and cand.fingerprint == self.fingerprint):
+                    newer = s.exec(select(Run.id).where(
+                        Run.source == self.cfg.name, Run.id > cand.id, Run.id != run.id,
+                        Run.dry_run == False, Run.status.in_(FINAL_STATUSES))).first()  # type: ignore[attr-defined] # noqa: E712
+                    if newer is None:
+                        s.delete(run)
+                        s.flush()
+                        cand.status = "running"
+                        cand.owner = self.owner
+                        cand.heartbeat_at = now
+                        cand.resumes += 1
+                        cand.finished_at = None
+                        s.add(cand)
+                        self.store.acquire_lease_in(s, self.cfg.name, cand.id or 0, self.owner)
+                        run = cand
+                        self.resumed = True
+            self.run = run
+        assert self.run.id is not None
+        if self.resumed:
+            for name in COUNT_NAMES:
+                self.counts[name] = getattr(self.run, name)
+            with self.store.session() as s:
+                for ph in s.exec(select(RunPhase).where(RunPhase.run_id == self.run.id)):
+                    self._phase_ids[ph.name] = ph.id or 0
+                for kind in self.changes_kept:
+                    self.changes_kept[kind] = s.exec(
+                        select(_count()).where(_change_table().c.run_id == self.run.id,
+                                               _change_table().c.change == kind)).one()
+        else:
+            with self.store.tx() as s:
+                for seq, name in enumerate(("load", "finalize")):
+                    ph = RunPhase(run_id=self.run.id, seq=seq, name=name,
+                                  unit=self.adapter.unit if name == "load" else "rows")
+                    s.add(ph)
+                    s.flush()
+                    self._phase_ids[name] = ph.id or 0
+
+    def _heartbeat(self) -> None:
+        assert self.run is not None and self.run.id is not None
+        while not self._stop_heartbeat.wait(LEASE_SECONDS / 4):
+            try:
+                self.store.renew_lease(self.cfg.name, self.run.id)
+            except Exception:  # a missed beat is retried; the lease is generous
+                pass
+
+    def _finish(self, status: str, error: str | None, error_type: str | None) -> None:
+        assert self.run is not None and self.run.id is not None
+        now = utcnow()
+        with self.store.tx() as s:
+            run = s.get(Run, self.run.id)
+            assert run is not None
+            run.status = status
+            run.finished_at = now
+            run.error = error
+            run.error_type = error_type
+            for name in COUNT_NAMES:
+                setattr(run, name, self.counts[name])
+            if self.warnings:
+                run.warnings = dumps(self.warnings)
+            s.add(run)
+            for ph in s.exec(select(RunPhase).where(RunPhase.run_id == run.id)):
+                if ph.status == "running":
+                    ph.status = "done" if status in ("succeeded", "partial") else "failed"
+                    ph.finished_at = now
+                elif ph.status == "pending" and status not in ("succeeded", "partial"):
+                    ph.status = "skipped"
+                s.add(ph)
+            if self.mode == "retry" and status in ("succeeded", "partial") and not self.opt.dry_run:
+                self._resolve_retried(s, run.id or 0, now)
+            if not self.opt.dry_run:
+                st = s.get(SourceState, self.cfg.name) or SourceState(source=self.cfg.name)
+                st.last_run_id = run.id
+                st.last_status = status
+                if status in ("succeeded", "partial"):
+                    st.last_success_at = now
+                    st.last_success_run_id = run.id
+                    if self.mode != "retry":
+                        st.fingerprint = self.fingerprint
+                if st.lock_run_id == run.id:
+                    st.lock_run_id = None
+                    st.lock_owner = None
+                    st.lease_until = None
+                s.add(st)
+            else:
+                self.store.release_lease_in(s, self.cfg.name, run.id or 0)
+
+    # ---- phases -------------------------------------------------------------------------------------
+
+    def _execute_phases(self) -> None:
+        assert self.run is not None and self.run.id is not None
+        raw = self.store.engine.raw_connection()
+        conn: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
+        try:
+            conn.execute("PRAGMA cache_size=-32000")
+            conn.execute("PRAGMA wal_autocheckpoint=4000")
+            self._load(conn)
+            self._finalize(conn)
+        finally:
+            try:
+                conn.execute("PRAGMA wal_autocheckpoint=1000")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            finally:
+                raw.close()
+
+    def _load(self, conn: sqlite3.Connection) -> None:
+        assert self.run is not None and self.run.id is not None
+        cfg = self.cfg
+        columns = list(cfg.fields)
+        self.target = TargetTable(conn, cfg.table, columns, [cfg.fields[c].type for c in columns],
+                                  cfg.primary_key)
+        dry = self.opt.dry_run
+        if not dry:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.target.ensure()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        self.target_exists = self.target.exists()
+        ck = json.loads(self.run.checkpoint) if self.resumed and self.run.checkpoint else None
+        if ck is not None:
+            self.fresh = bool(ck.get("fresh"))
+            self.rewrite = bool(ck.get("rewrite"))
+            self.batch_no = int(ck.get("batches", 0))
+        else:
+            self.fresh = (not dry and self.mode != "retry" and self.target.is_empty())
+            state = self.store.source_states().get(cfg.name)
+            self.rewrite = (self.target_exists and not self.fresh and state is not None
+                            and state.fingerprint not in (None, self.fingerprint))
+            if self.rewrite:
+                self.warnings.append("the field mapping changed since the last sync: every row is compared "
+                                     "by value and rewritten with its new hash")
+        self.seen = None if self.fresh else SeenKeys(conn, cfg.primary_key, f"seen_{self.run.id}")
+        self._phase_start("load")
+        start = ck.get("source") if ck else None
+        if ck is not None and self.seen is not None and start is not None:
+            try:
+                self._replay(start)
+            except CheckpointInvalid as e:
+                start = self._restart(conn, str(e))
+        try:
+            batches = self._batches(start)
+            first = next(batches, None)
+        except CheckpointInvalid as e:
+            start = self._restart(conn, str(e))
+            batches = self._batches(start)
+            first = next(batches, None)
+        if first is not None:
+            self._process(conn, first)
+            for batch in batches:
+                self._process(conn, batch)
+        self._phase_done("load")
+
+    def _batches(self, start: dict[str, Any] | None) -> Iterator[Batch]:
+        want = None
+        if self.mode == "retry":
+            targets = self.retry_targets = self._load_retry_targets()
+            locs = set(targets)
+            want = lambda f, ln: (f, ln) in locs  # noqa: E731
+        for batch in self.adapter.batches(start, want=want):
+            if self.opt.cancel is not None and self.opt.cancel.is_set():
+                raise RunCancelled()
+            yield batch
+
+    def _restart(self, conn: sqlite3.Connection, why: str) -> None:
+        """The input changed under an interrupted run: start over (the upsert makes that safe)."""
+        assert self.run is not None
+        self.warnings.append(f"could not resume ({why}); restarted from the beginning")
+        self.counts = dict.fromkeys(COUNT_NAMES, 0)
+        self.batch_no = 0
+        self.fresh = False
+        self.seen = SeenKeys(conn, self.cfg.primary_key, f"seen_{self.run.id}")
+        return None
+
+    def _replay(self, upto: dict[str, Any]) -> None:
+        """Rebuild the seen-key set from the part of the input that committed before the crash."""
+        assert self.seen is not None
+        for batch in self.adapter.batches(None, stop=upto):
+            keys = []
+            for rec in batch.records:
+                try:
+                    keys.append(batch.mapper.key_of(batch.mapper.fast(rec)))
+                except Exception:
+                    k = batch.mapper.try_key(rec)
+                    if k is not None:
+                        keys.append(k)
+            keys += [p.key for p in batch.problems if p.key is not None]
+            if keys:
+                self.seen.add(keys, 0)
+
+    # ---- one batch --------------------------------------------------------------------------------
+
+    def _map(self, batch: Batch) -> tuple[list[tuple[Any, ...]], list[int], list[dict[str, Any]]]:
+        mapper = batch.mapper
+        errors: list[dict[str, Any]] = [self._problem_error(batch, p) for p in batch.problems]
+        try:
+            rows = list(map(mapper.fast, batch.records))
+            return rows, batch.lines, errors
+        except Exception:
+            pass
+        rows, lines = [], []
+        fast, explain = mapper.fast, mapper.explain
+        for rec, ln in zip(batch.records, batch.lines or [None] * len(batch.records), strict=True):
+            try:
+                rows.append(fast(rec))
+                lines.append(ln)
+                continue
+            except Exception:
+                row, problems = explain(rec)
+            if row is not None:
+                rows.append(row)
+                lines.append(ln)
+                continue
+            key = mapper.try_key(rec)
+            first = problems[0]
+            msg = "; ".join(f"{p.column} (from {p.source}): {p.reason}" for p in problems)
+            errors.append(self._error(batch, ln, msg, first.error_type, column=first.source,
+                                      payload=rec, key=key))
+        return rows, lines, errors
+
+    def _process(self, conn: sqlite3.Connection, batch: Batch) -> None:
+        assert self.run is not None and self.run.id is not None
+        self.batch_no += 1
+        rows, lines, errors = self._map(batch)
+        key_of = batch.mapper.key_of
+        keys = list(map(key_of, rows))
+        if len(set(keys)) != len(keys):
+            rows, lines, keys = self._drop_batch_duplicates(batch, rows, lines, keys, errors)
+        dry = self.opt.dry_run
+        now = format_ts(utcnow())
+        run_id = self.run.id
+        inserted = updated = unchanged = 0
+        change_rows: list[tuple[Any, ...]] = []
+        if not dry:
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            if self.seen is not None:
+                failed_keys = [e["_key"] for e in errors if e.get("_key") is not None]
+                if failed_keys:
+                    self.seen.add(failed_keys, self.batch_no)
+                added = self.seen.add(keys, self.batch_no) if keys else 0
+                if added < len(keys):
+                    dups = self.seen.seen_before(keys, self.batch_no)
+                    if dups:
+                        rows, lines, keys = self._drop_seen_duplicates(batch, rows, lines, keys, dups, errors)
+            if self.fresh and not dry:
+                new, changed, unchanged = rows, [], 0
+                if new and not self._try_insert(conn, new, now, run_id):
+                    existing = self.target.lookup(keys)
+                    dups = set(existing)
+                    rows, lines, keys = self._drop_seen_duplicates(batch, rows, lines, keys, dups, errors)
+                    new = rows
+                    if new:
+                        self.target.insert(new, now, run_id)
+                inserted = len(new)
+            else:
+                existing = self.target.lookup(keys) if (keys and self.target_exists) else {}
+                new, changed = [], []
+                rewrite = self.rewrite
+                for r, k in zip(rows, keys, strict=True):
+                    e = existing.get(k)
+                    if e is None:
+                        new.append(r)
+                    elif rewrite or e[0] != r[-1] or e[1] is not None:
+                        changed.append(r)
+                    else:
+                        unchanged += 1
+                updates, diffs, same = self._diff(changed, key_of)
+                unchanged += same
+                if not dry:
+                    if new:
+                        self.target.insert(new, now, run_id)
+                    if updates:
+                        self.target.update(updates, now, run_id)
+                inserted, updated = len(new), len(diffs)
+                change_rows.extend(self._update_changes(diffs))
+            change_rows.extend(self._insert_changes(new, key_of))
+            self.counts["inserted"] += inserted
+            self.counts["updated"] += updated
+            self.counts["unchanged"] += unchanged
+            self.counts["failed"] += len(errors)
+            self.counts["skipped"] += batch.skipped
+            self.keyless_errors += sum(1 for e in errors if e.get("_key") is None)
+            if self.mode == "retry":
+                for ln in lines:
+                    self.retry_loaded.add((batch.file, ln))
+                for e in errors:
+                    self.retry_failed[(e["file"], e["line"])] = 1
+            self._write_store(conn, batch, errors, change_rows, now, dry)
+            if not dry:
+                conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._report("load", batch.done, batch.total, batch.detail)
+
+    def _try_insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]], now: str, run_id: int) -> bool:
+        """Fast path for a table that was empty when the run began: duplicates surface as a PK clash."""
+        conn.execute("SAVEPOINT batch_insert")
+        try:
+            self.target.insert(rows, now, run_id)
+        except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK TO batch_insert")
+            conn.execute("RELEASE batch_insert")
+            return False
+        conn.execute("RELEASE batch_insert")
+        return True
+
+    def _drop_batch_duplicates(self, batch: Batch, rows: list[tuple[Any, ...]], lines: list[int],
+                               keys: list[Any], errors: list[dict[str, Any]]
+                               ) -> tuple[list[tuple[Any, ...]], list[int], list[Any]]:
+        first: dict[Any, int | None] = {}
+        out_r, out_l, out_k = [], [], []
+        for r, ln, k in zip(rows, lines, keys, strict=True):
+            if k in first:
+                where = f" (first on line {first[k]})" if first[k] is not None else ""
+                errors.append(self._error(batch, ln, f"duplicate key {self._key_text(k)}{where}", "duplicate",
+                                          payload=None, key=k, retryable=False))
+                continue
+            first[k] = ln
+            out_r.append(r)
+            out_l.append(ln)
+            out_k.append(k)
+        return out_r, out_l, out_k
+
+    def _drop_seen_duplicates(self, batch: Batch, rows: list[tuple[Any, ...]], lines: list[int],
+                              keys: list[Any], dups: set[Any], errors: list[dict[str, Any]]
+                              ) -> tuple[list[tuple[Any, ...]], list[int], list[Any]]:
+        out_r, out_l, out_k = [], [], []
+        for r, ln, k in zip(rows, lines, keys, strict=True):
+            if k in dups:
+                errors.append(self._error(batch, ln, f"duplicate key {self._key_text(k)} (an earlier row of "
+                                          "this run has it)", "duplicate", key=k, retryable=False))
+                continue
+            out_r.append(r)
+            out_l.append(ln)
+            out_k.append(k)
+        return out_r, out_l, out_k
+
+    def _diff(self, changed: list[tuple[Any, ...]], key_of: Callable[[Any], Any]
+              ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, dict[str, Any], dict[str, Any]]], int]:
+        """Before/after of the fields that really changed; rows equal by value only get a new hash."""
+        if not changed:
+            return [], [], 0
+        before = self.target.fetch([key_of(r) for r in changed])
+        columns = self.target.columns
+        updates, diffs, same = [], [], 0
+        for r in changed:
+            k = key_of(r)
+            old = before.get(k)
+            updates.append(r)
+            if old is None:
+                continue
+            b, a = {}, {}
+            for i, c in enumerate(columns):
+                if old[i] != r[i]:
+                    b[c], a[c] = old[i], r[i]
+            if old[-1] is not None:
+                b["_deleted_at"], a["_deleted_at"] = old[-1], None
+            if b:
+                diffs.append((k, b, a))
+            else:
+                same += 1
+        return updates, diffs, same
+
+    def _insert_changes(self, new: list[tuple[Any, ...]], key_of: Callable[[Any], Any]) -> list[tuple[Any, ...]]:
+        room = self.cfg.max_changes - self.changes_kept["insert"]
+        if room <= 0 or not new:
+            return []
+        take = new[:room]
+        self.changes_kept["insert"] += len(take)
+        self._sample("insert", [(key_of(r), None, dict(zip(self.target.columns, r, strict=False))) for r in
+                                take[:self.opt.sample_changes]])
+        return [("insert", self._key_json(key_of(r)), None, None) for r in take]
+
+    def _update_changes(self, diffs: list[tuple[Any, dict[str, Any], dict[str, Any]]]) -> list[tuple[Any, ...]]:
+        room = self.cfg.max_changes - self.changes_kept["update"]
+        if room <= 0 or not diffs:
+            return []
+        take = diffs[:room]
+        self.changes_kept["update"] += len(take)
+        self._sample("update", take)
+        return [("update", self._key_json(k), dumps(b), dumps(a)) for k, b, a in take]
+
+    def _sample(self, kind: str, items: list[tuple[Any, Any, Any]]) -> None:
+        for k, b, a in items:
+            if len(self.sample) >= self.opt.sample_changes * 3:
+                return
+            if sum(1 for s in self.sample if s["change"] == kind) >= self.opt.sample_changes:
+                return
+            self.sample.append({"change": kind, "key": self._key_list(k), "before": b, "after": a})
+
+    def _write_store(self, conn: sqlite3.Connection, batch: Batch, errors: list[dict[str, Any]],
+                     change_rows: list[tuple[Any, ...]], now: str, dry: bool) -> None:
+        assert self.run is not None and self.run.id is not None
+        run_id = self.run.id
+        own_tx = dry
+        if own_tx:
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            if errors:
+                conn.executemany(
+                    "INSERT INTO syncdash_item_errors (run_id, source, phase, item, item_key, file, line, "
+                    "\"column\", error_type, code, message, retryable, attempts, payload, created_at) "
+                    "VALUES (?, ?, 'load', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(run_id, self.cfg.name, e["item"], e["item_key"], e["file"], e["line"], e["column"],
+                      e["error_type"], e.get("code"), e["message"], e["retryable"], e.get("attempts", 1),
+                      e["payload"], now) for e in errors])
+            if change_rows:
+                conn.executemany(
+                    "INSERT INTO syncdash_changes (run_id, source, change, key, before, after) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", [(run_id, self.cfg.name, *c) for c in change_rows])
+            ck = {"source": batch.checkpoint, "fresh": self.fresh, "rewrite": self.rewrite,
+                  "batches": self.batch_no}
+            c = self.counts
+            conn.execute(
+                "UPDATE syncdash_runs SET inserted=?, updated=?, unchanged=?, deleted=?, failed=?, skipped=?, "
+                "checkpoint=?, heartbeat_at=? WHERE id=?",
+                (c["inserted"], c["updated"], c["unchanged"], c["deleted"], c["failed"], c["skipped"],
+                 None if dry else dumps(ck), now, run_id))
+            t = time.monotonic()
+            if t - self._last_progress >= PROGRESS_INTERVAL:
+                self._last_progress = t
+                conn.execute("UPDATE syncdash_run_phases SET done=?, total=?, detail=? WHERE id=?",
+                             (batch.done, batch.total, batch.detail, self._phase_ids["load"]))
+            if own_tx:
+                conn.execute("COMMIT")
+        except BaseException:
+            if own_tx and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # ---- finalize: deletes ----------------------------------------------------------------------------
+
+    def _finalize(self, conn: sqlite3.Connection) -> None:
+        assert self.run is not None and self.run.id is not None
+        self._phase_start("finalize")
+        cfg = self.cfg
+        if self.mode != "full" or cfg.deletes == "keep" or self.fresh or self.seen is None \
+                or not self.target_exists:
+            self._phase_done("finalize", 0, 0)
+            self._drop_seen(conn)
+            return
+        if self.keyless_errors:
+            self.warnings.append(f"deletes skipped: {self.keyless_errors} row(s) failed before their key "
+                                 "could be read, so absent rows cannot be told apart from them")
+            self._phase_done("finalize", 0, 0)
+            self._drop_seen(conn)
+            return
+        dry = self.opt.dry_run
+        if not dry:
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            n = self.target.count_absent(self.seen)
+            live = self.target.live_count()
+            ratio = cfg.max_delete_ratio
+            if n and ratio is not None and live and n / live > ratio:
+                raise DeleteGuardTripped(
+                    f"source {cfg.name}: the sync would delete {n} of {live} rows ({n / live:.0%}), more than "
+                    f"max_delete_ratio {ratio:.0%}; nothing was deleted. If the source really shrank, raise "
+                    "max_delete_ratio (or set it to null) for this source and run again")
+            room = max(0, cfg.max_changes - self.changes_kept["delete"])
+            absent = self.target.absent_rows(self.seen, limit=room) if room and n else []
+            key_of = self.target.key_of
+            changes = [("delete", self._key_json(key_of(r)),
+                        dumps(dict(zip(self.target.columns, r, strict=False))), None) for r in absent]
+            self._sample("delete", [(key_of(r), dict(zip(self.target.columns, r, strict=False)), None)
+                                    for r in absent[:self.opt.sample_changes]])
+            now = format_ts(utcnow())
+            if not dry and n:
+                deleted = self.target.delete_absent(self.seen, cfg.deletes, now, self.run.id)
+            else:
+                deleted = n
+            self.counts["deleted"] += deleted
+            self.changes_kept["delete"] += len(changes)
+            if dry:
+                conn.execute("BEGIN IMMEDIATE")
+            if changes:
+                conn.executemany("INSERT INTO syncdash_changes (run_id, source, change, key, before, after) "
+                                 "VALUES (?, ?, ?, ?, ?, ?)", [(self.run.id, cfg.name, *c) for c in changes])
+            conn.execute("UPDATE syncdash_runs SET deleted=? WHERE id=?", (self.counts["deleted"], self.run.id))
+            conn.execute("UPDATE syncdash_run_phases SET done=?, total=?, status='done', finished_at=? "
+                         "WHERE id=?", (deleted, n, now, self._phase_ids["finalize"]))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._drop_seen(conn)
+        self._report("finalize", n, n, None)
+
+    def _drop_seen(self, conn: sqlite3.Connection) -> None:
+        if self.seen is not None:
+            self.seen.drop()
+
+    # ---- retry bookkeeping ----------------------------------------------------------------------------
+
+    def _load_retry_targets(self) -> dict[tuple[str | None, int | None], ItemError]:
+        with self.store.session() as s:
+            errs = s.exec(select(ItemError).where(
+                ItemError.run_id == self.opt.retry_of, ItemError.resolved_at == None,  # noqa: E711
+                ItemError.retryable == True)).all()  # noqa: E712
+        return {(e.file, e.line): e for e in errs}
+
+    def _resolve_retried(self, s: Any, run_id: int, now: Any) -> None:
+        for loc, err in self.retry_targets.items():
+            e = s.get(ItemError, err.id)
+            if e is None:
+                continue
+            if loc in self.retry_loaded:
+                e.resolution = "fixed"
+            elif loc in self.retry_failed:
+                e.resolution = "retried"
+            else:
+                e.resolution = "gone"
+            e.resolved_at = now
+            e.resolved_by_run = run_id
+            s.add(e)
+        if self.retry_failed:
+            # carry the attempt count forward onto the new errors of this retry run
+            for new in s.exec(select(ItemError).where(ItemError.run_id == run_id)):
+                old = self.retry_targets.get((new.file, new.line))
+                if old is not None:
+                    new.attempts = old.attempts + 1
+                    s.add(new)
+
+    # ---- helpers ----------------------------------------------------------------------------------------
+
+    def _problem_error(self, batch: Batch, p: Any) -> dict[str, Any]:
+        return self._error(batch, p.line, p.message, p.error_type, column=p.column, payload=p.payload,
+                           key=p.key, file=p.file, retryable=p.retryable)
+
+    def _error(self, batch: Batch, line: int | None, message: str, error_type: str, *,
+               column: str | None = None, payload: Any = None, key: Any = None, file: str | None = None,
+               retryable: bool | None = None) -> dict[str, Any]:
+        file = file or batch.file
+        item = f"{file}:{line}" if file and line is not None else (f"key {self._key_text(key)}" if key is not None
+                                                                      else None)
+        return {"item": item, "item_key": None if key is None else self._key_json(key), "_key": key,
+                "file": file, "line": line, "column": column, "error_type": error_type,
+                "message": message,
+                "retryable": (error_type not in NOT_RETRYABLE) if retryable is None else retryable,
+                "payload": None if payload is None else dumps(payload)}
+
+    def _key_list(self, k: Any) -> list[Any]:
+        return list(k) if isinstance(k, tuple) else [k]
+
+    def _key_json(self, k: Any) -> str:
+        return dumps(self._key_list(k))
+
+    def _key_text(self, k: Any) -> str:
+        return ", ".join(f"{c}={v!r}" for c, v in zip(self.cfg.primary_key, self._key_list(k), strict=False))
+
+    def _phase_start(self, name: str) -> None:
+        pid = self._phase_ids[name]
+        total = self.adapter.total() if name == "load" else None
+        with self.store.engine.begin() as c:
+            c.exec_driver_sql(
+                "UPDATE syncdash_run_phases SET status='running', started_at=COALESCE(started_at, ?), "
+                "total=COALESCE(?, total) WHERE id=?", (format_ts(utcnow()), total, pid))
+
+    def _phase_done(self, name: str, done: int | None = None, total: int | None = None) -> None:
+        pid = self._phase_ids[name]
+        with self.store.engine.begin() as c:
+            if done is None:
+                c.exec_driver_sql("UPDATE syncdash_run_phases SET status='done', finished_at=?, done=total "
+                                  "WHERE id=?", (format_ts(utcnow()), pid))
+            else:
+                c.exec_driver_sql("UPDATE syncdash_run_phases SET status='done', finished_at=?, done=?, total=? "
+                                  "WHERE id=?", (format_ts(utcnow()), done, total, pid))
+
+    def _report(self, phase: str, done: int, total: int | None, detail: str | None) -> None:
+        if self.opt.on_progress is None or self.run is None or self.run.id is None:
+            return
+        self.opt.on_progress(Progress(run_id=self.run.id, source=self.cfg.name, phase=phase, done=done,
+                                      total=total, unit=self.adapter.unit if phase == "load" else "rows",
+                                      counts=dict(self.counts), detail=detail, resumed=self.resumed))
+
+
+def _change_table() -> Any:
+    from syncdash.core.models import Change
+
+    return Change.__table__  # type: ignore[attr-defined]
+
+
+def _count() -> Any:
+    from sqlalchemy import func
+
+    return func.count()

@@ -1,0 +1,135 @@
+"""The store's tables. The database is the single source of truth for runs, progress and errors.
+
+The CLI, the console and the daemon only ever talk through these rows.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import NaiveDatetime
+from sqlmodel import Field, SQLModel
+
+RUN_STATUSES = ("queued", "running", "succeeded", "partial", "failed", "cancelled", "interrupted")
+FINAL_STATUSES = ("succeeded", "partial", "failed", "cancelled")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "syncdash_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(index=True)
+    kind: str = ""
+    trigger: str = "cli"  # cli | schedule | console | retry | resume | api | demo
+    mode: str = "full"  # full | incremental | retry
+    dry_run: bool = False
+    status: str = Field(default="queued", index=True)
+    priority: int = 0
+    not_before: NaiveDatetime | None = None
+    queued_at: NaiveDatetime = Field(default_factory=utcnow)
+    started_at: NaiveDatetime | None = None
+    finished_at: NaiveDatetime | None = None
+    heartbeat_at: NaiveDatetime | None = None
+    owner: str | None = None  # pid@host of the process executing it
+    resumes: int = 0
+    parent_run_id: int | None = None  # the run a retry re-processes
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    failed: int = 0
+    skipped: int = 0
+    checkpoint: str | None = None  # JSON, written in the same transaction as each batch
+    fingerprint: str | None = None
+    error: str | None = None  # summary of why the run failed, secrets redacted
+    error_type: str | None = None
+    warnings: str | None = None  # JSON list
+
+
+class RunPhase(SQLModel, table=True):
+    __tablename__ = "syncdash_run_phases"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(index=True, foreign_key="syncdash_runs.id")
+    seq: int = 0
+    name: str
+    status: str = "pending"  # pending | running | done | failed | skipped
+    done: int = 0
+    total: int | None = None
+    unit: str = "rows"  # rows | bytes | pages
+    detail: str | None = None  # current file/page position
+    started_at: NaiveDatetime | None = None
+    finished_at: NaiveDatetime | None = None
+
+
+class ItemError(SQLModel, table=True):
+    __tablename__ = "syncdash_item_errors"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(index=True, foreign_key="syncdash_runs.id")
+    source: str = Field(index=True)
+    phase: str | None = None
+    item: str | None = None  # human description: file:line or key
+    item_key: str | None = None  # JSON primary key, when it could be read
+    file: str | None = None
+    line: int | None = None
+    column: str | None = None
+    error_type: str = "validation"  # validation | parse | decode | duplicate | schema | network | ...
+    code: str | None = None
+    message: str = ""
+    retryable: bool = True
+    attempts: int = 1
+    payload: str | None = None  # JSON of the raw record, for retry
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+    resolved_at: NaiveDatetime | None = Field(default=None, index=True)
+    resolved_by_run: int | None = None
+    resolution: str | None = None  # fixed | gone | manual
+
+
+class SourceState(SQLModel, table=True):
+    __tablename__ = "syncdash_source_state"
+
+    source: str = Field(primary_key=True)
+    cursor: str | None = None  # JSON incremental cursor
+    fingerprint: str | None = None  # mapping fingerprint of the rows in the table
+    last_run_id: int | None = None
+    last_status: str | None = None
+    last_success_at: NaiveDatetime | None = None
+    last_success_run_id: int | None = None
+    paused: bool = False
+    lock_run_id: int | None = None
+    lock_owner: str | None = None
+    lease_until: NaiveDatetime | None = None
+
+
+class Change(SQLModel, table=True):
+    __tablename__ = "syncdash_changes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(index=True, foreign_key="syncdash_runs.id")
+    source: str
+    change: str  # insert | update | delete
+    key: str  # JSON list of primary key values
+    before: str | None = None  # JSON: changed fields' old values (update) or the row (delete)
+    after: str | None = None  # JSON: changed fields' new values (update) or the row (insert)
+
+
+class Command(SQLModel, table=True):
+    """Requests between processes (console -> daemon): run, cancel, pause... claimed by whoever serves."""
+
+    __tablename__ = "syncdash_commands"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+    action: str
+    source: str | None = None
+    run_id: int | None = None
+    args: str | None = None  # JSON
+    status: str = "pending"  # pending | claimed | done | failed
+    claimed_by: str | None = None
+    finished_at: NaiveDatetime | None = None
+    result: str | None = None

@@ -1,0 +1,219 @@
+"""Open the store database and keep SQLite safe for several processes at once.
+
+Every write transaction on SQLite starts with BEGIN IMMEDIATE: a deferred transaction that reads
+and then writes can fail with "database is locked" without waiting; an immediate one waits on the
+busy timeout instead. WAL lets readers (console, CLI) proceed while a sync writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from sqlalchemy import Engine, event, inspect
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from syncdash.core import models
+from syncdash.core.models import Run, SourceState, utcnow
+from syncdash.errors import AlreadyRunning, StoreError
+
+BUSY_TIMEOUT_MS = 60_000
+LEASE_SECONDS = 60
+
+
+def default_database_url() -> str:
+    data = Path(platformdirs.user_data_dir("syncdash"))
+    return f"sqlite:///{data / 'syncdash.db'}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    if url.startswith("sqlite:///"):
+        rest = url[len("sqlite:///"):]
+        if rest and rest != ":memory:":
+            return Path(rest)
+    return None
+
+
+def format_ts(dt: datetime) -> str:
+    """The text form SQLAlchemy uses for DATETIME on SQLite; raw SQL must write the same."""
+    return dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def owner_id() -> str:
+    """pid@host:starttime; the start time guards against a recycled pid looking alive."""
+    return f"{os.getpid()}@{socket.gethostname()}:{_proc_start(os.getpid())}"
+
+
+def _proc_start(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return data[data.rindex(b")") + 2:].split()[19].decode()
+    except (OSError, ValueError, IndexError):
+        return "0"
+
+
+def owner_alive(owner: str | None) -> bool | None:
+    """True/False when the owner is on this host and we can tell; None when it lives elsewhere."""
+    if not owner:
+        return False
+    try:
+        pid_s, rest = owner.split("@", 1)
+        host, start = rest.rsplit(":", 1)
+        pid = int(pid_s)
+    except ValueError:
+        return None
+    if host != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return start == "0" or _proc_start(pid) == start
+
+
+class Store:
+    """The store: runs, phases, errors, source state, changes and commands."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_database_url()
+        self.is_sqlite = self.url.startswith("sqlite")
+        path = sqlite_path(self.url)
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"cannot create the store directory {path.parent}: {e}") from None
+        self.path = path
+        connect_args: dict[str, Any] = {}
+        if self.is_sqlite:
+            connect_args = {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        self.engine: Engine = create_engine(self.url, connect_args=connect_args)
+        if self.is_sqlite:
+            self._setup_sqlite(self.engine)
+        try:
+            SQLModel.metadata.create_all(self.engine, tables=[
+                t.__table__ for t in (models.Run, models.RunPhase, models.ItemError, models.SourceState,  # type: ignore[attr-defined]
+                                      models.Change, models.Command)
+            ])
+        except OperationalError as e:
+            raise StoreError(f"cannot open the store {self.url}: {e.orig}") from None
+
+    @staticmethod
+    def _setup_sqlite(engine: Engine) -> None:
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def tx(self) -> Iterator[Session]:
+        with self.session() as s:
+            yield s
+            s.commit()
+
+    def table_exists(self, name: str) -> bool:
+        return inspect(self.engine).has_table(name)
+
+    # ---- leases: a source never runs twice at once ------------------------------------------
+
+    def acquire_lease_in(self, s: Session, source: str, run_id: int, owner: str) -> list[int]:
+        """Take the source's lease for run_id inside the caller's transaction.
+
+        Returns the ids of runs found dead (owner gone or lease lapsed) and marked interrupted.
+        """
+        now = utcnow()
+        st = s.get(SourceState, source) or SourceState(source=source)
+        if st.lock_run_id is not None and st.lock_run_id != run_id:
+            alive = owner_alive(st.lock_owner)
+            expired = st.lease_until is None or st.lease_until < now
+            if alive or (alive is None and not expired):
+                who = st.lock_owner.split(":")[0] if st.lock_owner else "?"
+                raise AlreadyRunning(f"source {source!r} is already running (run {st.lock_run_id}, {who})")
+        interrupted = self._mark_dead_runs(s, source, exclude=run_id)
+        st.lock_run_id = run_id
+        st.lock_owner = owner
+        st.lease_until = now + timedelta(seconds=LEASE_SECONDS)
+        s.add(st)
+        s.flush()
+        return interrupted
+
+    def release_lease_in(self, s: Session, source: str, run_id: int) -> None:
+        st = s.get(SourceState, source)
+        if st is not None and st.lock_run_id == run_id:
+            st.lock_run_id = None
+            st.lock_owner = None
+            st.lease_until = None
+            s.add(st)
+
+    def _mark_dead_runs(self, s: Session, source: str, exclude: int | None = None) -> list[int]:
+        now = utcnow()
+        dead: list[int] = []
+        for run in s.exec(select(Run).where(Run.source == source, Run.status == "running")):
+            if run.id == exclude:
+                continue
+            alive = owner_alive(run.owner)
+            stale = run.heartbeat_at is None or run.heartbeat_at < now - timedelta(seconds=LEASE_SECONDS)
+            if alive is False or (alive is None and stale):
+                run.status = "interrupted"
+                s.add(run)
+                dead.append(run.id or 0)
+        return dead
+
+    def renew_lease(self, source: str, run_id: int) -> None:
+        now = utcnow()
+        with self.engine.begin() as c:
+            c.exec_driver_sql(
+                "UPDATE syncdash_source_state SET lease_until=? WHERE source=? AND lock_run_id=?",
+                (format_ts(now + timedelta(seconds=LEASE_SECONDS)), source, run_id))
+            c.exec_driver_sql("UPDATE syncdash_runs SET heartbeat_at=? WHERE id=?", (format_ts(now), run_id))
+
+    def release_lease(self, source: str, run_id: int) -> None:
+        with self.engine.begin() as c:
+            c.exec_driver_sql(
+                "UPDATE syncdash_source_state SET lock_run_id=NULL, lock_owner=NULL, lease_until=NULL "
+                "WHERE source=? AND lock_run_id=?", (source, run_id))
+
+    # ---- reads for the CLI and console ---------------------------------------------------------
+
+    def get_run(self, run_id: int) -> Run | None:
+        with self.session() as s:
+            return s.get(Run, run_id)
+
+    def source_states(self) -> dict[str, SourceState]:
+        with self.session() as s:
+            return {st.source: st for st in s.exec(select(SourceState))}
+
+    def last_runs(self) -> dict[str, Run]:
+        out: dict[str, Run] = {}
+        with self.session() as s:
+            for run in s.exec(select(Run).where(Run.dry_run == False).order_by(Run.id.desc()).limit(5000)):  # type: ignore[union-attr] # noqa: E712
+                out.setdefault(run.source, run)
+        return out
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)

@@ -1,0 +1,103 @@
+"""One exception tree for everything syncdash raises on purpose.
+
+The CLI maps these to exit codes; anything else escaping is a bug and is shown with a traceback.
+"""
+
+from __future__ import annotations
+
+
+class SyncdashError(Exception):
+    """Root of every error syncdash raises deliberately."""
+
+    exit_code = 1
+
+
+class ConfigError(SyncdashError):
+    """A config file (or a command-line argument standing in for it) is wrong.
+
+    Carries the file, line and key so the message can point the user at the exact spot.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 key: str | None = None) -> None:
+        self.file = file
+        self.line = line
+        self.key = key
+        self.reason = message
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line else "")
+        parts = [p for p in (where, self.key) if p]
+        prefix = ": ".join(parts)
+        return f"{prefix}: {self.reason}" if prefix else self.reason
+
+
+class ConfigErrors(ConfigError):
+    """Several config problems found in one pass, so the user can fix them all at once."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = errors
+        first = errors[0]
+        super().__init__(first.reason, file=first.file, line=first.line, key=first.key)
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)
+
+
+class UsageError(SyncdashError):
+    """The command line asked for something that does not exist (unknown source, run id...)."""
+
+    exit_code = 2
+
+
+class StoreError(SyncdashError):
+    """The store database cannot be opened or has an unexpected shape."""
+
+
+class SourceError(SyncdashError):
+    """The source as a whole cannot be read: the run fails, nothing further is loaded."""
+
+    error_type = "source"
+    retryable = False
+
+
+class SourceUnavailable(SourceError):
+    """A missing or unreadable file, or a server that is down: may work later."""
+
+    error_type = "unavailable"
+    retryable = True
+
+
+class SchemaMismatch(SourceError):
+    """The data does not have the columns the config maps (e.g. a CSV header lacks one)."""
+
+    error_type = "schema"
+
+
+class TargetError(SyncdashError):
+    """The target table cannot hold what the config describes."""
+
+    error_type = "database"
+
+
+class DeleteGuardTripped(SyncdashError):
+    """A full sync would delete more of the table than the source allows."""
+
+    error_type = "delete_guard"
+
+
+class AlreadyRunning(SyncdashError):
+    """Another process holds the source's lease."""
+
+    exit_code = 4
+
+
+class RunCancelled(SyncdashError):
+    """The run was stopped on request (Ctrl-C, SIGTERM, a cancel command)."""
+
+    exit_code = 130
