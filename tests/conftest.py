@@ -51,7 +51,8 @@ class Project:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw,
         )
 
-    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*SYNCDASH, *args], cwd=self.root, env={**self.env, **(env or {})}, text=True,
             capture_output=True, timeout=timeout,

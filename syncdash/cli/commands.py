@@ -1,4 +1,9 @@
-"""One function per subcommand; each returns the process exit code."""
+"""One function per subcommand; each returns the process exit code.
+
+SQLAlchemy, the store and the engine are imported inside the commands that use them: `validate`,
+`schema` and `init` then start in a third of the time (they only need the config models).
+User data embedded in rich markup goes through `render.esc` (see render.py).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,7 @@ import json
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from sqlalchemy import func
-from sqlmodel import col, select
+from typing import TYPE_CHECKING
 
 from syncdash.cli import render
 from syncdash.cli.main import (
@@ -20,20 +24,30 @@ from syncdash.cli.main import (
     EXIT_PARTIAL,
     install_cancel_handlers,
 )
+from syncdash.cli.render import esc
 from syncdash.config import load_config
 from syncdash.config.load import find_config_file
-from syncdash.config.models import Config
-from syncdash.core.engine import Engine, RunOptions, RunResult
-from syncdash.core.models import Change, ItemError, Run, RunPhase, SourceState
-from syncdash.core.store import Store, default_database_url
-from syncdash.core.target import q
+from syncdash.config.models import Config, check_identifier
 from syncdash.errors import AlreadyRunning, ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from syncdash.core.engine import RunOptions, RunResult
+    from syncdash.core.models import Change, Run, SourceState
+    from syncdash.core.store import Store
 
 STATUS_EXIT = {"succeeded": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
 
 
 def _config(args: argparse.Namespace) -> Config:
-    return load_config(args.config)
+    cfg = load_config(args.config)
+    render.set_secrets(cfg.secrets)
+    return cfg
+
+
+def _store(url: str | None) -> Store:
+    from syncdash.core.store import Store
+
+    return Store(url)
 
 
 def _store_for_reading(args: argparse.Namespace) -> tuple[Store, Config | None]:
@@ -46,9 +60,9 @@ def _store_for_reading(args: argparse.Namespace) -> tuple[Store, Config | None]:
         try:
             find_config_file(None)
         except ConfigError:
-            return Store(None), None
+            return _store(None), None
         raise
-    return Store(cfg.database), cfg
+    return _store(cfg.database), cfg
 
 
 # ---- init / validate / schema --------------------------------------------------------------------
@@ -91,22 +105,31 @@ def cmd_init(args: argparse.Namespace) -> int:
     if not data.exists():
         data.parent.mkdir(parents=True, exist_ok=True)
         data.write_text(STARTER_DATA, encoding="utf-8")
-    render.out.print(f"wrote {path} and {data}\nnext: syncdash --config {path} validate, then run --all")
+    render.out.print(f"wrote {esc(path)} and {esc(data)}\nnext: syncdash --config {esc(path)} validate, "
+                     "then run --all")
     return EXIT_OK
+
+
+def _default_database_url() -> str:
+    """Same as core.store.default_database_url, without importing SQLAlchemy for `validate`."""
+    import platformdirs
+
+    return f"sqlite:///{Path(platformdirs.user_data_dir('syncdash')) / 'syncdash.db'}"
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from syncdash.sources.registry import adapter_for
 
     cfg = _config(args)
-    render.out.print(f"[green]ok[/] {cfg.file}: {len(cfg.source_list)} source(s); "
-                     f"store {cfg.redact(cfg.database or default_database_url())}")
+    render.out.print(f"[green]ok[/] {esc(cfg.file)}: {len(cfg.source_list)} source(s); "
+                     f"store {esc(cfg.redact(cfg.database or _default_database_url()))}")
     for s in cfg.source_list:
         deletes = f", deletes {s.deletes}" if s.mode == "full" else ""
-        render.out.print(f"- [bold]{s.name}[/] ({s.kind}) -> table {s.table}, key ({', '.join(s.primary_key)}), "
-                         f"{s.mode}{deletes}, {len(s.fields)} field(s), batches of {s.batch_size}")
+        render.out.print(f"- [bold]{esc(s.name)}[/] ({esc(s.kind)}) -> table {esc(s.table)}, "
+                         f"key ({esc(', '.join(s.primary_key))}), {s.mode}{deletes}, {len(s.fields)} field(s), "
+                         f"batches of {s.batch_size}")
         for line in adapter_for(s.kind)(s).describe():
-            render.out.print(f"    {cfg.redact(line)}")
+            render.out.print(f"    {esc(cfg.redact(line))}")
     return EXIT_OK
 
 
@@ -137,23 +160,25 @@ def _print_result(r: RunResult, dry: bool) -> None:
     style = render.STATUS_STYLE.get(r.status, "")
     resumed = " (resumed)" if r.resumed else ""
     render.out.print(
-        f"{r.source}: run {r.run_id} [{style}]{r.status}[/]{resumed}{' (dry run)' if dry else ''}: "
+        f"{esc(r.source)}: run {r.run_id} [{style}]{r.status}[/]{resumed}{' (dry run)' if dry else ''}: "
         f"{c['inserted']} inserted, {c['updated']} updated, {c['unchanged']} unchanged, {c['deleted']} deleted, "
         f"{c['failed']} failed, {c['skipped']} skipped")
     for w in r.warnings:
-        render.out.print(f"  [yellow]warning:[/] {w}")
+        render.out.print(f"  [yellow]warning:[/] {esc(w)}")
     if r.error:
-        render.out.print(f"  [red]error:[/] {r.error}")
+        render.out.print(f"  [red]error:[/] {esc(r.error)}")
     if r.counts["failed"]:
         render.out.print(f"  see: syncdash errors {r.run_id}")
     if dry and r.sample:
         render.out.print("  sample of changes:")
         for s in r.sample:
-            render.out.print(f"    {s['change']:6} key={s['key']} " + (
-                f"{s['before']} -> {s['after']}" if s["change"] == "update" else ""))
+            render.out.print("    " + esc(f"{s['change']:6} key={s['key']} " + (
+                f"{s['before']} -> {s['after']}" if s["change"] == "update" else "")))
 
 
 def _run_many(args: argparse.Namespace, cfg: Config, store: Store, jobs: list[tuple[str, RunOptions]]) -> int:
+    from syncdash.core.engine import Engine
+
     engine = Engine(store, cfg)
     cancel = install_cancel_handlers()
     live = sys.stderr.isatty() and not getattr(args, "json", False)
@@ -169,7 +194,7 @@ def _run_many(args: argparse.Namespace, cfg: Config, store: Store, jobs: list[tu
                 results.append(engine.run(name, opts))
             except AlreadyRunning as e:
                 busy = True
-                render.err.print(f"[yellow]{name}: {e}[/]")
+                render.err.print(f"[yellow]{esc(name)}: {esc(e)}[/]")
     if getattr(args, "json", False):
         render.print_json([{**render.run_json(store.get_run(r.run_id)), "sample": r.sample}  # type: ignore[arg-type]
                            for r in results])
@@ -190,14 +215,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         if cfg.source(n) is None:
             known = ", ".join(s.name for s in cfg.source_list) or "none"
             raise UsageError(f"unknown source {n!r}; sources in {cfg.file}: {known}")
-    store = Store(cfg.database)
+    from syncdash.core.engine import RunOptions  # after the checks: a typo is reported without the import wait
+
+    store = _store(cfg.database)
     jobs = [(n, RunOptions(trigger="cli", full=args.full, dry_run=args.dry_run)) for n in names]
     return _run_many(args, cfg, store, jobs)
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from syncdash.core.engine import RunOptions
+    from syncdash.core.models import ItemError
+
     cfg = _config(args)
-    store = Store(cfg.database)
+    store = _store(cfg.database)
     run = store.get_run(args.run)
     if run is None:
         raise UsageError(f"no run {args.run}")
@@ -207,7 +240,10 @@ def cmd_retry(args: argparse.Namespace) -> int:
         n = s.exec(select(func.count()).select_from(ItemError).where(
             ItemError.run_id == run.id, col(ItemError.resolved_at).is_(None), ItemError.retryable == True)).one()  # noqa: E712
     if not n:
-        render.out.print(f"run {run.id} has no unresolved retryable errors")
+        if getattr(args, "json", False):
+            render.print_json([])  # scripts always get JSON: no retry run, so an empty list of runs
+        else:
+            render.out.print(f"run {run.id} has no unresolved retryable errors")
         return EXIT_OK
     render.err.print(f"retrying {n} failed item(s) of run {run.id} ({run.source})")
     code = _run_many(args, cfg, store, [(run.source, RunOptions(trigger="retry", retry_of=run.id))])
@@ -216,13 +252,18 @@ def cmd_retry(args: argparse.Namespace) -> int:
             ItemError.run_id == run.id, ItemError.retryable == True).group_by(ItemError.resolution)).all()  # noqa: E712
     summary = {str(k or "unresolved"): v for k, v in rows}
     if not getattr(args, "json", False):
-        render.out.print("items: " + ", ".join(f"{v} {k}" for k, v in sorted(summary.items())))
+        render.out.print("items: " + esc(", ".join(f"{v} {k}" for k, v in sorted(summary.items()))))
     return code
 
 
 # ---- status / runs / show / errors ----------------------------------------------------------------
 
 def _latest_runs(store: Store) -> dict[str, Run]:
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from syncdash.core.models import Run
+
     with store.session() as s:
         ids = s.exec(select(func.max(Run.id)).where(Run.dry_run == False).group_by(Run.source)).all()  # noqa: E712
         return {r.source: r for r in s.exec(select(Run).where(col(Run.id).in_([i for i in ids if i])))}
@@ -230,7 +271,7 @@ def _latest_runs(store: Store) -> dict[str, Run]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    store = Store(cfg.database)
+    store = _store(cfg.database)
     latest = _latest_runs(store)
     states = store.source_states()
     rows = []
@@ -259,7 +300,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         run = latest.get(src.name)
         st = states.get(src.name)
         style = render.STATUS_STYLE.get(r["status"], "")
-        t.add_row(r["source"], r["kind"], r["table"], f"[{style}]{r['status']}[/]",
+        t.add_row(esc(r["source"]), esc(r["kind"]), esc(r["table"]), f"[{style}]{esc(r['status'])}[/]",
                   f"#{run.id} {render.age(run.started_at)}" if run else "-",
                   render.age(st.last_success_at) if st else "-", "-")
     render.out.print(t)
@@ -267,6 +308,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from sqlmodel import col, select
+
+    from syncdash.core.models import Run
+
     store, _ = _store_for_reading(args)
     with store.session() as s:
         qy = select(Run).order_by(col(Run.id).desc()).limit(max(1, args.limit))
@@ -285,6 +330,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from syncdash.core.models import Change, ItemError, Run, RunPhase
+
     store, cfg = _store_for_reading(args)
     with store.session() as s:
         run = s.get(Run, args.run)
@@ -302,7 +352,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             change_counts[kind] = s.exec(select(func.count()).select_from(Change).where(
                 Change.run_id == run.id, Change.change == kind)).one()
     config_opt = f" --config {cfg.file}" if cfg and cfg.file else ""
-    rerun = f"syncdash{config_opt} run {run.source}" + (" --full" if run.mode == "full" else "") + (
+    # --full only changes anything for an incremental source; a full source runs full anyway
+    src = cfg.source(run.source) if cfg else None
+    full = run.mode == "full" and src is not None and src.mode == "incremental"
+    rerun = f"syncdash{config_opt} run {run.source}" + (" --full" if full else "") + (
         " --dry-run" if run.dry_run else "")
     if run.mode == "retry" and run.parent_run_id:
         rerun = f"syncdash{config_opt} retry {run.parent_run_id}"
@@ -323,26 +376,26 @@ def cmd_show(args: argparse.Namespace) -> int:
         return EXIT_OK
     o = render.out
     style = render.STATUS_STYLE.get(run.status, "")
-    o.print(f"[bold]run {run.id}[/] {run.source} ({run.kind}) [{style}]{run.status}[/]"
-            f"{' dry run' if run.dry_run else ''}, {run.mode}, trigger {run.trigger}, started "
+    o.print(f"[bold]run {run.id}[/] {esc(run.source)} ({esc(run.kind)}) [{style}]{esc(run.status)}[/]"
+            f"{' dry run' if run.dry_run else ''}, {esc(run.mode)}, trigger {esc(run.trigger)}, started "
             f"{render.iso(run.started_at)}, took {render.duration(run)}"
             + (f", resumed {run.resumes}x" if run.resumes else ""))
     o.print(f"counts: {run.inserted} inserted, {run.updated} updated, {run.unchanged} unchanged, "
             f"{run.deleted} deleted, {run.failed} failed, {run.skipped} skipped")
     if run.error:
-        o.print(f"[red]error ({run.error_type}):[/] {run.error}")
+        o.print(f"[red]error ({esc(run.error_type)}):[/] {esc(run.error)}")
     for w in json.loads(run.warnings) if run.warnings else []:
-        o.print(f"[yellow]warning:[/] {w}")
+        o.print(f"[yellow]warning:[/] {esc(w)}")
     o.print("phases:")
     for p in phases:
         took = (p.finished_at - p.started_at).total_seconds() if p.finished_at and p.started_at else None
         total = f"/{p.total}" if p.total is not None else ""
-        o.print(f"  {p.name:9} {p.status:8} {p.done}{total} {p.unit}" + (f" in {took:.2f}s" if took is not None
-                                                                        else ""))
+        o.print(esc(f"  {p.name:9} {p.status:8} {p.done}{total} {p.unit}"
+                    + (f" in {took:.2f}s" if took is not None else "")))
     if n_errors:
         o.print(f"errors ({n_errors}, first {len(errors)}):")
         for e in errors:
-            o.print(f"  {e.item or '-'} [{e.error_type}] {e.message}" + (" (resolved)" if e.resolved_at else ""))
+            o.print(esc(f"  {e.item or '-'} [{e.error_type}] {e.message}" + (" (resolved)" if e.resolved_at else "")))
     o.print("what changed:")
     for kind in ("insert", "update", "delete"):
         n = change_counts[kind]
@@ -354,16 +407,20 @@ def cmd_show(args: argparse.Namespace) -> int:
             if kind == "update" and c.before and c.after:
                 b, a = json.loads(c.before), json.loads(c.after)
                 diffs = "; ".join(f"{f}: {b[f]!r} -> {a[f]!r}" for f in a)
-                o.print(f"    {key}: {diffs}")
+                o.print(esc(f"    {key}: {diffs}"))
             else:
-                o.print(f"    {key}")
+                o.print(esc(f"    {key}"))
     if run.checkpoint:
-        o.print(f"checkpoint: {run.checkpoint[:300]}")
-    o.print(f"rerun: {rerun}")
+        o.print(esc(f"checkpoint: {run.checkpoint[:300]}"))
+    o.print(esc(f"rerun: {rerun}"))
     return EXIT_OK
 
 
 def cmd_errors(args: argparse.Namespace) -> int:
+    from sqlmodel import col, select
+
+    from syncdash.core.models import ItemError, Run
+
     store, _ = _store_for_reading(args)
     with store.session() as s:
         qy = select(ItemError).order_by(col(ItemError.id)).limit(max(1, args.limit))
@@ -386,8 +443,9 @@ def cmd_errors(args: argparse.Namespace) -> int:
     for c in ("id", "run", "source", "item", "column", "type", "message", "retry"):
         t.add_column(c, overflow="fold")
     for e in errors:
-        t.add_row(str(e.id), str(e.run_id), e.source, e.item or "-", e.column or "-", e.error_type, e.message,
-                  ("yes" if e.retryable else "no") + (f" ({e.resolution})" if e.resolved_at else ""))
+        t.add_row(str(e.id), str(e.run_id), esc(e.source), esc(e.item or "-"), esc(e.column or "-"),
+                  esc(e.error_type), esc(e.message),
+                  esc(("yes" if e.retryable else "no") + (f" ({e.resolution})" if e.resolved_at else "")))
     render.out.print(t)
     return EXIT_OK
 
@@ -395,8 +453,15 @@ def cmd_errors(args: argparse.Namespace) -> int:
 # ---- export -----------------------------------------------------------------------------------------
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from syncdash.core.target import q
+
     store, _ = _store_for_reading(args)
-    if not store.table_exists(args.table) or args.table.startswith("syncdash_"):
+    try:  # only names a config could give a target table: never the store's own (any case) or sqlite_*
+        check_identifier(args.table, "table")
+        known = store.table_exists(args.table)
+    except ValueError:
+        known = False
+    if not known:
         raise UsageError(f"no table {args.table!r} in {store.url}")
     raw = store.engine.raw_connection()
     try:
@@ -409,7 +474,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         cols = [d[0] for d in cur.description]
         keep = [i for i, c in enumerate(cols) if c not in ("_hash",)]
         names = [cols[i] for i in keep]
-        ctx = open(args.output, "w", newline="", encoding="utf-8") if args.output else nullcontext(sys.stdout)  # noqa: SIM115
+        try:
+            ctx = open(args.output, "w", newline="", encoding="utf-8") if args.output else nullcontext(sys.stdout)  # noqa: SIM115
+        except OSError as e:
+            raise UsageError(f"cannot write {args.output}: {e.strerror}") from None
         n = 0
         with ctx as fh:
             if args.format == "csv":
@@ -427,7 +495,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     finally:
         raw.close()
     if args.output:
-        render.err.print(f"wrote {n} rows to {args.output}")
+        render.err.print(f"wrote {n} rows to {esc(args.output)}")
     return EXIT_OK
 
 

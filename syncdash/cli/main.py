@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from syncdash import __version__
-from syncdash.errors import ConfigError, SyncdashError
+from syncdash.errors import ConfigError, ConfigErrors, SyncdashError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_BUSY, EXIT_CANCELLED = 0, 1, 2, 3, 4, 130
 
@@ -26,49 +26,53 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="syncdash", description="Keep SQL tables in sync with CSV files, APIs and web pages.")
     p.add_argument("--version", action="version", version=f"syncdash {__version__}")
-    p.add_argument("-c", "--config", help="config file (default: $SYNCDASH_CONFIG, ./syncdash.yaml, user config dir)")
+    config_help = "config file (default: $SYNCDASH_CONFIG, ./syncdash.yaml, user config dir)"
+    p.add_argument("-c", "--config", help=config_help)
+    # `syncdash run x --config f` works too: SUPPRESS keeps a subcommand from resetting a global --config
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", default=argparse.SUPPRESS, help=config_help)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     s = sub.add_parser("init", help="write a starter config (and sample data)")
     s.add_argument("path", nargs="?", default="syncdash.yaml")
     s.add_argument("--force", action="store_true", help="overwrite an existing file")
 
-    sub.add_parser("validate", help="check the config and print what would run")
+    sub.add_parser("validate", parents=[common], help="check the config and print what would run")
     sub.add_parser("schema", help="print the config's JSON Schema")
 
-    s = sub.add_parser("run", help="sync sources now")
+    s = sub.add_parser("run", parents=[common], help="sync sources now")
     s.add_argument("names", nargs="*", metavar="NAME")
     s.add_argument("--all", action="store_true", help="every source in the config")
     s.add_argument("--full", action="store_true", help="full sync: ignore checkpoints, apply deletes")
     s.add_argument("--dry-run", action="store_true", help="run everything, write nothing to the target tables")
     s.add_argument("--json", action="store_true", help="print the results as JSON")
 
-    s = sub.add_parser("status", help="per source: last run, status, age")
+    s = sub.add_parser("status", parents=[common], help="per source: last run, status, age")
     s.add_argument("--json", action="store_true")
 
-    s = sub.add_parser("runs", help="run history, newest first")
+    s = sub.add_parser("runs", parents=[common], help="run history, newest first")
     s.add_argument("--source")
     s.add_argument("--status")
     s.add_argument("--limit", type=int, default=20)
     s.add_argument("--json", action="store_true")
 
-    s = sub.add_parser("show", help="one run: phases, counts, errors, what changed")
+    s = sub.add_parser("show", parents=[common], help="one run: phases, counts, errors, what changed")
     s.add_argument("run", type=int)
     s.add_argument("--json", action="store_true")
     s.add_argument("--changes", type=int, default=20, help="changes to list per kind (default 20)")
 
-    s = sub.add_parser("errors", help="unresolved item errors")
+    s = sub.add_parser("errors", parents=[common], help="unresolved item errors")
     s.add_argument("run", type=int, nargs="?")
     s.add_argument("--source")
     s.add_argument("--all", action="store_true", help="include resolved errors")
     s.add_argument("--limit", type=int, default=100)
     s.add_argument("--json", action="store_true")
 
-    s = sub.add_parser("retry", help="re-process a run's failed items, resolving those that now load")
+    s = sub.add_parser("retry", parents=[common], help="re-process a run's failed items, resolving those that now load")
     s.add_argument("run", type=int)
     s.add_argument("--json", action="store_true")
 
-    s = sub.add_parser("export", help="write a target table as CSV or JSON lines")
+    s = sub.add_parser("export", parents=[common], help="write a target table as CSV or JSON lines")
     s.add_argument("table")
     s.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     s.add_argument("-o", "--output", help="file to write (default: stdout)")
@@ -85,14 +89,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_help()
         return EXIT_USAGE
     from syncdash.cli import commands
+    from syncdash.cli.render import redact  # error texts can quote config values: mask ${VAR} ones
 
     try:
         return int(getattr(commands, f"cmd_{args.command}")(args))
     except ConfigError as e:
-        sys.stderr.write(f"syncdash: config error: {e}\n")
+        for one in e.errors if isinstance(e, ConfigErrors) else [e]:  # one line each, all greppable
+            sys.stderr.write(f"syncdash: config error: {redact(str(one))}\n")
         return EXIT_USAGE
     except SyncdashError as e:
-        sys.stderr.write(f"syncdash: {e}\n")
+        sys.stderr.write(f"syncdash: {redact(str(e))}\n")
         return e.exit_code
     except BrokenPipeError:
         return EXIT_OK

@@ -1,32 +1,106 @@
-"""Turning store rows into terminal output: tables for people, stable JSON for scripts."""
+"""Turning store rows into terminal output: tables for people, stable JSON for scripts.
+
+Two rules for everything printed here:
+- user data (values, messages, paths, names) goes through `esc` before it is put into a rich markup
+  string, so `[bold]` or `[ragged]` in a CSV value is shown as written, not eaten as a style tag;
+- every write passes `redact`, so a value that came from a ${VAR} in the config is never printed.
+
+Only rich is imported at module level: `validate`, `schema` and `init` must not pay for SQLAlchemy.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.markup import escape
 from rich.table import Table
 
-from syncdash.core.engine import Progress as RunProgress
-from syncdash.core.models import ItemError, Run, utcnow
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from syncdash.core.engine import Progress as RunProgress
+    from syncdash.core.models import ItemError, Run
 
 STATUS_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "cancelled": "magenta",
                 "interrupted": "red", "running": "cyan", "queued": "blue"}
 
-# piped output must not wrap at 80 columns: scripts and logs read these lines whole
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
+_secrets: list[str] = []
+
+
+def set_secrets(values: Iterable[str]) -> None:
+    """Remember the config's ${VAR} values; longest first so one secret containing another masks whole."""
+    _secrets[:] = sorted({v for v in values if len(v) >= 3}, key=len, reverse=True)
+
+
+def redact(text: str) -> str:
+    """Mask the remembered ${VAR} values; main.py applies it to error messages, the consoles to all else."""
+    for secret in _secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def esc(value: Any) -> str:
+    """User data made safe to embed in a rich markup string (shown verbatim)."""
+    return escape(redact(str(value)))
+
+
+class _RedactingStream:
+    """The consoles' file: masks secrets in whatever any command prints. Resolves sys.stdout/stderr at
+    each write so redirection (tests, pagers) keeps working."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @property
+    def stream(self) -> TextIO:
+        stream = getattr(sys, self.name)
+        # while a rich Live/Progress runs, sys.stdout/stderr are proxies that print to this very console:
+        # writing to the proxy would loop forever, so write to the file it wraps
+        while hasattr(stream, "rich_proxied_file"):
+            stream = stream.rich_proxied_file
+        return stream  # type: ignore[no-any-return]
+
+    def write(self, text: str) -> int:
+        return self.stream.write(redact(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+
+# piped output must not wrap at 80 columns: scripts and logs read these lines whole.
+# emoji=False: a value such as ":warning:" is data, not an emoji code.
+out = Console(file=_RedactingStream("stdout"), highlight=False, soft_wrap=True, emoji=False,  # type: ignore[arg-type]
+              width=None if sys.stdout.isatty() else 200)
+err = Console(file=_RedactingStream("stderr"), highlight=False, soft_wrap=True, emoji=False,  # type: ignore[arg-type]
+              width=None if sys.stderr.isatty() else 200)
+
+
+def _now() -> datetime:
+    from syncdash.core.models import utcnow
+
+    return utcnow()
 
 
 def age(ts: datetime | None, now: datetime | None = None) -> str:
     if ts is None:
         return "-"
-    secs = int(((now or utcnow()) - ts).total_seconds())
+    secs = int(((now or _now()) - ts).total_seconds())
     if secs < 60:
         return f"{secs}s ago"
     if secs < 3600:
@@ -39,7 +113,7 @@ def age(ts: datetime | None, now: datetime | None = None) -> str:
 def duration(run: Run) -> str:
     if run.started_at is None:
         return "-"
-    end = run.finished_at or utcnow()
+    end = run.finished_at or _now()
     secs = (end - run.started_at).total_seconds()
     return f"{secs:.1f}s" if secs < 120 else f"{secs / 60:.1f}m"
 
@@ -63,6 +137,7 @@ def run_json(run: Run) -> dict[str, Any]:
 
 
 def error_json(e: ItemError) -> dict[str, Any]:
+    """The stable --json shape of an item error."""
     return {
         "id": e.id, "run_id": e.run_id, "source": e.source, "phase": e.phase, "item": e.item,
         "key": json.loads(e.item_key) if e.item_key else None, "file": e.file, "line": e.line,
@@ -73,7 +148,7 @@ def error_json(e: ItemError) -> dict[str, Any]:
 
 
 def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.write(redact(json.dumps(obj, indent=2, ensure_ascii=False, default=str)) + "\n")
 
 
 def runs_table(runs: list[Run], title: str | None = None) -> Table:
@@ -84,7 +159,8 @@ def runs_table(runs: list[Run], title: str | None = None) -> Table:
                      no_wrap=True)
     for r in runs:
         status = r.status + (" (dry)" if r.dry_run else "")
-        t.add_row(str(r.id), r.source, r.trigger, r.mode, f"[{STATUS_STYLE.get(r.status, '')}]{status}[/]",
+        t.add_row(str(r.id), esc(r.source), esc(r.trigger), esc(r.mode),
+                  f"[{STATUS_STYLE.get(r.status, '')}]{esc(status)}[/]",
                   age(r.started_at), duration(r), str(r.inserted), str(r.updated), str(r.unchanged),
                   str(r.deleted), str(r.failed))
     return t
@@ -98,9 +174,12 @@ class ProgressView:
         self.progress: Progress | None = None
         self.tasks: dict[tuple[int, str], TaskID] = {}
         self._last_line = 0.0
+        self._complete: set[tuple[int, str]] = set()
 
     def __enter__(self) -> ProgressView:
         if self.live:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
             self.progress = Progress(TextColumn("[bold]{task.fields[source]}[/] {task.fields[phase]:8}"),
                                      BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
                                      TextColumn("{task.fields[counts]}"), TimeRemainingColumn(),
@@ -118,12 +197,18 @@ class ProgressView:
         if self.progress is not None:
             key = (p.run_id, p.phase)
             if key not in self.tasks:
-                self.tasks[key] = self.progress.add_task("", total=p.total or None, source=p.source,
+                self.tasks[key] = self.progress.add_task("", total=p.total or None, source=esc(p.source),
                                                          phase=p.phase, counts=counts)
             self.progress.update(self.tasks[key], completed=p.done, total=p.total or None, counts=counts)
             return
         now = time.monotonic()
-        if now - self._last_line >= 1.0 or (p.total and p.done >= p.total):
+        # the reader's position runs ahead of the rows handed over, so "complete" can be reported for
+        # many batches in a row: log it once, not once per batch
+        complete = bool(p.total and p.done >= p.total) and (p.run_id, p.phase) not in self._complete
+        if now - self._last_line >= 1.0 or complete:
+            if complete:
+                self._complete.add((p.run_id, p.phase))
             self._last_line = now
             pct = f"{100 * p.done / p.total:.0f}%" if p.total else f"{p.done} {p.unit}"
-            err.print(f"{p.source} run {p.run_id} {p.phase} {pct} {counts}" + (f" ({p.detail})" if p.detail else ""))
+            err.print(esc(f"{p.source} run {p.run_id} {p.phase} {pct} {counts}"
+                          + (f" ({p.detail})" if p.detail else "")))

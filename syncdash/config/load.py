@@ -9,7 +9,7 @@ from typing import Any
 import platformdirs
 from pydantic import ValidationError
 
-from syncdash.config.models import Config, SourceConfig
+from syncdash.config.models import Config, KeyedValueError, SourceConfig, redact
 from syncdash.config.yamlfile import LoadedYaml, Path_, load_yaml
 from syncdash.errors import ConfigError, ConfigErrors
 
@@ -46,10 +46,19 @@ def _loc_key(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc)
 
 
+def _redacted(errors: list[ConfigError], secrets: set[str]) -> ConfigErrors:
+    """Config errors end up on stderr and in logs: no ${VAR} value may appear in them."""
+    return ConfigErrors([ConfigError(redact(e.reason, secrets), file=e.file, line=e.line,
+                                     key=redact(e.key, secrets) if e.key else None) for e in errors])
+
+
 def _errors_from(e: ValidationError, prefix: Path_, y: LoadedYaml, file: str) -> list[ConfigError]:
     out: list[ConfigError] = []
     for err in e.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, KeyedValueError):
+            loc = (*loc, *cause.loc)
         full = (*prefix, *loc)
         msg = err["msg"]
         if msg.startswith("Value error, "):
@@ -60,9 +69,6 @@ def _errors_from(e: ValidationError, prefix: Path_, y: LoadedYaml, file: str) ->
             msg = "required key is missing"
         elif err["type"] == "literal_error":
             msg = f"{msg} (got {err.get('input')!r})"
-        for secret in y.secrets:
-            if len(secret) >= 3:
-                msg = msg.replace(secret, "***")
         out.append(ConfigError(msg, file=file,
                                line=y.line_of(full), key=_loc_key(full) or None))
     return out
@@ -80,7 +86,7 @@ def parse_config(text: str, file: str, env: dict[str, str] | None = None) -> Con
         cfg = Config.model_validate(data)
     except ValidationError as e:
         errors.extend(_errors_from(e, (), y, file))
-        raise ConfigErrors(errors) from None
+        raise _redacted(errors, y.secrets) from None
 
     sources: list[SourceConfig] = []
     seen_names: dict[str, int] = {}
@@ -124,7 +130,7 @@ def parse_config(text: str, file: str, env: dict[str, str] | None = None) -> Con
             bind(Path(file))
         sources.append(src)
     if errors:
-        raise ConfigErrors(errors)
+        raise _redacted(errors, y.secrets)
     cfg._sources = sources
     cfg._file = file
     cfg._secrets = y.secrets

@@ -20,6 +20,26 @@ SOURCE_NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 RESERVED_PREFIXES = ("_", "syncdash_", "sqlite_")
 
 
+class KeyedValueError(ValueError):
+    """A validation error about a key below the object being validated.
+
+    Pydantic reports a model validator's error at the model itself; the loader appends `loc` so the
+    message names (and points at the line of) the key that is actually wrong, e.g. `primary_key`.
+    """
+
+    def __init__(self, message: str, *loc: str | int) -> None:
+        super().__init__(message)
+        self.loc: tuple[str | int, ...] = loc
+
+
+def redact(text: str, secrets: set[str] | frozenset[str]) -> str:
+    """Mask ${VAR} values, longest first; values under 3 characters are left (masking them garbles text)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text
+
+
 def check_identifier(value: str, what: str) -> str:
     if not isinstance(value, str) or not IDENT_RE.match(value):
         raise ValueError(
@@ -51,19 +71,21 @@ class FieldSpec(Strict):
     @model_validator(mode="after")
     def _check(self) -> FieldSpec:
         if self.format and self.type not in ("date", "datetime"):
-            raise ValueError(f"format applies to date and datetime fields, not {self.type}")
+            raise KeyedValueError(f"format applies to date and datetime fields, not {self.type}", "format")
         if self.default is not None:
             try:
                 converter_for(self.type, self.format)(self.default)
             except ValueError as e:
-                raise ValueError(f"default {self.default!r} is not a valid {self.type}: {e}") from None
+                raise KeyedValueError(f"default {self.default!r} is not a valid {self.type}: {e}",
+                                      "default") from None
         return self
 
 
 class SourceConfig(Strict):
     """What every source kind shares: where rows go and how they are matched."""
 
-    name: str = Field(description="Unique name, [a-z0-9_-]+")
+    name: str = Field(description="Unique name, [a-z0-9_-]+",
+                      json_schema_extra={"pattern": SOURCE_NAME_RE.pattern})
     kind: str
     description: str | None = None
     table: str = Field(description="Target table, created if missing")
@@ -107,20 +129,31 @@ class SourceConfig(Strict):
             return v
         out: dict[Any, Any] = {}
         for name, spec in v.items():
-            check_identifier(name, "column name")
-            out[name] = {"from": spec} if isinstance(spec, str | int) and not isinstance(spec, bool) else spec
+            try:
+                check_identifier(name, "column name")
+            except ValueError as e:
+                raise KeyedValueError(str(e), name) from None
+            if isinstance(spec, str | int) and not isinstance(spec, bool):
+                spec = {"from": spec}
+            elif not isinstance(spec, dict | FieldSpec):
+                raise KeyedValueError(
+                    f"field {name}: give the source column's name, or a mapping with from/type/required/"
+                    f"default/format (got {type(spec).__name__})", name)
+            out[name] = spec
         return out
 
     @model_validator(mode="after")
     def _keys(self) -> SourceConfig:
-        missing = [k for k in self.primary_key if k not in self.fields]
+        missing = [i for i, k in enumerate(self.primary_key) if k not in self.fields]
         if missing:
-            raise ValueError(f"primary_key {', '.join(missing)} is not a field; fields are: "
-                             f"{', '.join(self.fields)}")
-        if len(set(self.primary_key)) != len(self.primary_key):
-            raise ValueError("primary_key lists a column twice")
+            names = ", ".join(self.primary_key[i] for i in missing)
+            raise KeyedValueError(f"primary_key {names} is not a field; fields are: {', '.join(self.fields)}",
+                                  "primary_key", missing[0])
+        twice = [i for i, k in enumerate(self.primary_key) if k in self.primary_key[:i]]
+        if twice:
+            raise KeyedValueError(f"primary_key lists {self.primary_key[twice[0]]} twice", "primary_key", twice[0])
         if self.mode == "incremental" and "deletes" in self.model_fields_set and self.deletes != "keep":
-            raise ValueError("deletes applies to mode: full only; incremental never deletes")
+            raise KeyedValueError("deletes applies to mode: full only; incremental never deletes", "deletes")
         return self
 
     def source_name_of(self, column: str) -> str | int:
@@ -155,12 +188,14 @@ class Config(Strict):
     def file(self) -> str | None:
         return self._file
 
+    @property
+    def secrets(self) -> frozenset[str]:
+        """Every value that came from a ${VAR}: the CLI masks them in everything it prints."""
+        return frozenset(self._secrets)
+
     def source(self, name: str) -> SourceConfig | None:
         return next((s for s in self._sources if s.name == name), None)
 
     def redact(self, text: str) -> str:
         """Replace every ${VAR}-provided value in text; used on anything written to store or logs."""
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            if len(secret) >= 3:
-                text = text.replace(secret, "***")
-        return text
+        return redact(text, self._secrets)

@@ -19,6 +19,22 @@ def json_schema() -> dict[str, Any]:
         sources=(list[source_union], Field(default_factory=list)),  # type: ignore[valid-type]
     )
     schema = root.model_json_schema(by_alias=True)
+    for model in models:
+        _allow_shorthands(schema["$defs"][model.__name__])
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "syncdash config"
     return schema
+
+
+def _allow_shorthands(source: dict[str, Any]) -> None:
+    """The loader accepts `col: source_col` for a field and `primary_key: id` for a one-column key
+    (see SourceConfig's before-validators); the generated schema would flag both, so add them."""
+    props = source.get("properties", {})
+    fields = props.get("fields")
+    if fields and "additionalProperties" in fields:
+        spec = fields["additionalProperties"]
+        fields["additionalProperties"] = {"anyOf": [{"type": "string"}, {"type": "integer"}, spec]}
+    pk = props.get("primary_key")
+    if pk and pk.get("type") == "array":
+        array = {k: pk.pop(k) for k in ("type", "items", "minItems") if k in pk}
+        pk["anyOf"] = [{"type": "string"}, array]

@@ -85,15 +85,34 @@ def _interpolate(value: str, path: Path_, line: int, out: LoadedYaml, file: str,
     return result
 
 
+_KEY_ON_LINE = re.compile(r"^\s*(?:-\s+)?([A-Za-z0-9_.-]+)\s*:(?:\s|$)")
+
+
+def _syntax_error(e: yaml.MarkedYAMLError, text: str, file: str) -> ConfigError:
+    """file:line: key: invalid YAML ..., pointing at the line to fix rather than where PyYAML gave up."""
+    problem = e.problem_mark.line + 1 if e.problem_mark else None
+    context = e.context_mark.line + 1 if e.context_mark else None
+    # an unclosed quote or bracket is only noticed lines later: the line that opened it is the one to fix
+    opener = bool(e.context) and str(e.context).startswith(("while scanning a quoted", "while parsing a flow"))
+    line = context if opener and context else (problem or context)
+    reason = f"invalid YAML: {e.problem or e}"
+    if e.context:
+        reason += f" ({e.context} on line {context})" if context else f" ({e.context})"
+    key = None
+    if line is not None:
+        lines = text.splitlines()
+        m = _KEY_ON_LINE.match(lines[line - 1]) if line <= len(lines) else None
+        key = m.group(1) if m else None
+    return ConfigError(reason, file=file, line=line, key=key)
+
+
 def load_yaml(text: str, file: str, env: dict[str, str] | None = None) -> LoadedYaml:
     env = dict(os.environ) if env is None else env
     out = LoadedYaml(data=None)
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else None
-        raise ConfigError(f"invalid YAML: {e.problem or e}", file=file, line=line) from None
+        raise _syntax_error(e, text, file) from None
     except yaml.YAMLError as e:
         raise ConfigError(f"invalid YAML: {e}", file=file) from None
     out.data = {} if node is None else _construct(node, (), out, file, env)
