@@ -49,11 +49,13 @@ class TargetTable:
                             f"_run_id=?, _deleted_at=NULL WHERE {where}")
         self._where_key = where
         self.single_key = len(primary_key) == 1
+        # rows of the batch's keys (one bound JSON array): driven by the key list, found by the primary key.
+        # A correlated EXISTS over json_each for composite keys scanned the whole table once per batch.
         if self.single_key:
-            self._key_join = f"{q(primary_key[0])} IN (SELECT value FROM json_each(?))"
+            self._by_keys = f"FROM {self.qt} t WHERE t.{q(primary_key[0])} IN (SELECT value FROM json_each(?))"
         else:
             conds = " AND ".join(f"t.{q(k)} = j.value->>{i}" for i, k in enumerate(primary_key))
-            self._key_join = f"EXISTS (SELECT 1 FROM json_each(?) j WHERE {conds})"
+            self._by_keys = f"FROM json_each(?) j CROSS JOIN {self.qt} t ON {conds}"
 
     # ---- schema -------------------------------------------------------------------------------
 
@@ -82,6 +84,12 @@ class TargetTable:
                 self.conn.execute(f"ALTER TABLE {self.qt} ADD COLUMN {c} {decl}")
         self._available = None
 
+    def seen_keys(self, name: str) -> SeenKeys:
+        """A seen-key set whose columns carry the key columns' types: with untyped columns SQLite applies
+        numeric affinity to the comparison and cannot use the index, turning the delete scan quadratic."""
+        types = [SQLITE_TYPES[self.types[i]] for i in self.key_index]
+        return SeenKeys(self.conn, self.pk, name, types)
+
     def is_empty(self) -> bool:
         return self.conn.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {self.qt})").fetchone()[0] == 1
 
@@ -96,7 +104,7 @@ class TargetTable:
     def lookup(self, keys: Sequence[Any]) -> dict[Any, tuple[int | None, str | None]]:
         """key -> (stored hash, _deleted_at) for the keys that exist."""
         pk = ", ".join(f"t.{q(k)}" for k in self.pk)
-        sql = f"SELECT {pk}, t._hash, t._deleted_at FROM {self.qt} t WHERE {self._key_join}"
+        sql = f"SELECT {pk}, t._hash, t._deleted_at {self._by_keys}"
         n = len(self.pk)
         rows = self.conn.execute(sql, (self._keys_json(keys),))
         if n == 1:
@@ -105,7 +113,7 @@ class TargetTable:
 
     def fetch(self, keys: Sequence[Any]) -> dict[Any, tuple[Any, ...]]:
         """key -> full row (config columns, then _deleted_at) for diffing changed rows."""
-        sql = f"SELECT {self._select_cols()}, t._deleted_at FROM {self.qt} t WHERE {self._key_join}"
+        sql = f"SELECT {self._select_cols()}, t._deleted_at {self._by_keys}"
         out = {}
         for r in self.conn.execute(sql, (self._keys_json(keys),)):
             out[self.key_of(r)] = r
@@ -140,10 +148,11 @@ class TargetTable:
         nk, ki = self._non_key_index, self.key_index
         self.conn.executemany(
             self._update_sql,
-            [tuple(r[i] for i in nk) + (r[-1], synced_at, run_id) + tuple(r[i] for i in ki) for r in rows])
+            [(*tuple(r[i] for i in nk), r[-1], synced_at, run_id, *tuple(r[i] for i in ki)) for r in rows])
 
     def absent_rows(self, seen: SeenKeys, limit: int | None = None) -> list[tuple[Any, ...]]:
-        sql = f"SELECT {self._select_cols()} FROM {self.qt} t WHERE t._deleted_at IS NULL AND NOT {seen.contains_sql('t')}"
+        sql = (f"SELECT {self._select_cols()} FROM {self.qt} t "
+               f"WHERE t._deleted_at IS NULL AND NOT {seen.contains_sql('t')}")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return self.conn.execute(sql).fetchall()
@@ -162,17 +171,22 @@ class TargetTable:
         return cur.rowcount
 
 
+FAILED = -1  # SeenKeys batch number of keys whose row failed
+
+
 class SeenKeys:
     """The keys a full run has read so far, in a TEMP table (off the WAL, bounded memory)."""
 
-    def __init__(self, conn: sqlite3.Connection, primary_key: list[str], name: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, primary_key: list[str], name: str,
+                 types: list[str] | None = None) -> None:
         self.conn = conn
         self.n = len(primary_key)
         self.name = f"temp.{q(name)}"
         self.key_cols = [f"k{i}" for i in range(self.n)]
         conn.execute(f"DROP TABLE IF EXISTS {self.name}")
+        decls = ", ".join(f"{c} {t}" for c, t in zip(self.key_cols, types or [""] * self.n, strict=True))
         cols = ", ".join(self.key_cols)
-        conn.execute(f"CREATE TABLE {self.name} ({cols}, b INTEGER, PRIMARY KEY ({cols})) WITHOUT ROWID")
+        conn.execute(f"CREATE TABLE {self.name} ({decls}, b INTEGER, PRIMARY KEY ({cols})) WITHOUT ROWID")
         self.pk = primary_key
 
     def contains_sql(self, alias: str) -> str:
@@ -188,23 +202,33 @@ class SeenKeys:
         return ", ".join(f"value->>{i}" for i in range(self.n))
 
     def add(self, keys: Sequence[Any], batch_no: int) -> int:
-        """Add keys; returns how many were new."""
+        """Add keys; returns how many were new (or upgraded from FAILED).
+
+        Keys of rows that failed are added with batch_no FAILED: they protect the stored row from the delete
+        scan but never make a later valid row with that key a duplicate, whatever the batch boundaries.
+        """
         before = self.conn.total_changes
-        self.conn.execute(
-            f"INSERT OR IGNORE INTO {self.name} SELECT {self._select()}, ? FROM json_each(?)",
-            (batch_no, self._json(keys)))
+        if batch_no == FAILED:
+            sql = f"INSERT OR IGNORE INTO {self.name} SELECT {self._select()}, ? FROM json_each(?)"
+        else:
+            sql = (f"INSERT INTO {self.name} SELECT {self._select()}, ? FROM json_each(?) WHERE true "
+                   f"ON CONFLICT DO UPDATE SET b = excluded.b WHERE b = {FAILED}")
+        self.conn.execute(sql, (batch_no, self._json(keys)))
         return self.conn.total_changes - before
 
     def seen_before(self, keys: Sequence[Any], batch_no: int) -> set[tuple[Any, ...]]:
         """Keys of this batch that an earlier batch already had (duplicates across batches)."""
-        cols = ", ".join(self.key_cols)
         if self.n == 1:
-            sql = f"SELECT {cols} FROM {self.name} WHERE b < ? AND k0 IN (SELECT value FROM json_each(?))"
-        else:
-            conds = " AND ".join(f"k{i} = j.value->>{i}" for i in range(self.n))
-            sql = (f"SELECT {cols} FROM {self.name} WHERE b < ? AND EXISTS (SELECT 1 FROM json_each(?) j "
-                   f"WHERE {conds})")
-        rows = self.conn.execute(sql, (batch_no, self._json(keys)))
+            sql = (f"SELECT k0 FROM {self.name} WHERE b >= 0 AND b < ? "
+                   "AND k0 IN (SELECT value FROM json_each(?))")
+            params: tuple[Any, ...] = (batch_no, self._json(keys))
+        else:  # driven by the batch's keys: a correlated EXISTS here scanned the whole set once per batch
+            conds = " AND ".join(f"s.k{i} = j.value->>{i}" for i in range(self.n))
+            cols = ", ".join(f"s.{c}" for c in self.key_cols)
+            sql = (f"SELECT {cols} FROM json_each(?) j CROSS JOIN {self.name} s ON {conds} "
+                   "WHERE s.b >= 0 AND s.b < ?")
+            params = (self._json(keys), batch_no)
+        rows = self.conn.execute(sql, params)
         return {r[0] for r in rows} if self.n == 1 else {tuple(r) for r in rows}
 
     def drop(self) -> None:

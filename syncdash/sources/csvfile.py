@@ -72,7 +72,8 @@ class CsvSourceConfig(SourceConfig):
         if not self.csv.header:
             for name, spec in self.fields.items():
                 src = spec.from_ if spec.from_ is not None else name
-                if not (isinstance(src, int) or (isinstance(src, str) and src.isdigit())):
+                if isinstance(src, bool) or not (isinstance(src, int) or (isinstance(src, str) and src.isdigit())) \
+                        or int(src) < 1:  # 0 would read the last column (index -1)
                     raise ValueError(
                         f"field {name}: with csv.header false, `from` must be a 1-based column number")
         return self
@@ -106,8 +107,15 @@ class CsvSource:
         out = []
         for p in files:
             st = p.stat()
-            out.append([str(p), st.st_size, st.st_mtime_ns])
+            # the checkpoint is stored: mask ${VAR} values in paths there too (compared in the same form)
+            out.append([self._redact(str(p)), st.st_size, st.st_mtime_ns])
         return out
+
+    def _redact(self, text: str) -> str:
+        for secret in sorted(self.config._secrets, key=len, reverse=True):
+            if len(secret) >= 3:
+                text = text.replace(secret, "***")
+        return text
 
     def describe(self) -> list[str]:
         try:
@@ -238,7 +246,9 @@ class CsvSource:
                     records, lines, problems, skipped = self._sort_records(
                         records, lines, ncols, clean, header, mapper, fname, want)
                 yield self._batch(records, lines, problems, skipped, mapper, fname, fi, prev, fileset,
-                                  done_before + buf.tell(), total)
+                                  # the reader buffers ahead of the rows handed out: never claim the
+                                  # file's end before its last batch
+                                  done_before + min(buf.tell(), max(fileset[fi][1] - 1, 0)), total)
                 if stop_at is not None and prev >= stop_at:
                     return
             yield self._batch([], [], [], 0, mapper, fname, fi, prev, fileset, done_before + fileset[fi][1],
