@@ -111,6 +111,23 @@ class TargetTable:
             return {r[0]: (r[1], r[2]) for r in rows}
         return {tuple(r[:n]): (r[n], r[n + 1]) for r in rows}
 
+    def differing(self, keys: Sequence[Any], hashes: Sequence[int]) -> list[tuple[int, int]]:
+        """(position, exists) of the keys whose row is missing, soft-deleted or has another hash.
+
+        The comparison runs in SQLite over one JSON array of [key..., hash]: building a Python dict of
+        every stored hash cost ~1.7 us a row on an unchanged million-row re-run.
+        """
+        n = len(self.pk)
+        if n == 1:
+            payload = json.dumps(list(zip(keys, hashes, strict=True)), default=str)
+        else:
+            payload = json.dumps([(*k, h) for k, h in zip(keys, hashes, strict=True)], default=str)
+        on = " AND ".join(f"t.{q(k)} = j.value->>{i}" for i, k in enumerate(self.pk))
+        first = q(self.pk[0])
+        sql = (f"SELECT j.key, t.{first} IS NOT NULL FROM json_each(?) j LEFT JOIN {self.qt} t ON {on} "
+               f"WHERE t._hash IS NOT j.value->>{n} OR t._deleted_at IS NOT NULL")
+        return self.conn.execute(sql, (payload,)).fetchall()
+
     def fetch(self, keys: Sequence[Any]) -> dict[Any, tuple[Any, ...]]:
         """key -> full row (config columns, then _deleted_at) for diffing changed rows."""
         sql = f"SELECT {self._select_cols()}, t._deleted_at {self._by_keys}"
@@ -150,24 +167,36 @@ class TargetTable:
             self._update_sql,
             [(*tuple(r[i] for i in nk), r[-1], synced_at, run_id, *tuple(r[i] for i in ki)) for r in rows])
 
-    def absent_rows(self, seen: SeenKeys, limit: int | None = None) -> list[tuple[Any, ...]]:
-        sql = (f"SELECT {self._select_cols()} FROM {self.qt} t "
-               f"WHERE t._deleted_at IS NULL AND NOT {seen.contains_sql('t')}")
+    ABSENT = "temp.syncdash_absent"
+
+    def collect_absent(self, seen: SeenKeys) -> int:
+        """One scan: the keys of live rows the run did not see go to a temp table, which the change
+        records and the delete then read (three scans of a million-row table took ~2.5 s)."""
+        pk = ", ".join(f"t.{q(k)}" for k in self.pk)
+        self.conn.execute(f"DROP TABLE IF EXISTS {self.ABSENT}")
+        self.conn.execute(f"CREATE TABLE {self.ABSENT} AS SELECT {pk} FROM {self.qt} t "
+                          f"WHERE t._deleted_at IS NULL AND NOT {seen.contains_sql('t')}")
+        return int(self.conn.execute(f"SELECT count(*) FROM {self.ABSENT}").fetchone()[0])
+
+    def _in_absent(self, alias: str) -> str:
+        cols = ", ".join(f"{alias}.{q(k)}" for k in self.pk)
+        sub = ", ".join(q(k) for k in self.pk)
+        return f"({cols}) IN (SELECT {sub} FROM {self.ABSENT})"
+
+    def absent_rows(self, limit: int | None = None) -> list[tuple[Any, ...]]:
+        sql = f"SELECT {self._select_cols()} FROM {self.qt} t WHERE {self._in_absent('t')}"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return self.conn.execute(sql).fetchall()
 
-    def count_absent(self, seen: SeenKeys) -> int:
-        sql = f"SELECT count(*) FROM {self.qt} t WHERE t._deleted_at IS NULL AND NOT {seen.contains_sql('t')}"
-        return int(self.conn.execute(sql).fetchone()[0])
-
-    def delete_absent(self, seen: SeenKeys, how: str, now: str, run_id: int) -> int:
-        cond = f"_deleted_at IS NULL AND NOT {seen.contains_sql(self.qt)}"
+    def delete_absent(self, how: str, now: str, run_id: int) -> int:
+        cond = self._in_absent(self.qt)
         if how == "hard":
             cur = self.conn.execute(f"DELETE FROM {self.qt} WHERE {cond}")
         else:
             cur = self.conn.execute(
                 f"UPDATE {self.qt} SET _deleted_at=?, _run_id=?, _synced_at=? WHERE {cond}", (now, run_id, now))
+        self.conn.execute(f"DROP TABLE IF EXISTS {self.ABSENT}")
         return cur.rowcount
 
 
