@@ -11,6 +11,7 @@ import argparse
 import csv
 import random
 import shutil
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -157,6 +158,16 @@ def write_demo(root: Path) -> tuple[Path, list[list[str]]]:
     return config, songs
 
 
+def _command() -> str:
+    """How to call syncdash again: `make demo` runs it from .venv, which is often not on PATH."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "__main__.py":
+        return f"{sys.executable} -m syncdash"
+    if shutil.which("syncdash") == str(argv0.resolve()) or argv0.name != "syncdash":
+        return "syncdash"
+    return str(argv0)
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from syncdash.cli.main import EXIT_PARTIAL, main
 
@@ -171,11 +182,12 @@ def run_demo(args: argparse.Namespace) -> int:
     second = main(["--config", str(config), "run", "--all"])
     render.out.print("\n[bold]3. history[/]")
     main(["--config", str(config), "runs"])
+    cmd = esc(f"{_command()} --config {config}")
     render.out.print(
         "\n[bold]explore[/]\n"
-        f"  syncdash --config {esc(config)} show 4        what changed in the catalogue, and its bad rows\n"
-        f"  syncdash --config {esc(config)} errors        rows that failed, with file and line\n"
-        f"  syncdash --config {esc(config)} status        every source at a glance\n"
-        f"  syncdash --config {esc(config)} export content_index --format jsonl\n")
+        f"  {cmd} show 4    what changed in the catalogue, and its bad rows\n"
+        f"  {cmd} errors    rows that failed, with file and line\n"
+        f"  {cmd} status    every source at a glance\n"
+        f"  {cmd} export content_index --format jsonl\n")
     # the demo's sample data holds deliberately bad rows, so `partial` is the expected outcome
     return 0 if first in (0, EXIT_PARTIAL) and second in (0, EXIT_PARTIAL) else 1

@@ -14,6 +14,7 @@ SYNCDASH_READER=inline turns the child off (debugging, platforms without fork).
 
 from __future__ import annotations
 
+import gc
 import marshal
 import os
 import pickle
@@ -87,16 +88,19 @@ def read_ahead(batches: Iterator[Batch], prepare: Callable[[Batch], Prepared],
                template: Batch) -> Iterator[tuple[Batch, Prepared]]:
     """Yield (batch, prepared) in input order; batches carry no records, only where they are."""
     rfd, wfd = os.pipe()
+    gc.freeze()  # the child's collections then skip everything inherited (no copy-on-write of the heap)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child, measured through the parent's results
         code = 0
         try:
+            gc.disable()  # parsing and mapping make no reference cycles; refcounting frees each batch
             os.close(rfd)
             _child(batches, prepare, wfd)
         except BaseException:
             code = 1
         finally:
             os._exit(code)
+    gc.unfreeze()
     os.close(wfd)
     finished = False
     try:
