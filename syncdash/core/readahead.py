@@ -18,10 +18,12 @@ import gc
 import marshal
 import os
 import pickle
+import queue
 import signal
 import struct
+import threading
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from typing import Any
 
 from syncdash.errors import SourceError
 from syncdash.sources.base import Batch
@@ -35,22 +37,36 @@ def enabled() -> bool:
     return hasattr(os, "fork") and os.environ.get("SYNCDASH_READER", "process") != "inline"
 
 
-def _send(w: BinaryIO, msg: Any) -> None:
+def _frame(msg: Any) -> bytes:
     data = marshal.dumps(msg)
-    w.write(_HEADER.pack(len(data)))
-    w.write(data)
-    w.flush()
+    return _HEADER.pack(len(data)) + data
 
 
-def _recv(r: BinaryIO) -> Any:
-    head = r.read(_HEADER.size)
-    if len(head) < _HEADER.size:
-        raise SourceError("the reader process stopped without finishing the input (see the messages above)")
-    (n,) = _HEADER.unpack(head)
-    data = r.read(n)
-    if len(data) < n:
-        raise SourceError("the reader process stopped in the middle of a batch")
-    return marshal.loads(data)
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    parts, got = [], 0
+    while got < n:
+        chunk = os.read(fd, min(n - got, 1 << 20))
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 def _pack(batch: Batch, prepared: Prepared) -> tuple[Any, ...]:
@@ -71,17 +87,32 @@ def _pickled_error(e: BaseException) -> bytes:
 
 
 def _child(batches: Iterator[Batch], prepare: Callable[[Batch], Prepared], wfd: int) -> None:
+    """Prepare batches on this thread; a writer thread pushes the previous one into the pipe meanwhile,
+    so the child never idles waiting for the parent to read (os.write releases the GIL)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run's process decides about cancelling
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    with os.fdopen(wfd, "wb", buffering=1 << 20) as w:
+    q: queue.Queue[bytes | None] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def writer() -> None:
         try:
-            for batch in batches:
-                _send(w, _pack(batch, prepare(batch)))
-            _send(w, ("END",))
-        except BrokenPipeError:
-            return
-        except BaseException as e:
-            _send(w, ("E", _pickled_error(e)))
+            while (data := q.get()) is not None:
+                _write_all(wfd, data)
+        except OSError:  # the run's process is gone or gave up: nothing left to do
+            stop.set()
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    try:
+        for batch in batches:
+            if not _put(q, _frame(_pack(batch, prepare(batch))), stop):
+                return
+        _put(q, _frame(("END",)), stop)
+    except BaseException as e:
+        _put(q, _frame(("E", _pickled_error(e))), stop)
+    finally:
+        _put(q, None, stop)
+        t.join()
 
 
 def read_ahead(batches: Iterator[Batch], prepare: Callable[[Batch], Prepared],
@@ -102,26 +133,51 @@ def read_ahead(batches: Iterator[Batch], prepare: Callable[[Batch], Prepared],
             os._exit(code)
     gc.unfreeze()
     os.close(wfd)
+    # a reader thread keeps the pipe drained while this thread writes to SQLite (os.read releases the GIL)
+    frames: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                head = _read_exact(rfd, _HEADER.size)
+                if len(head) < _HEADER.size:
+                    break
+                (n,) = _HEADER.unpack(head)
+                data = _read_exact(rfd, n)
+                if len(data) < n or not _put(frames, data, stop):
+                    break
+        finally:
+            _put(frames, None, stop)
+
+    thread = threading.Thread(target=reader, name="syncdash-readahead", daemon=True)
+    thread.start()
     finished = False
     try:
-        with os.fdopen(rfd, "rb", buffering=1 << 20) as r:
-            while True:
-                msg = _recv(r)
-                if msg[0] == "END":
-                    finished = True
-                    return
-                if msg[0] == "E":
-                    finished = True
-                    raise pickle.loads(msg[1])
-                (_, file, checkpoint, done, total, skipped, detail, rows, where, errors, keys) = msg
-                lines = range(*where) if isinstance(where, tuple) else where
-                batch = Batch(records=[], mapper=template.mapper, lines=lines, file=file, checkpoint=checkpoint,
-                              done=done, total=total, skipped=skipped, detail=detail)
-                yield batch, (rows, lines, errors, keys)
+        while True:
+            data = frames.get()
+            if data is None:
+                raise SourceError("the reader process stopped without finishing the input "
+                                  "(see the messages above)")
+            msg = marshal.loads(data)
+            if msg[0] == "END":
+                finished = True
+                return
+            if msg[0] == "E":
+                finished = True
+                raise pickle.loads(msg[1])
+            (_, file, checkpoint, done, total, skipped, detail, rows, where, errors, keys) = msg
+            lines = range(*where) if isinstance(where, tuple) else where
+            batch = Batch(records=[], mapper=template.mapper, lines=lines, file=file, checkpoint=checkpoint,
+                          done=done, total=total, skipped=skipped, detail=detail)
+            yield batch, (rows, lines, errors, keys)
     finally:
+        stop.set()
         if not finished:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         os.waitpid(pid, 0)
+        thread.join()
+        os.close(rfd)
