@@ -22,7 +22,7 @@ from syncdash.core import readahead
 from syncdash.core.models import FINAL_STATUSES, ItemError, Run, RunPhase, SourceState, utcnow
 from syncdash.core.readahead import Prepared
 from syncdash.core.store import LEASE_SECONDS, Store, dumps, format_ts, owner_id
-from syncdash.core.target import FAILED, TargetTable
+from syncdash.core.target import FAILED, TargetTable, key_hash_json
 from syncdash.errors import (
     AlreadyRunning,
     DeleteGuardTripped,
@@ -354,7 +354,10 @@ class _RunExecution:
         keys = list(map(batch.mapper.key_of, rows))
         if len(set(keys)) != len(keys):
             rows, lines, keys = self._drop_batch_duplicates(batch, rows, lines, keys, errors)
-        return rows, lines, errors, keys
+        # a run against existing rows compares [key, hash] pairs in SQLite; encode them here, off the writer
+        key_hash = (key_hash_json(keys, [r[-1] for r in rows], len(self.cfg.primary_key) > 1)
+                    if self.seen is not None and keys else None)
+        return rows, lines, errors, keys, key_hash
 
     def _batches(self, start: dict[str, Any] | None) -> Iterator[Batch]:
         want = None
@@ -432,7 +435,7 @@ class _RunExecution:
     def _process(self, conn: sqlite3.Connection, batch: Batch, prepared: Prepared | None = None) -> None:
         assert self.run is not None and self.run.id is not None
         self.batch_no += 1
-        rows, lines, errors, keys = prepared if prepared is not None else self._prepare(batch)
+        rows, lines, errors, keys, key_hash = prepared if prepared is not None else self._prepare(batch)
         key_of = batch.mapper.key_of
         dry = self.opt.dry_run
         now = format_ts(utcnow())
@@ -446,11 +449,12 @@ class _RunExecution:
                 failed_keys = [e["_key"] for e in errors if e.get("_key") is not None]
                 if failed_keys:
                     self.seen.add(failed_keys, FAILED)
-                added = self.seen.add(keys, self.batch_no) if keys else 0
+                added = self.seen.add(keys, self.batch_no, key_hash) if keys else 0
                 if added < len(keys):
                     dups = self.seen.seen_before(keys, self.batch_no)
                     if dups:
                         rows, lines, keys = self._drop_seen_duplicates(batch, rows, lines, keys, dups, errors)
+                        key_hash = None
             if self.fresh and not dry:
                 new, changed, unchanged = rows, [], 0
                 if new and not self._try_insert(conn, new, now, run_id):
@@ -465,7 +469,9 @@ class _RunExecution:
                 new, changed = [], []
                 if keys and self.target_exists and not self.rewrite:
                     # SQLite compares the hashes: Python only sees the few rows that are new or differ
-                    for i, exists in self.target.differing(keys, [r[-1] for r in rows]):
+                    if key_hash is None:
+                        key_hash = key_hash_json(keys, [r[-1] for r in rows], len(self.cfg.primary_key) > 1)
+                    for i, exists in self.target.differing(key_hash):
                         (changed if exists else new).append(rows[i])
                     unchanged = len(rows) - len(new) - len(changed)
                 elif keys and self.target_exists:

@@ -20,6 +20,14 @@ SQLITE_TYPES = {"str": "TEXT", "int": "INTEGER", "float": "REAL", "bool": "INTEG
                 "date": "TEXT", "datetime": "TEXT", "json": "TEXT"}
 
 
+def key_hash_json(keys: Sequence[Any], hashes: Sequence[int], composite: bool) -> str:
+    """One batch's [key..., hash] rows as JSON, for TargetTable.differing and SeenKeys.add. Built in the
+    reader process (see readahead.py), so the run's process only binds one string per batch."""
+    if composite:
+        return json.dumps([(*k, h) for k, h in zip(keys, hashes, strict=True)], default=str)
+    return json.dumps(list(zip(keys, hashes, strict=True)), default=str)
+
+
 def q(ident: str) -> str:
     """Quote an identifier; the config already restricts them, this makes SQL injection impossible."""
     return '"' + ident.replace('"', '""') + '"'
@@ -111,17 +119,13 @@ class TargetTable:
             return {r[0]: (r[1], r[2]) for r in rows}
         return {tuple(r[:n]): (r[n], r[n + 1]) for r in rows}
 
-    def differing(self, keys: Sequence[Any], hashes: Sequence[int]) -> list[tuple[int, int]]:
+    def differing(self, payload: str) -> list[tuple[int, int]]:
         """(position, exists) of the keys whose row is missing, soft-deleted or has another hash.
 
-        The comparison runs in SQLite over one JSON array of [key..., hash]: building a Python dict of
-        every stored hash cost ~1.7 us a row on an unchanged million-row re-run.
+        The comparison runs in SQLite over one JSON array of [key..., hash] (key_hash_json): building a
+        Python dict of every stored hash cost ~1.7 us a row on an unchanged million-row re-run.
         """
         n = len(self.pk)
-        if n == 1:
-            payload = json.dumps(list(zip(keys, hashes, strict=True)), default=str)
-        else:
-            payload = json.dumps([(*k, h) for k, h in zip(keys, hashes, strict=True)], default=str)
         on = " AND ".join(f"t.{q(k)} = j.value->>{i}" for i, k in enumerate(self.pk))
         first = q(self.pk[0])
         sql = (f"SELECT j.key, t.{first} IS NOT NULL FROM json_each(?) j LEFT JOIN {self.qt} t ON {on} "
@@ -230,19 +234,21 @@ class SeenKeys:
             return "value"
         return ", ".join(f"value->>{i}" for i in range(self.n))
 
-    def add(self, keys: Sequence[Any], batch_no: int) -> int:
+    def add(self, keys: Sequence[Any], batch_no: int, key_hash: str | None = None) -> int:
         """Add keys; returns how many were new (or upgraded from FAILED).
 
         Keys of rows that failed are added with batch_no FAILED: they protect the stored row from the delete
         scan but never make a later valid row with that key a duplicate, whatever the batch boundaries.
         """
         before = self.conn.total_changes
+        # key_hash: the same keys as key_hash_json rows, already encoded; the key is the row's first items
+        select = ", ".join(f"value->>{i}" for i in range(self.n)) if key_hash is not None else self._select()
         if batch_no == FAILED:
-            sql = f"INSERT OR IGNORE INTO {self.name} SELECT {self._select()}, ? FROM json_each(?)"
+            sql = f"INSERT OR IGNORE INTO {self.name} SELECT {select}, ? FROM json_each(?)"
         else:
-            sql = (f"INSERT INTO {self.name} SELECT {self._select()}, ? FROM json_each(?) WHERE true "
+            sql = (f"INSERT INTO {self.name} SELECT {select}, ? FROM json_each(?) WHERE true "
                    f"ON CONFLICT DO UPDATE SET b = excluded.b WHERE b = {FAILED}")
-        self.conn.execute(sql, (batch_no, self._json(keys)))
+        self.conn.execute(sql, (batch_no, key_hash if key_hash is not None else self._json(keys)))
         return self.conn.total_changes - before
 
     def seen_before(self, keys: Sequence[Any], batch_no: int) -> set[tuple[Any, ...]]:
