@@ -354,10 +354,7 @@ class _RunExecution:
         keys = list(map(batch.mapper.key_of, rows))
         if len(set(keys)) != len(keys):
             rows, lines, keys = self._drop_batch_duplicates(batch, rows, lines, keys, errors)
-        # a run against existing rows compares [key, hash] pairs in SQLite; encode them here, off the writer
-        key_hash = (key_hash_json(keys, [r[-1] for r in rows], len(self.cfg.primary_key) > 1)
-                    if self.seen is not None and keys else None)
-        return rows, lines, errors, keys, key_hash
+        return rows, lines, errors, keys
 
     def _batches(self, start: dict[str, Any] | None) -> Iterator[Batch]:
         want = None
@@ -435,7 +432,8 @@ class _RunExecution:
     def _process(self, conn: sqlite3.Connection, batch: Batch, prepared: Prepared | None = None) -> None:
         assert self.run is not None and self.run.id is not None
         self.batch_no += 1
-        rows, lines, errors, keys, key_hash = prepared if prepared is not None else self._prepare(batch)
+        rows, lines, errors, keys = prepared if prepared is not None else self._prepare(batch)
+        key_hash: str | None = None
         key_of = batch.mapper.key_of
         dry = self.opt.dry_run
         now = format_ts(utcnow())
@@ -449,6 +447,10 @@ class _RunExecution:
                 failed_keys = [e["_key"] for e in errors if e.get("_key") is not None]
                 if failed_keys:
                     self.seen.add(failed_keys, FAILED)
+                # [key, hash] pairs, encoded once for the seen set and the hash comparison. Encoded here and
+                # not in the reader process: that one is the busier of the two (read + map + marshal)
+                if keys:
+                    key_hash = key_hash_json(keys, [r[-1] for r in rows], len(self.cfg.primary_key) > 1)
                 added = self.seen.add(keys, self.batch_no, key_hash) if keys else 0
                 if added < len(keys):
                     dups = self.seen.seen_before(keys, self.batch_no)

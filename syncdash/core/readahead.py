@@ -28,8 +28,8 @@ from typing import Any
 from syncdash.errors import SourceError
 from syncdash.sources.base import Batch
 
-# typed rows, their source lines, row errors, keys, and the [key, hash] JSON for runs against existing rows
-Prepared = tuple[list[tuple[Any, ...]], list[int], list[dict[str, Any]], list[Any], str | None]
+# typed rows, their source lines, row errors, keys: what the reader hands the writer per batch
+Prepared = tuple[list[tuple[Any, ...]], list[int], list[dict[str, Any]], list[Any]]
 
 _HEADER = struct.Struct("<Q")
 
@@ -71,11 +71,11 @@ def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
 
 
 def _pack(batch: Batch, prepared: Prepared) -> tuple[Any, ...]:
-    rows, lines, errors, keys, key_hash = prepared
+    rows, lines, errors, keys = prepared
     # CSV line numbers are usually a range: send its ends, not 10k ints
     where = (lines.start, lines.stop) if isinstance(lines, range) and lines.step == 1 else list(lines)
     return ("B", batch.file, batch.checkpoint, batch.done, batch.total, batch.skipped, batch.detail, rows,
-            where, errors, keys, key_hash)
+            where, errors, keys)
 
 
 def _pickled_error(e: BaseException) -> bytes:
@@ -167,11 +167,11 @@ def read_ahead(batches: Iterator[Batch], prepare: Callable[[Batch], Prepared],
             if msg[0] == "E":
                 finished = True
                 raise pickle.loads(msg[1])
-            (_, file, checkpoint, done, total, skipped, detail, rows, where, errors, keys, key_hash) = msg
+            (_, file, checkpoint, done, total, skipped, detail, rows, where, errors, keys) = msg
             lines = range(*where) if isinstance(where, tuple) else where
             batch = Batch(records=[], mapper=template.mapper, lines=lines, file=file, checkpoint=checkpoint,
                           done=done, total=total, skipped=skipped, detail=detail)
-            yield batch, (rows, lines, errors, keys, key_hash)
+            yield batch, (rows, lines, errors, keys)
     finally:
         stop.set()
         if not finished:
