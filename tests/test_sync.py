@@ -374,6 +374,7 @@ def test_header_false_rejects_column_zero(project: Project) -> None:
     proc = project.cli("run", "tsv")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "1-based column number" in proc.stderr
+    assert "syncdash.yaml:9: sources.0.fields.name.from:" in proc.stderr  # line 1 is the added database:
     assert not project.db.exists() or not table_exists(project, "noheader")
 
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from syncdash.config.models import SourceConfig, Strict
+from syncdash.config.models import KeyedValueError, SourceConfig, Strict
 from syncdash.core.mapping import Mapper, build_mapper
 from syncdash.errors import SchemaMismatch, SourceUnavailable
 from syncdash.sources.base import Batch, CheckpointInvalid, RecordProblem
@@ -74,8 +74,9 @@ class CsvSourceConfig(SourceConfig):
                 src = spec.from_ if spec.from_ is not None else name
                 if isinstance(src, bool) or not (isinstance(src, int) or (isinstance(src, str) and src.isdigit())) \
                         or int(src) < 1:  # 0 would read the last column (index -1)
-                    raise ValueError(
-                        f"field {name}: with csv.header false, `from` must be a 1-based column number")
+                    raise KeyedValueError(
+                        f"field {name}: with csv.header false, `from` must be a 1-based column number",
+                        "fields", name, *(("from",) if spec.from_ is not None else ()))
         return self
 
 
