@@ -196,10 +196,12 @@ class ProgressView:
         counts = f"+{c['inserted']} ~{c['updated']} ={c['unchanged']} -{c['deleted']} !{c['failed']}"
         if self.progress is not None:
             key = (p.run_id, p.phase)
+            # total 0 is a phase with nothing to do (no deletes): a full bar, not an empty one
+            total, done = (1, 1) if p.total == 0 else (p.total, p.done)
             if key not in self.tasks:
-                self.tasks[key] = self.progress.add_task("", total=p.total or None, source=esc(p.source),
+                self.tasks[key] = self.progress.add_task("", total=total, source=esc(p.source),
                                                          phase=p.phase, counts=counts)
-            self.progress.update(self.tasks[key], completed=p.done, total=p.total or None, counts=counts)
+            self.progress.update(self.tasks[key], completed=done, total=total, counts=counts)
             return
         now = time.monotonic()
         # the reader's position runs ahead of the rows handed over, so "complete" can be reported for
