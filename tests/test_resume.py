@@ -7,6 +7,7 @@ The runs here load 200k rows in batches of 2000 so they last a couple of seconds
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import Project
 
 N = 120_000  # rows: at batches of 2000 a run lasts a second or two, long enough to interrupt
@@ -174,14 +176,19 @@ def test_a_resumed_run_remembers_rows_that_failed_without_a_key(project: Project
     assert project.query("SELECT count(*) FROM big WHERE _deleted_at IS NULL") == [(n,)]
 
 
-def test_sigterm_cancels_after_the_current_batch_and_keeps_committed_rows(project: Project) -> None:
+@pytest.mark.parametrize("target", ["process", "group"])
+def test_sigterm_cancels_after_the_current_batch_and_keeps_committed_rows(project: Project, target: str) -> None:
     """SIGTERM (like Ctrl-C) stops the run at a batch boundary: exit 130, status cancelled, and exactly the
-    committed batches' rows are in the table; the lease is released."""
+    committed batches' rows are in the table; the lease is released. "group" is how systemd and shells stop
+    a job: the reader child gets the signal too and must not turn the cancel into a failure."""
     project.config(CONFIG)
     write_big(project, 1)
-    proc = project.popen("run", "big", "--json")
+    proc = project.popen("run", "big", "--json", start_new_session=True)
     run_id, _ = batches_committed(project, proc, 2)
-    proc.send_signal(signal.SIGTERM)
+    if target == "group":
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out + err
     [run] = json.loads(out)

@@ -339,9 +339,13 @@ class _RunExecution:
             self._process(conn, first)
             if readahead.enabled() and self.opt.read_ahead:
                 # the rest is parsed and mapped in a child process while this one writes (readahead.py)
-                for batch, prepared in readahead.read_ahead(batches, self._prepare, first):
-                    self._check_cancel()
-                    self._process(conn, batch, prepared)
+                try:
+                    for batch, prepared in readahead.read_ahead(batches, self._prepare, first):
+                        self._check_cancel()
+                        self._process(conn, batch, prepared)
+                except SourceError:
+                    self._check_cancel()  # a reader killed along with us is a cancel, not a failure
+                    raise
             else:
                 for batch in batches:
                     self._process(conn, batch)

@@ -90,8 +90,11 @@ def _pickled_error(e: BaseException) -> bytes:
 def _child(batches: Iterator[Batch], prepare: Callable[[Batch], Prepared], wfd: int) -> None:
     """Prepare batches on this thread; a writer thread pushes the previous one into the pipe meanwhile,
     so the child never idles waiting for the parent to read (os.write releases the GIL)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run's process decides about cancelling
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Ctrl-C and a group-wide SIGTERM (systemd, shells) are cancels, which the run's process handles at a
+    # batch boundary; were the child to die first, the run would fail instead. The child still cannot
+    # outlive the run: its next write to the closed pipe ends it, and the run kills it on every exit.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     q: queue.Queue[bytes | None] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
