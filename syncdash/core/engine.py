@@ -22,7 +22,7 @@ from syncdash.core import readahead
 from syncdash.core.models import FINAL_STATUSES, ItemError, Run, RunPhase, SourceState, utcnow
 from syncdash.core.readahead import Prepared
 from syncdash.core.store import LEASE_SECONDS, Store, dumps, format_ts, owner_id
-from syncdash.core.target import FAILED, TargetTable, key_hash_json
+from syncdash.core.target import FAILED, TargetTable
 from syncdash.errors import (
     AlreadyRunning,
     DeleteGuardTripped,
@@ -453,14 +453,13 @@ class _RunExecution:
                     self.seen.add(failed_keys, FAILED)
                 # [key, hash] pairs, encoded once for the seen set and the hash comparison. Encoded here and
                 # not in the reader process: that one is the busier of the two (read + map + marshal)
-                if keys:
-                    key_hash = key_hash_json(keys, [r[-1] for r in rows], len(self.cfg.primary_key) > 1)
+                key_hash = self.target.key_hash_json(keys, rows) if keys else None
                 added = self.seen.add(keys, self.batch_no, key_hash) if keys else 0
                 if added < len(keys):
                     dups = self.seen.seen_before(keys, self.batch_no)
                     if dups:
                         rows, lines, keys = self._drop_seen_duplicates(batch, rows, lines, keys, dups, errors)
-                        key_hash = None
+                        key_hash = self.target.key_hash_json(keys, rows) if keys else None
             if self.fresh and not dry:
                 new, changed, unchanged = rows, [], 0
                 if new and not self._try_insert(conn, new, now, run_id):
@@ -475,8 +474,7 @@ class _RunExecution:
                 new, changed = [], []
                 if keys and self.target_exists and not self.rewrite:
                     # SQLite compares the hashes: Python only sees the few rows that are new or differ
-                    if key_hash is None:
-                        key_hash = key_hash_json(keys, [r[-1] for r in rows], len(self.cfg.primary_key) > 1)
+                    assert key_hash is not None  # a run against existing rows has a seen set: encoded above
                     for i, exists in self.target.differing(key_hash):
                         (changed if exists else new).append(rows[i])
                     unchanged = len(rows) - len(new) - len(changed)

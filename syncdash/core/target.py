@@ -20,12 +20,9 @@ SQLITE_TYPES = {"str": "TEXT", "int": "INTEGER", "float": "REAL", "bool": "INTEG
                 "date": "TEXT", "datetime": "TEXT", "json": "TEXT"}
 
 
-def key_hash_json(keys: Sequence[Any], hashes: Sequence[int], composite: bool) -> str:
-    """One batch's [key..., hash] rows as JSON, encoded once and bound to both TargetTable.differing and
-    SeenKeys.add (encoding the keys twice cost ~0.4 s of a million-row re-sync)."""
-    if composite:
-        return json.dumps([(*k, h) for k, h in zip(keys, hashes, strict=True)], default=str)
-    return json.dumps(list(zip(keys, hashes, strict=True)), default=str)
+def keys_json(keys: Iterable[Any]) -> str:
+    """A batch's keys as one JSON array, bound to json_each(?) so a batch costs one statement."""
+    return json.dumps(list(keys), default=str)
 
 
 def q(ident: str) -> str:
@@ -106,15 +103,19 @@ class TargetTable:
 
     # ---- reads --------------------------------------------------------------------------------
 
-    def _keys_json(self, keys: Iterable[Any]) -> str:
-        return json.dumps(list(keys), default=str)
+    def key_hash_json(self, keys: Sequence[Any], rows: Sequence[tuple[Any, ...]]) -> str:
+        """One batch's [key..., hash] rows as JSON, encoded once and bound to both differing() and
+        SeenKeys.add (encoding the keys twice cost ~0.4 s of a million-row re-sync)."""
+        if self.single_key:
+            return json.dumps([(k, r[-1]) for k, r in zip(keys, rows, strict=True)], default=str)
+        return json.dumps([(*k, r[-1]) for k, r in zip(keys, rows, strict=True)], default=str)
 
     def lookup(self, keys: Sequence[Any]) -> dict[Any, tuple[int | None, str | None]]:
         """key -> (stored hash, _deleted_at) for the keys that exist."""
         pk = ", ".join(f"t.{q(k)}" for k in self.pk)
         sql = f"SELECT {pk}, t._hash, t._deleted_at {self._by_keys}"
         n = len(self.pk)
-        rows = self.conn.execute(sql, (self._keys_json(keys),))
+        rows = self.conn.execute(sql, (keys_json(keys),))
         if n == 1:
             return {r[0]: (r[1], r[2]) for r in rows}
         return {tuple(r[:n]): (r[n], r[n + 1]) for r in rows}
@@ -136,7 +137,7 @@ class TargetTable:
         """key -> full row (config columns, then _deleted_at) for diffing changed rows."""
         sql = f"SELECT {self._select_cols()}, t._deleted_at {self._by_keys}"
         out = {}
-        for r in self.conn.execute(sql, (self._keys_json(keys),)):
+        for r in self.conn.execute(sql, (keys_json(keys),)):
             out[self.key_of(r)] = r
         return out
 
@@ -226,9 +227,6 @@ class SeenKeys:
         conds = " AND ".join(f"s.k{i} = {alias}.{q(k)}" for i, k in enumerate(self.pk))
         return f"EXISTS (SELECT 1 FROM {self.name} s WHERE {conds})"
 
-    def _json(self, keys: Iterable[Any]) -> str:
-        return json.dumps(list(keys), default=str)
-
     def _select(self) -> str:
         if self.n == 1:
             return "value"
@@ -248,7 +246,7 @@ class SeenKeys:
         else:
             sql = (f"INSERT INTO {self.name} SELECT {select}, ? FROM json_each(?) WHERE true "
                    f"ON CONFLICT DO UPDATE SET b = excluded.b WHERE b = {FAILED}")
-        self.conn.execute(sql, (batch_no, key_hash if key_hash is not None else self._json(keys)))
+        self.conn.execute(sql, (batch_no, key_hash if key_hash is not None else keys_json(keys)))
         return self.conn.total_changes - before
 
     def seen_before(self, keys: Sequence[Any], batch_no: int) -> set[tuple[Any, ...]]:
@@ -256,13 +254,13 @@ class SeenKeys:
         if self.n == 1:
             sql = (f"SELECT k0 FROM {self.name} WHERE b >= 0 AND b < ? "
                    "AND k0 IN (SELECT value FROM json_each(?))")
-            params: tuple[Any, ...] = (batch_no, self._json(keys))
+            params: tuple[Any, ...] = (batch_no, keys_json(keys))
         else:  # driven by the batch's keys: a correlated EXISTS here scanned the whole set once per batch
             conds = " AND ".join(f"s.k{i} = j.value->>{i}" for i in range(self.n))
             cols = ", ".join(f"s.{c}" for c in self.key_cols)
             sql = (f"SELECT {cols} FROM json_each(?) j CROSS JOIN {self.name} s ON {conds} "
                    "WHERE s.b >= 0 AND s.b < ?")
-            params = (self._json(keys), batch_no)
+            params = (keys_json(keys), batch_no)
         rows = self.conn.execute(sql, params)
         return {r[0] for r in rows} if self.n == 1 else {tuple(r) for r in rows}
 
