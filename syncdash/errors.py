@@ -101,3 +101,26 @@ class RunCancelled(SyncdashError):
     """The run was stopped on request (Ctrl-C, SIGTERM, a cancel command)."""
 
     exit_code = 130
+
+
+class FetchError(SourceUnavailable):
+    """A request failed for good (after its retries). Says which URL (redacted), status and body start.
+
+    error_type classifies it for the console and the retry policy: network, timeout, http, auth, parse.
+    """
+
+    error_type = "http"
+
+    def __init__(self, message: str, *, error_type: str = "http", retryable: bool = True,
+                 status: int | None = None, url: str | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.retryable = retryable
+        self.status = status
+        self.url = url
+
+
+class CircuitOpen(SourceUnavailable):
+    """A host's circuit breaker is open: the stream fails fast instead of hammering a sick server."""
+
+    error_type = "breaker"

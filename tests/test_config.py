@@ -235,7 +235,9 @@ def test_schema_is_json_schema_of_the_contract(project: Project) -> None:
     assert schema["$schema"].startswith("https://json-schema.org/")
     assert set(schema["properties"]) == {"database", "sources"}
     assert schema["additionalProperties"] is False
-    source = schema["$defs"][schema["properties"]["sources"]["items"]["$ref"].rsplit("/", 1)[1]]
+    kinds = schema["properties"]["sources"]["items"]["discriminator"]["mapping"]
+    assert set(kinds) == {"csv", "rest"}
+    source = schema["$defs"][kinds["csv"].rsplit("/", 1)[1]]
     props = source["properties"]
     assert props["kind"]["const"] == "csv"
     assert {"name", "kind", "path", "table", "primary_key", "mode", "deletes", "csv", "fields",

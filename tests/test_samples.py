@@ -9,20 +9,25 @@ from conftest import Project
 
 
 def test_demo_syncs_sample_sources_twice(project: Project) -> None:
-    """`make demo` runs this: six runs over three sources, bad rows reported, history printed."""
+    """`make demo` runs this: CSV and REST sources synced twice, bad rows reported, retries and a breaker shown."""
     demo = project.root / "demo"
     proc = project.cli("demo", "--dir", str(demo))
     assert proc.returncode == 0, proc.stderr
     assert "music_catalog: run 1 partial" in proc.stdout
-    assert "partner_stores: run 6 succeeded" in proc.stdout
+    assert "partner_stores: run 7 succeeded" in proc.stdout
+    assert "Retry-After: 1 s (429)" in proc.stdout and "retry after http 500" in proc.stdout
+    assert "circuit breaker for 127.0.0.1:" in proc.stdout
     con = sqlite3.connect(demo / "syncdash.db")
     runs = con.execute("SELECT id, source, status, inserted, updated, deleted, failed FROM syncdash_runs "
                        "ORDER BY id").fetchall()
-    assert [r[1:3] for r in runs] == [
-        ("music_catalog", "partial"), ("crm_contacts", "succeeded"), ("partner_stores", "succeeded"),
-        ("music_catalog", "partial"), ("crm_contacts", "succeeded"), ("partner_stores", "succeeded")]
+    day = [("music_catalog", "partial"), ("crm_contacts", "succeeded"), ("partner_stores", "succeeded"),
+           ("league_players", "succeeded")]
+    assert [r[1:3] for r in runs] == [*day, *day, ("partner_feed", "failed"), ("partner_feed", "failed")]
+    assert runs[3][3] == 30 and runs[7][3:5] == (0, 3)  # the API's second answer: only the 3 touched players
+    errors = con.execute("SELECT error_type FROM syncdash_runs WHERE source = 'partner_feed'").fetchall()
+    assert errors == [("breaker",), ("breaker",)]
     assert runs[0][3:] == (1196, 0, 0, 4)      # four deliberately broken rows
-    assert runs[3][3:] == (18, 25, 3, 1)       # 15 new + 3 fixed, 25 plays changed, 3 withdrawn, 1 still bad
+    assert runs[4][3:] == (18, 25, 3, 1)       # 15 new + 3 fixed, 25 plays changed, 3 withdrawn, 1 still bad
     live = con.execute("SELECT count(*) FROM content_index WHERE _deleted_at IS NULL").fetchone()[0]
     assert live == 1196 + 18 - 3
     # latin-1 CRM delta: accents survive, booleans typed
@@ -35,7 +40,8 @@ def test_demo_syncs_sample_sources_twice(project: Project) -> None:
 def test_sample_config_validates(project: Project) -> None:
     sample = project.root.parent / "config.sample.yaml"
     sample.write_text((__import__("pathlib").Path(__file__).parents[1] / "config.sample.yaml").read_text())
-    proc = project.cli("--config", str(sample), "validate", env={"CRM_EXPORT_DIR": "/srv/crm-secret-dir"})
+    proc = project.cli("--config", str(sample), "validate", env={"CRM_EXPORT_DIR": "/srv/crm-secret-dir",
+                                                                   "PLAYERS_TOKEN": "tok", "PAYMENTS_KEY": "key"})
     assert proc.returncode == 0, proc.stderr
     assert "music_catalog" in proc.stdout and "crm_contacts" in proc.stdout
     assert "crm-secret-dir" not in proc.stdout + proc.stderr

@@ -125,9 +125,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
                      f"store {esc(cfg.redact(cfg.database or _default_database_url()))}")
     for s in cfg.source_list:
         deletes = f", deletes {s.deletes}" if s.mode == "full" else ""
-        render.out.print(f"- [bold]{esc(s.name)}[/] ({esc(s.kind)}) -> table {esc(s.table)}, "
-                         f"key ({esc(', '.join(s.primary_key))}), {s.mode}{deletes}, {len(s.fields)} field(s), "
-                         f"batches of {s.batch_size}")
+        if s.fields is None:  # a multi-stream source: each stream line says its table and key
+            render.out.print(f"- [bold]{esc(s.name)}[/] ({esc(s.kind)}), {s.mode}{deletes}")
+        else:
+            render.out.print(f"- [bold]{esc(s.name)}[/] ({esc(s.kind)}) -> table {esc(s.table)}, "
+                             f"key ({esc(', '.join(s.primary_key))}), {s.mode}{deletes}, {len(s.fields)} field(s), "
+                             f"batches of {s.batch_size}")
         for line in adapter_for(s.kind)(s).describe():
             render.out.print(f"    {esc(cfg.redact(line))}")
     return EXIT_OK
@@ -218,7 +221,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from syncdash.core.engine import RunOptions  # after the checks: a typo is reported without the import wait
 
     store = _store(cfg.database)
-    jobs = [(n, RunOptions(trigger="cli", full=args.full, dry_run=args.dry_run)) for n in names]
+    if args.limit_pages is not None and args.limit_pages < 1:
+        raise UsageError("--limit-pages must be 1 or more")
+    if args.limit_pages is not None and not args.dry_run:
+        raise UsageError("--limit-pages needs --dry-run: a partial full sync would delete what it did not read")
+    jobs = [(n, RunOptions(trigger="cli", full=args.full, dry_run=args.dry_run, limit_pages=args.limit_pages,
+                           backfill_from=args.backfill_from)) for n in names]
     return _run_many(args, cfg, store, jobs)
 
 
@@ -280,7 +288,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         st: SourceState | None = states.get(src.name)
         running = st is not None and st.lock_run_id is not None
         rows.append({
-            "source": src.name, "kind": src.kind, "table": src.table,
+            "source": src.name, "kind": src.kind, "table": ", ".join(t for t, _ in src.target_tables()),
             "status": "running" if running else (run.status if run else "never run"),
             "last_run": run.id if run else None,
             "last_run_status": run.status if run else None,

@@ -19,8 +19,9 @@ from syncdash.cli import render
 from syncdash.cli.render import esc
 
 CONFIG = """\
-# The syncdash demo: three CSV sources showing the main options. Edit the data and run
+# The syncdash demo: three CSV sources and two REST sources showing the main options. Edit the data and run
 #   syncdash --config {config} run --all
+# (the REST sources read a sample API that `syncdash demo` serves on {api} while it runs)
 database: sqlite:///{db}
 sources:
   - name: music_catalog
@@ -67,6 +68,42 @@ sources:
       store_id: {{from: store, type: int}}
       city: city
       opening_hours: {{from: hours, type: json}}
+
+  - name: league_players
+    kind: rest
+    description: a ratings site's API, paged, fetched 2 pages at a time, only what changed since last time
+    url: {api}/v1/page/players
+    params: {{country: ie}}
+    records: data.items
+    pagination: {{type: page, page_param: page, size_param: limit, size: 5, total_path: meta.total}}
+    incremental: {{cursor_field: updated_at, param: updated_since, initial: "2024-01-01T00:00:00Z", lag: 5m}}
+    concurrency: 2
+    retry: {{attempts: 4, initial: 0.2s, max: 2s}}
+    rate_limit: {{rate: 50/s, burst: 10}}
+    table: league_players
+    primary_key: [id]
+    fields:
+      id: {{from: id, type: int}}
+      name: {{from: profile.display_name, required: true}}
+      club: club.name
+      first_tag: tags.0
+      elo: {{type: float}}
+      games: {{type: int}}
+      updated_at: {{type: datetime}}
+
+  - name: partner_feed
+    kind: rest
+    description: a partner API that is down today; its circuit breaker opens instead of hammering it
+    url: {api}/v1/cursor/players
+    records: data
+    pagination: {{type: cursor, cursor_path: meta.next_cursor}}
+    retry: {{attempts: 5, initial: 0.1s, max: 0.5s}}
+    circuit_breaker: {{failures: 3, reset_after: 10m}}
+    table: partner_feed
+    primary_key: [id]
+    fields:
+      id: {{from: id, type: int}}
+      name: profile.display_name
 """
 
 ARTISTS = ["The Harbour Lights", "Niamh Keane", "Lisbon Tram Co.", "Static Orchard", "Dúlra", "Mo Ferreira",
@@ -142,8 +179,8 @@ def default_demo_dir() -> Path:
     return Path(platformdirs.user_data_dir("syncdash")) / "demo"
 
 
-def write_demo(root: Path) -> tuple[Path, list[list[str]]]:
-    """A fresh demo directory: config, day-one data, empty store."""
+def write_demo(root: Path, api: str = "http://127.0.0.1:8787") -> tuple[Path, list[list[str]]]:
+    """A fresh demo directory: config, day-one data, empty store. `api`: the sample API's base URL."""
     if root.exists():
         for name in ("data", "syncdash.db", "syncdash.db-wal", "syncdash.db-shm", "syncdash.yaml"):
             p = root / name
@@ -153,7 +190,7 @@ def write_demo(root: Path) -> tuple[Path, list[list[str]]]:
                 p.unlink()
     root.mkdir(parents=True, exist_ok=True)
     config = root / "syncdash.yaml"
-    config.write_text(CONFIG.format(config=config, db=root / "syncdash.db"), encoding="utf-8")
+    config.write_text(CONFIG.format(config=config, db=root / "syncdash.db", api=api), encoding="utf-8")
     songs = _day_one(root / "data", random.Random(2026))
     return config, songs
 
@@ -168,26 +205,44 @@ def _command() -> str:
     return str(argv0)
 
 
+HEALTHY = ["music_catalog", "crm_contacts", "partner_stores", "league_players"]
+
+
 def run_demo(args: argparse.Namespace) -> int:
-    from syncdash.cli.main import EXIT_PARTIAL, main
+    from syncdash.cli.main import EXIT_FAILED, EXIT_PARTIAL, main
+    from syncdash.sampleapi import SampleApi
 
     root = Path(args.dir).expanduser().resolve() if args.dir else default_demo_dir()
-    config, songs = write_demo(root)
-    render.out.rule("[bold]syncdash demo[/]")
-    render.out.print(f"config and sample data in {esc(root)}\n")
-    render.out.print("[bold]1. first sync[/]: every source, into an empty SQLite store")
-    first = main(["--config", str(config), "run", "--all"])
-    _day_two(root / "data", songs, random.Random(11))
-    render.out.print("\n[bold]2. the next day's files[/]: plays changed, tracks withdrawn and added, a CRM delta")
-    second = main(["--config", str(config), "run", "--all"])
-    render.out.print("\n[bold]3. history[/]")
-    main(["--config", str(config), "runs"])
+    with SampleApi(n=300, latency=0.01, lifetime=600) as api:
+        config, songs = write_demo(root, api.url)
+        render.out.rule("[bold]syncdash demo[/]")
+        render.out.print(f"config and sample data in {esc(root)}; sample API on {esc(api.url)}\n")
+        render.out.print("[bold]1. first sync[/]: CSV files and a paged API into an empty SQLite store "
+                         "(the API fails twice on the way: watch the retries)")
+        api.fail("page=2&", 500, times=1)
+        api.fail("page=4&", 429, times=1, retry_after="1")
+        first = main(["--config", str(config), "run", *HEALTHY])
+        _day_two(root / "data", songs, random.Random(11))
+        irish = [r["id"] for r in api.records if (r.get("profile") or {}).get("country") == "ie"]
+        api.touch(irish[3:6], at="2030-01-01T08:00:00Z")
+        render.out.print("\n[bold]2. the next day[/]: plays changed, tracks withdrawn and added, a CRM delta, "
+                         "three players updated (the API sends only those)")
+        second = main(["--config", str(config), "run", *HEALTHY])
+        render.out.print("\n[bold]3. a partner API that is down[/]: 503 on every request; after 3 failures the "
+                         "circuit breaker opens, and the next run fails fast without a request")
+        api.fail("/v1/cursor/", 503, times=-1)
+        down = main(["--config", str(config), "run", "partner_feed"])
+        again = main(["--config", str(config), "run", "partner_feed"])
+        render.out.print("\n[bold]4. history[/]")
+        main(["--config", str(config), "runs"])
     cmd = esc(f"{_command()} --config {config}")
     render.out.print(
         "\n[bold]explore[/]\n"
-        f"  {cmd} show 4    what changed in the catalogue, and its bad rows\n"
+        f"  {cmd} show 5    what changed in the catalogue, and its bad rows\n"
         f"  {cmd} errors    rows that failed, with file and line\n"
         f"  {cmd} status    every source at a glance\n"
-        f"  {cmd} export content_index --format jsonl\n")
-    # the demo's sample data holds deliberately bad rows, so `partial` is the expected outcome
-    return 0 if first in (0, EXIT_PARTIAL) and second in (0, EXIT_PARTIAL) else 1
+        f"  {cmd} export content_index --format jsonl\n"
+        "  (the sample API stopped with the demo: running the REST sources again fails to connect)\n")
+    # the sample data holds deliberately bad rows (`partial`) and a partner that is down (`failed`)
+    ok = first in (0, EXIT_PARTIAL) and second in (0, EXIT_PARTIAL)
+    return 0 if ok and down == EXIT_FAILED and again == EXIT_FAILED else 1

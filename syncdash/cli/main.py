@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--all", action="store_true", help="every source in the config")
     s.add_argument("--full", action="store_true", help="full sync: ignore checkpoints, apply deletes")
     s.add_argument("--dry-run", action="store_true", help="run everything, write nothing to the target tables")
+    s.add_argument("--limit-pages", type=int, metavar="N",
+                   help="REST: stop each stream after N pages (with --dry-run: a quick preview)")
+    s.add_argument("--backfill-from", metavar="VALUE",
+                   help="incremental: replay from this cursor value (e.g. a date) instead of the stored one")
     s.add_argument("--json", action="store_true", help="print the results as JSON")
 
     s = sub.add_parser("status", parents=[common], help="per source: last run, status, age")

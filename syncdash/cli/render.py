@@ -133,6 +133,7 @@ def run_json(run: Run) -> dict[str, Any]:
         "counts": {k: getattr(run, k) for k in ("inserted", "updated", "unchanged", "deleted", "failed", "skipped")},
         "resumes": run.resumes, "parent_run_id": run.parent_run_id, "error": run.error,
         "error_type": run.error_type, "warnings": json.loads(run.warnings) if run.warnings else [],
+        "http": json.loads(run.http) if run.http else None,
     }
 
 

@@ -116,14 +116,18 @@ def parse_config(text: str, file: str, env: dict[str, str] | None = None) -> Con
                 file=file, line=y.line_of(("sources", i, "name")), key=f"sources.{i}.name"))
             continue
         seen_names[src.name] = y.line_of(("sources", i, "name")) or 0
-        table_key = src.table.lower()
-        if table_key in seen_tables:
-            errors.append(ConfigError(
-                f"table {src.table!r} is already the target of source {seen_tables[table_key]!r}; "
-                "each table belongs to one source (full syncs delete what their source lacks)",
-                file=file, line=y.line_of(("sources", i, "table")), key=f"sources.{i}.table"))
+        clash = False
+        for table, tkey in src.target_tables():
+            if table.lower() in seen_tables:
+                errors.append(ConfigError(
+                    f"table {table!r} is already the target of {seen_tables[table.lower()]}; "
+                    "each table belongs to one source (full syncs delete what their source lacks)",
+                    file=file, line=y.line_of(("sources", i, *tkey)), key=_loc_key(("sources", i, *tkey))))
+                clash = True
+            seen_tables[table.lower()] = f"source {src.name!r}"
+        if clash:
             continue
-        seen_tables[table_key] = src.name
+        y.secrets.update(v for v in src.secret_values() if v)
         src._secrets = y.secrets
         bind = getattr(src, "bind_config_file", None)
         if bind is not None:

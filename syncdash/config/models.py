@@ -156,6 +156,14 @@ class SourceConfig(Strict):
             raise KeyedValueError("deletes applies to mode: full only; incremental never deletes", "deletes")
         return self
 
+    def target_tables(self) -> list[tuple[str, tuple[str | int, ...]]]:
+        """Every table this source writes, with the config key that names it (for clash errors)."""
+        return [(self.table, ("table",))]
+
+    def secret_values(self) -> list[str]:
+        """Literal credentials in the config, masked like ${VAR} values."""
+        return []
+
     def source_name_of(self, column: str) -> str | int:
         spec = self.fields[column]
         return spec.from_ if spec.from_ is not None else column
@@ -199,3 +207,8 @@ class Config(Strict):
     def redact(self, text: str) -> str:
         """Replace every ${VAR}-provided value in text; used on anything written to store or logs."""
         return redact(text, self._secrets)
+
+    def add_secret(self, value: str) -> None:
+        """A credential obtained at run time (an OAuth2 token): masked from here on like the others."""
+        if value:
+            self._secrets.add(value)

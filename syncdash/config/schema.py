@@ -19,8 +19,9 @@ def json_schema() -> dict[str, Any]:
         sources=(list[source_union], Field(default_factory=list)),  # type: ignore[valid-type]
     )
     schema = root.model_json_schema(by_alias=True)
-    for model in models:
-        _allow_shorthands(schema["$defs"][model.__name__])
+    for definition in schema["$defs"].values():
+        if "fields" in definition.get("properties", {}):
+            _allow_shorthands(definition)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "syncdash config"
     return schema
@@ -31,10 +32,14 @@ def _allow_shorthands(source: dict[str, Any]) -> None:
     (see SourceConfig's before-validators); the generated schema would flag both, so add them."""
     props = source.get("properties", {})
     fields = props.get("fields")
+    if fields and "anyOf" in fields:  # optional on a source with streams: dict | null
+        fields = next((f for f in fields["anyOf"] if f.get("type") == "object"), None)
     if fields and "additionalProperties" in fields:
         spec = fields["additionalProperties"]
         fields["additionalProperties"] = {"anyOf": [{"type": "string"}, {"type": "integer"}, spec]}
     pk = props.get("primary_key")
+    if pk and "anyOf" in pk:
+        pk = next((p for p in pk["anyOf"] if p.get("type") == "array"), None)
     if pk and pk.get("type") == "array":
         array = {k: pk.pop(k) for k in ("type", "items", "minItems") if k in pk}
         pk["anyOf"] = [{"type": "string"}, array]

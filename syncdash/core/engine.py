@@ -32,7 +32,7 @@ from syncdash.errors import (
     TargetError,
     UsageError,
 )
-from syncdash.sources.base import Batch, CheckpointInvalid, Source
+from syncdash.sources.base import Batch, CheckpointInvalid, RunContext, Source
 from syncdash.sources.registry import adapter_for
 
 PROGRESS_INTERVAL = 0.25  # seconds between phase-progress writes
@@ -49,6 +49,8 @@ class RunOptions:
     on_progress: Callable[[Progress], None] | None = None
     sample_changes: int = 20  # changes kept in memory for a dry run's plan
     read_ahead: bool = True  # parse and map in a child process while writing (see readahead.py)
+    limit_pages: int | None = None  # REST: stop each stream after this many pages (with dry_run: a preview)
+    backfill_from: str | None = None  # incremental: send this instead of the stored cursor
 
 
 @dataclass
@@ -97,7 +99,12 @@ class Engine:
         options = options or RunOptions()
         cfg = self.source_config(name)
         adapter: Source = adapter_for(cfg.kind)(cfg)
-        return _RunExecution(self.store, self.config, cfg, adapter, options).execute()
+        try:
+            return _RunExecution(self.store, self.config, cfg, adapter, options).execute()
+        finally:
+            close = getattr(adapter, "close", None)
+            if close is not None:
+                close()
 
 
 class _RunExecution:
@@ -107,6 +114,9 @@ class _RunExecution:
         self.config = config
         self.cfg = cfg
         self.adapter = adapter
+        self.source_adapter = adapter
+        self.waits: list[dict[str, Any]] = []
+        self.requests: int | None = None
         self.opt = options
         self.owner = owner_id()
         self.counts = dict.fromkeys(COUNT_NAMES, 0)
@@ -126,6 +136,14 @@ class _RunExecution:
         self.retry_loaded: set[tuple[str | None, int | None]] = set()
         self.retry_failed: dict[tuple[str | None, int | None], int] = {}
         self._redacted: dict[str, str] = {}
+        # a source reads one stream (CSV) or several (REST streams), each its own load phase and table
+        self.source_cfg = cfg
+        self.streams: list[Any] = list(adapter.streams()) if hasattr(adapter, "streams") else [adapter]
+        self.stream_idx = 0
+        self.load_phase = "load"
+        self.fin_phase = "finalize"
+        self.pcounts = dict.fromkeys(COUNT_NAMES, 0)
+        self.conn: sqlite3.Connection | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -215,12 +233,30 @@ class _RunExecution:
                     ItemError.run_id == self.run.id, ItemError.item_key == None)).one()  # noqa: E711
         else:
             with self.store.tx() as s:
-                for seq, name in enumerate(("load", "finalize")):
-                    ph = RunPhase(run_id=self.run.id, seq=seq, name=name,
-                                  unit=self.adapter.unit if name == "load" else "rows")
-                    s.add(ph)
-                    s.flush()
-                    self._phase_ids[name] = ph.id or 0
+                seq = 0
+                for st in self.streams:
+                    load, fin = self._phase_names(st)
+                    for name, unit in ((load, st.unit), (fin, "rows")):
+                        ph = RunPhase(run_id=self.run.id, seq=seq, name=name, unit=unit)
+                        s.add(ph)
+                        s.flush()
+                        self._phase_ids[name] = ph.id or 0
+                        seq += 1
+
+    def _phase_names(self, stream: Any) -> tuple[str, str]:
+        if len(self.streams) == 1:
+            return "load", "finalize"
+        return stream.phase, f"{stream.phase} finalize"
+
+    def _drop_kept_seen(self) -> None:
+        """A finished run (any status but interrupted) is never resumed: its stored seen keys can go."""
+        assert self.run is not None
+        with self.store.engine.begin() as c:
+            names = [r[0] for r in c.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name GLOB ?",
+                (f"syncdash_seen_{self.run.id}_*",))]
+            for name in names:
+                c.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
 
     def _heartbeat(self) -> None:
         assert self.run is not None and self.run.id is not None
@@ -233,6 +269,7 @@ class _RunExecution:
     def _finish(self, status: str, error: str | None, error_type: str | None) -> None:
         assert self.run is not None and self.run.id is not None
         now = utcnow()
+        self._drop_kept_seen()
         with self.store.tx() as s:
             run = s.get(Run, self.run.id)
             assert run is not None
@@ -244,6 +281,8 @@ class _RunExecution:
                 setattr(run, name, self.counts[name])
             if self.warnings:
                 run.warnings = self.config.redact(dumps(self.warnings))
+            if self.requests is not None:
+                run.http = self.config.redact(dumps({"requests": self.requests, "waits": self.waits[:200]}))
             s.add(run)
             for ph in s.exec(select(RunPhase).where(RunPhase.run_id == run.id)):
                 if ph.status == "running":
@@ -277,13 +316,23 @@ class _RunExecution:
         assert self.run is not None and self.run.id is not None
         raw = self.store.engine.raw_connection()
         conn: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
+        self.conn = conn
         try:
             conn.execute("PRAGMA cache_size=-32000")
             # fewer, larger checkpoints while loading (~10% off a million-row load); WAL stays <= ~80 MB
             conn.execute("PRAGMA wal_autocheckpoint=20000")
-            self._load(conn)
-            self._finalize(conn)
+            ck = json.loads(self.run.checkpoint) if self.resumed and self.run.checkpoint else None
+            first = int(ck.get("stream", 0)) if ck else 0
+            self._bind_adapter()
+            for i, stream in enumerate(self.streams):
+                if i < first:
+                    continue  # finished before the interruption
+                self._enter_stream(i, stream)
+                self._load(conn, ck if i == first else None)
+                self._finalize(conn)
+                self._stream_done(conn)
         finally:
+            self._collect_adapter_warnings()
             try:
                 conn.execute("PRAGMA wal_autocheckpoint=1000")
                 if conn.in_transaction:
@@ -291,7 +340,93 @@ class _RunExecution:
             finally:
                 raw.close()
 
-    def _load(self, conn: sqlite3.Connection) -> None:
+    def _bind_adapter(self) -> None:
+        bind = getattr(self.adapter, "bind", None)
+        if bind is None:
+            return
+        st = self.store.source_states().get(self.source_cfg.name)
+        cursors = json.loads(st.cursor) if st is not None and st.cursor else {}
+        bind(RunContext(store=self.store, cancel=self.opt.cancel, full=self.opt.full, dry_run=self.opt.dry_run,
+                        limit_pages=self.opt.limit_pages, backfill_from=self.opt.backfill_from,
+                        cursors=cursors if isinstance(cursors, dict) else {}, redact=self.config.redact,
+                        add_secret=self.config.add_secret, parent_rows=self._parent_rows))
+
+    def _enter_stream(self, i: int, stream: Any) -> None:
+        """Point the per-stream state (config, table, phase, counts) at stream i."""
+        self.stream_idx = i
+        self.adapter = stream
+        self.cfg = stream.config
+        self.load_phase, self.fin_phase = self._phase_names(stream)
+        self.batch_no = 0
+        self.keyless_errors = 0
+        self.pcounts = dict.fromkeys(COUNT_NAMES, 0)
+        if self.resumed:
+            with self.store.session() as s:
+                ph = s.get(RunPhase, self._phase_ids[self.load_phase])
+                if ph is not None:
+                    self.pcounts = {n: getattr(ph, n) for n in COUNT_NAMES}
+                self.keyless_errors = s.exec(select(_count()).select_from(ItemError).where(
+                    ItemError.run_id == self.run.id, ItemError.phase == self.load_phase,  # type: ignore[union-attr]
+                    ItemError.item_key == None)).one()  # noqa: E711
+
+    def _count(self, name: str, n: int) -> None:
+        self.counts[name] += n
+        self.pcounts[name] += n
+
+    def _stream_done(self, conn: sqlite3.Connection) -> None:
+        """Store the stream's incremental cursor: the run resumes by checkpoint, the next run by cursor."""
+        final = getattr(self.adapter, "final_cursor", None)
+        value = final() if final is not None else None
+        if value is None or self.opt.dry_run:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT cursor FROM syncdash_source_state WHERE source=?",
+                               (self.source_cfg.name,)).fetchone()
+            cursors = json.loads(row[0]) if row and row[0] else {}
+            if not isinstance(cursors, dict):
+                cursors = {}
+            old = cursors.get(self.adapter.phase)
+            better = getattr(self.adapter, "later_cursor", lambda a, b: b)
+            cursors[self.adapter.phase] = better(old, value) if old is not None else value
+            conn.execute("UPDATE syncdash_source_state SET cursor=? WHERE source=?",
+                         (dumps(cursors), self.source_cfg.name))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _collect_adapter_warnings(self) -> None:
+        for st in self.streams:
+            self.warnings.extend(self.config.redact(w) for w in getattr(st, "warnings", []))
+        client = getattr(self.source_adapter, "_client", None)
+        waits = getattr(client, "waits", None)
+        if waits:
+            total = sum(w.seconds for w in waits)
+            kinds: dict[str, int] = {}
+            for w in waits:
+                kinds[w.reason] = kinds.get(w.reason, 0) + 1
+            what = ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1])[:6])
+            self.warnings.append(f"waited {len(waits)} time(s), {total:.1f} s in total: {what}")
+            self.waits = [{"url": w.url, "reason": w.reason, "seconds": round(w.seconds, 3)} for w in waits]
+        if client is not None:
+            self.requests = client.attempts
+
+    def _parent_rows(self, table: str, columns: list[str], key: list[str]) -> list[dict[str, Any]]:
+        """Live rows of an earlier stream's table, in key order: what a for_each stream fans out over."""
+        assert self.conn is not None
+        from syncdash.core.target import q
+
+        cols = ", ".join(q(c) for c in columns)
+        order = ", ".join(q(c) for c in key)
+        try:
+            cur = self.conn.execute(f"SELECT {cols} FROM {q(table)} WHERE _deleted_at IS NULL ORDER BY {order}")
+        except sqlite3.OperationalError:
+            return []  # a dry run before the first real one: the parent table does not exist yet
+        return [dict(zip(columns, r, strict=True)) for r in cur]
+
+    def _load(self, conn: sqlite3.Connection, ck: dict[str, Any] | None) -> None:
         assert self.run is not None and self.run.id is not None
         cfg = self.cfg
         columns = list(cfg.fields)
@@ -307,7 +442,6 @@ class _RunExecution:
                 conn.execute("ROLLBACK")
                 raise
         self.target_exists = self.target.exists()
-        ck = json.loads(self.run.checkpoint) if self.resumed and self.run.checkpoint else None
         if ck is not None:
             self.fresh = bool(ck.get("fresh"))
             self.rewrite = bool(ck.get("rewrite"))
@@ -320,10 +454,15 @@ class _RunExecution:
             if self.rewrite:
                 self.warnings.append("the field mapping changed since the last sync: every row is compared "
                                      "by value and rewritten with its new hash")
-        self.seen = None if self.fresh else self.target.seen_keys(f"seen_{self.run.id}")
-        self._phase_start("load")
+        replayable = getattr(self.adapter, "replayable", True)
+        # a stream that cannot be replayed cheaply (REST) keeps its seen keys in the store, committed with
+        # each batch, so a resume needs no refetch; CSV re-reads its prefix into a TEMP table (faster)
+        self.seen = None if self.fresh else self.target.seen_keys(
+            f"seen_{self.run.id}_{self.stream_idx}" if not replayable else f"seen_{self.run.id}",
+            persistent=not replayable, keep=not replayable and ck is not None)
+        self._phase_start(self.load_phase)
         start = ck.get("source") if ck else None
-        if ck is not None and self.seen is not None and start is not None:
+        if ck is not None and self.seen is not None and start is not None and replayable:
             try:
                 self._replay(start)
             except CheckpointInvalid as e:
@@ -337,7 +476,7 @@ class _RunExecution:
             first = next(batches, None)
         if first is not None:
             self._process(conn, first)
-            if readahead.enabled() and self.opt.read_ahead:
+            if readahead.enabled() and self.opt.read_ahead and getattr(self.adapter, "read_ahead", True):
                 # the rest is parsed and mapped in a child process while this one writes (readahead.py)
                 try:
                     for batch, prepared in readahead.read_ahead(batches, self._prepare, first):
@@ -349,7 +488,7 @@ class _RunExecution:
             else:
                 for batch in batches:
                     self._process(conn, batch)
-        self._phase_done("load")
+        self._phase_done(self.load_phase)
 
     def _prepare(self, batch: Batch) -> Prepared:
         """The pure part of a batch (no database): typed rows, their keys, row errors, in-batch duplicates."""
@@ -381,7 +520,12 @@ class _RunExecution:
         self.counts = dict.fromkeys(COUNT_NAMES, 0)
         self.batch_no = 0
         self.fresh = False
-        self.seen = self.target.seen_keys(f"seen_{self.run.id}")
+        self.pcounts = dict.fromkeys(COUNT_NAMES, 0)
+        replayable = getattr(self.adapter, "replayable", True)
+        if self.seen is not None:
+            self.seen.drop()
+        self.seen = self.target.seen_keys(f"seen_{self.run.id}_{self.stream_idx}" if not replayable
+                                          else f"seen_{self.run.id}", persistent=not replayable)
         return None
 
     def _replay(self, upto: dict[str, Any]) -> None:
@@ -494,11 +638,11 @@ class _RunExecution:
                 inserted, updated = len(new), len(diffs)
                 change_rows.extend(self._update_changes(diffs))
             change_rows.extend(self._insert_changes(new, key_of))
-            self.counts["inserted"] += inserted
-            self.counts["updated"] += updated
-            self.counts["unchanged"] += unchanged
-            self.counts["failed"] += len(errors)
-            self.counts["skipped"] += batch.skipped
+            self._count("inserted", inserted)
+            self._count("updated", updated)
+            self._count("unchanged", unchanged)
+            self._count("failed", len(errors))
+            self._count("skipped", batch.skipped)
             self.keyless_errors += sum(1 for e in errors if e.get("_key") is None)
             if self.mode == "retry":
                 for ln in lines:
@@ -512,7 +656,7 @@ class _RunExecution:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        self._report("load", batch.done, batch.total, batch.detail)
+        self._report(self.load_phase, batch.done, batch.total, batch.detail)
 
     def _try_insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]], now: str, run_id: int) -> bool:
         """Fast path for a table that was empty when the run began: duplicates surface as a PK clash."""
@@ -622,28 +766,32 @@ class _RunExecution:
                 conn.executemany(
                     "INSERT INTO syncdash_item_errors (run_id, source, phase, item, item_key, file, line, "
                     "\"column\", error_type, code, message, retryable, attempts, payload, created_at) "
-                    "VALUES (?, ?, 'load', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(run_id, self.cfg.name, e["item"], e["item_key"], e["file"], e["line"], e["column"],
-                      e["error_type"], e.get("code"), e["message"], e["retryable"], e.get("attempts", 1),
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(run_id, self.cfg.name, self.load_phase, e["item"], e["item_key"], e["file"], e["line"],
+                      e["column"], e["error_type"], e.get("code"), e["message"], e["retryable"], e.get("attempts", 1),
                       e["payload"], now) for e in errors])
             if change_rows:
                 conn.executemany(
                     "INSERT INTO syncdash_changes (run_id, source, change, key, before, after) "
                     "VALUES (?, ?, ?, ?, ?, ?)", [(run_id, self.cfg.name, *c) for c in change_rows])
-            ck = {"source": batch.checkpoint, "fresh": self.fresh, "rewrite": self.rewrite,
-                  "batches": self.batch_no}
+            ck = {"stream": self.stream_idx, "source": batch.checkpoint, "fresh": self.fresh,
+                  "rewrite": self.rewrite, "batches": self.batch_no}
             c = self.counts
             conn.execute(
                 "UPDATE syncdash_runs SET inserted=?, updated=?, unchanged=?, deleted=?, failed=?, skipped=?, "
                 "checkpoint=?, heartbeat_at=? WHERE id=?",
                 (c["inserted"], c["updated"], c["unchanged"], c["deleted"], c["failed"], c["skipped"],
                  None if dry else dumps(ck), now, run_id))
+            p = self.pcounts
+            conn.execute("UPDATE syncdash_run_phases SET inserted=?, updated=?, unchanged=?, failed=?, skipped=? "
+                         "WHERE id=?", (p["inserted"], p["updated"], p["unchanged"], p["failed"], p["skipped"],
+                                        self._phase_ids[self.load_phase]))
             t = time.monotonic()
             if t - self._last_progress >= PROGRESS_INTERVAL:
                 self._last_progress = t
                 conn.execute("UPDATE syncdash_run_phases SET done=?, total=?, detail=? WHERE id=?",
                              (batch.done, batch.total, self.config.redact(batch.detail or "") or None,
-                              self._phase_ids["load"]))
+                              self._phase_ids[self.load_phase]))
             if own_tx:
                 conn.execute("COMMIT")
         except BaseException:
@@ -655,17 +803,25 @@ class _RunExecution:
 
     def _finalize(self, conn: sqlite3.Connection) -> None:
         assert self.run is not None and self.run.id is not None
-        self._phase_start("finalize")
+        self._phase_start(self.fin_phase)
         cfg = self.cfg
         if self.mode != "full" or cfg.deletes == "keep" or self.fresh or self.seen is None \
                 or not self.target_exists:
-            self._phase_done("finalize", 0, 0)
+            self._phase_done(self.fin_phase, 0, 0)
+            self._drop_seen(conn)
+            return
+        partial_read = getattr(self.adapter, "truncated", None) or (
+            f"--limit-pages {self.opt.limit_pages}" if self.opt.limit_pages else None)
+        if partial_read:
+            self.warnings.append(f"deletes skipped: {partial_read}, so rows missing from what was read may still "
+                                 "exist at the source")
+            self._phase_done(self.fin_phase, 0, 0)
             self._drop_seen(conn)
             return
         if self.keyless_errors:
             self.warnings.append(f"deletes skipped: {self.keyless_errors} row(s) failed before their key "
                                  "could be read, so absent rows cannot be told apart from them")
-            self._phase_done("finalize", 0, 0)
+            self._phase_done(self.fin_phase, 0, 0)
             self._drop_seen(conn)
             return
         dry = self.opt.dry_run
@@ -693,7 +849,7 @@ class _RunExecution:
                                     for r in absent[:self.opt.sample_changes]])
             now = format_ts(utcnow())
             deleted = self.target.delete_absent(cfg.deletes, now, self.run.id) if not dry and n else n
-            self.counts["deleted"] += deleted
+            self._count("deleted", deleted)
             self.changes_kept["delete"] += len(changes)
             if dry:
                 conn.execute("BEGIN IMMEDIATE")
@@ -701,8 +857,10 @@ class _RunExecution:
                 conn.executemany("INSERT INTO syncdash_changes (run_id, source, change, key, before, after) "
                                  "VALUES (?, ?, ?, ?, ?, ?)", [(self.run.id, cfg.name, *c) for c in changes])
             conn.execute("UPDATE syncdash_runs SET deleted=? WHERE id=?", (self.counts["deleted"], self.run.id))
+            conn.execute("UPDATE syncdash_run_phases SET deleted=? WHERE id=?",
+                         (self.pcounts["deleted"], self._phase_ids[self.load_phase]))
             conn.execute("UPDATE syncdash_run_phases SET done=?, total=?, status='done', finished_at=? "
-                         "WHERE id=?", (deleted, n, now, self._phase_ids["finalize"]))
+                         "WHERE id=?", (deleted, n, now, self._phase_ids[self.fin_phase]))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -710,7 +868,7 @@ class _RunExecution:
             raise
         finally:
             self._drop_seen(conn)
-        self._report("finalize", n, n, None)
+        self._report(self.fin_phase, n, n, None)
 
     def _drop_seen(self, conn: sqlite3.Connection) -> None:
         if self.seen is not None:
@@ -785,7 +943,7 @@ class _RunExecution:
 
     def _phase_start(self, name: str) -> None:
         pid = self._phase_ids[name]
-        total = self.adapter.total() if name == "load" else None
+        total = self.adapter.total() if name == self.load_phase else None
         with self.store.engine.begin() as c:
             c.exec_driver_sql(
                 "UPDATE syncdash_run_phases SET status='running', started_at=COALESCE(started_at, ?), "
@@ -795,8 +953,10 @@ class _RunExecution:
         pid = self._phase_ids[name]
         with self.store.engine.begin() as c:
             if done is None:
-                c.exec_driver_sql("UPDATE syncdash_run_phases SET status='done', finished_at=?, done=total "
-                                  "WHERE id=?", (format_ts(utcnow()), pid))
+                # a phase counted in pages learns its total only at the end
+                c.exec_driver_sql("UPDATE syncdash_run_phases SET status='done', finished_at=?, "
+                                  "done=COALESCE(total, done), total=COALESCE(total, done) WHERE id=?",
+                                  (format_ts(utcnow()), pid))
             else:
                 c.exec_driver_sql("UPDATE syncdash_run_phases SET status='done', finished_at=?, done=?, total=? "
                                   "WHERE id=?", (format_ts(utcnow()), done, total, pid))
@@ -805,7 +965,7 @@ class _RunExecution:
         if self.opt.on_progress is None or self.run is None or self.run.id is None:
             return
         self.opt.on_progress(Progress(run_id=self.run.id, source=self.cfg.name, phase=phase, done=done,
-                                      total=total, unit=self.adapter.unit if phase == "load" else "rows",
+                                      total=total, unit=self.adapter.unit if phase == self.load_phase else "rows",
                                       counts=dict(self.counts), detail=detail, resumed=self.resumed))
 
 

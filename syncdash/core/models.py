@@ -48,6 +48,7 @@ class Run(SQLModel, table=True):
     error: str | None = None  # summary of why the run failed, secrets redacted
     error_type: str | None = None
     warnings: str | None = None  # JSON list
+    http: str | None = None  # JSON {"requests": n, "waits": [{url, reason, seconds}]}: REST sources only
 
 
 class RunPhase(SQLModel, table=True):
@@ -62,6 +63,13 @@ class RunPhase(SQLModel, table=True):
     total: int | None = None
     unit: str = "rows"  # rows | bytes | pages
     detail: str | None = None  # current file/page position
+    # the phase's own share of the run's counts (a multi-stream source has one load phase per stream)
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    failed: int = 0
+    skipped: int = 0
     started_at: NaiveDatetime | None = None
     finished_at: NaiveDatetime | None = None
 
@@ -104,6 +112,21 @@ class SourceState(SQLModel, table=True):
     lock_run_id: int | None = None
     lock_owner: str | None = None
     lease_until: NaiveDatetime | None = None
+
+
+class Breaker(SQLModel, table=True):
+    """A host's circuit breaker, shared by every run and process that talks to it."""
+
+    __tablename__ = "syncdash_breakers"
+
+    host: str = Field(primary_key=True)
+    state: str = "closed"  # closed | open | half_open
+    failures: int = 0  # consecutive failed requests
+    opened_at: NaiveDatetime | None = None
+    retry_at: NaiveDatetime | None = None
+    last_error: str | None = None
+    source: str | None = None  # the source whose request last changed it
+    updated_at: NaiveDatetime | None = None
 
 
 class Change(SQLModel, table=True):

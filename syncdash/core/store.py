@@ -105,10 +105,28 @@ class Store:
         try:
             SQLModel.metadata.create_all(self.engine, tables=[
                 t.__table__ for t in (models.Run, models.RunPhase, models.ItemError, models.SourceState,  # type: ignore[attr-defined]
-                                      models.Change, models.Command)
+                                      models.Change, models.Command, models.Breaker)
             ])
+            self._add_missing_columns()
         except OperationalError as e:
             raise StoreError(f"cannot open the store {self.url}: {e.orig}") from None
+
+    def _add_missing_columns(self) -> None:
+        """Stores made by an older syncdash lack columns added since: add them (all have defaults)."""
+        insp = inspect(self.engine)
+        for table in SQLModel.metadata.sorted_tables:
+            if not table.name.startswith("syncdash_") or not insp.has_table(table.name):
+                continue
+            have = {c["name"] for c in insp.get_columns(table.name)}
+            for col in table.columns:
+                if col.name in have:
+                    continue
+                ddl = col.type.compile(dialect=self.engine.dialect)
+                default = col.default.arg if col.default is not None and not callable(col.default.arg) else None
+                tail = f" NOT NULL DEFAULT {int(default) if isinstance(default, bool) else default!r}" \
+                    if isinstance(default, int | float) else ""
+                with self.engine.begin() as c:
+                    c.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {ddl}{tail}')
 
     @staticmethod
     def _setup_sqlite(engine: Engine) -> None:
@@ -213,6 +231,28 @@ class Store:
             for run in s.exec(select(Run).where(Run.dry_run == False).order_by(Run.id.desc()).limit(5000)):  # type: ignore[union-attr] # noqa: E712
                 out.setdefault(run.source, run)
         return out
+
+
+    # ---- circuit breakers (REST sources) ----------------------------------------------------------
+
+    def breaker(self, host: str) -> models.Breaker | None:
+        with self.session() as s:
+            return s.get(models.Breaker, host)
+
+    def breakers(self) -> list[models.Breaker]:
+        with self.session() as s:
+            return list(s.exec(select(models.Breaker)))
+
+    def save_breaker(self, host: str, state: str, failures: int, opened_at: datetime | None,
+                     retry_at: datetime | None, last_error: str | None, source: str | None) -> None:
+        ts = [None if t is None else format_ts(t) for t in (opened_at, retry_at, utcnow())]
+        with self.engine.begin() as c:
+            c.exec_driver_sql(
+                "INSERT INTO syncdash_breakers (host, state, failures, opened_at, retry_at, last_error, source, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (host) DO UPDATE SET state=excluded.state, "
+                "failures=excluded.failures, opened_at=excluded.opened_at, retry_at=excluded.retry_at, "
+                "last_error=excluded.last_error, source=excluded.source, updated_at=excluded.updated_at",
+                (host, state, failures, ts[0], ts[1], last_error, source, ts[2]))
 
 
 def dumps(obj: Any) -> str:

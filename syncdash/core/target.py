@@ -89,11 +89,11 @@ class TargetTable:
                 self.conn.execute(f"ALTER TABLE {self.qt} ADD COLUMN {c} {decl}")
         self._available = None
 
-    def seen_keys(self, name: str) -> SeenKeys:
+    def seen_keys(self, name: str, persistent: bool = False, keep: bool = False) -> SeenKeys:
         """A seen-key set whose columns carry the key columns' types: with untyped columns SQLite applies
         numeric affinity to the comparison and cannot use the index, turning the delete scan quadratic."""
         types = [SQLITE_TYPES[self.types[i]] for i in self.key_index]
-        return SeenKeys(self.conn, self.pk, name, types)
+        return SeenKeys(self.conn, self.pk, name, types, persistent=persistent, keep=keep)
 
     def is_empty(self) -> bool:
         return self.conn.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {self.qt})").fetchone()[0] == 1
@@ -209,18 +209,24 @@ FAILED = -1  # SeenKeys batch number of keys whose row failed
 
 
 class SeenKeys:
-    """The keys a full run has read so far, in a TEMP table (off the WAL, bounded memory)."""
+    """The keys a full run has read so far, in a TEMP table (off the WAL, bounded memory).
+
+    persistent: in the main database instead (syncdash_seen_<name>), written in each batch's transaction,
+    for sources that cannot cheaply re-read their prefix on resume; keep: reuse it (a resume).
+    """
 
     def __init__(self, conn: sqlite3.Connection, primary_key: list[str], name: str,
-                 types: list[str] | None = None) -> None:
+                 types: list[str] | None = None, persistent: bool = False, keep: bool = False) -> None:
         self.conn = conn
         self.n = len(primary_key)
-        self.name = f"temp.{q(name)}"
+        self.name = f"main.{q('syncdash_' + name)}" if persistent else f"temp.{q(name)}"
         self.key_cols = [f"k{i}" for i in range(self.n)]
-        conn.execute(f"DROP TABLE IF EXISTS {self.name}")
+        if not keep:
+            conn.execute(f"DROP TABLE IF EXISTS {self.name}")
         decls = ", ".join(f"{c} {t}" for c, t in zip(self.key_cols, types or [""] * self.n, strict=True))
         cols = ", ".join(self.key_cols)
-        conn.execute(f"CREATE TABLE {self.name} ({decls}, b INTEGER, PRIMARY KEY ({cols})) WITHOUT ROWID")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {self.name} ({decls}, b INTEGER, PRIMARY KEY ({cols})) "
+                     "WITHOUT ROWID")
         self.pk = primary_key
 
     def contains_sql(self, alias: str) -> str:

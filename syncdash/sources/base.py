@@ -6,6 +6,7 @@ to read its kind of input and where it is in it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -45,6 +46,22 @@ class Batch:
         if self.file and self.lines:
             return f"{self.file}:{self.lines[i]}"
         return f"record {i}"
+
+
+@dataclass
+class RunContext:
+    """What the engine lends an adapter for one run (adapters with a `bind(ctx)` method get it)."""
+
+    store: Any = None  # the Store: shared state such as circuit breakers
+    cancel: threading.Event | None = None
+    full: bool = False  # --full: ignore incremental cursors
+    dry_run: bool = False
+    limit_pages: int | None = None  # --limit-pages: stop each stream after this many pages
+    backfill_from: str | None = None  # --backfill-from: send this instead of the stored cursor
+    cursors: dict[str, Any] = field(default_factory=dict)  # stored incremental cursor per stream
+    redact: Callable[[str], str] = lambda s: s
+    add_secret: Callable[[str], None] = lambda s: None  # a token obtained at run time (OAuth2)
+    parent_rows: Callable[[str, list[str], list[str]], list[dict[str, Any]]] | None = None  # for_each
 
 
 class CheckpointInvalid(Exception):

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 # kind: "module:ConfigClass:AdapterClass"; imported lazily so `syncdash schema` stays fast
 _KINDS: dict[str, str] = {
     "csv": "syncdash.sources.csvfile:CsvSourceConfig:CsvSource",
+    "rest": "syncdash.sources.rest:RestSourceConfig:RestSource",
 }
 
 
