@@ -90,11 +90,11 @@ def test_child_errors_reach_the_run_with_their_type_and_message() -> None:
 
     def prepare(b: Batch) -> Any:
         rows = [b.mapper.fast(r) for r in b.records]
-        return rows, b.lines, [], [r[0] for r in rows]
+        return rows, b.lines, [], [r[0] for r in rows], None
 
     got = []
     with pytest.raises(SchemaMismatch, match=r"f\.csv:9: cannot parse CSV"):
-        for batch, (rows, lines, _errors, keys) in readahead.read_ahead(batches(), prepare, template):
+        for batch, (rows, lines, _errors, keys, _kh) in readahead.read_ahead(batches(), prepare, template):
             got.append((batch.file, batch.checkpoint, batch.done, list(lines), keys, [r[0] for r in rows]))
     assert got == [("f.csv", {"line": 3}, 10, [2, 3], [1, 2], [1, 2])]
     assert json.dumps(got)  # everything crossed the pipe as plain data

@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -397,7 +398,7 @@ def test_rate_limit_spaces_requests(project: Project, api: SampleApi) -> None:
     [res] = project.run_json("players", expect=0)
     assert res["counts"]["inserted"] == 250
     starts = sorted(r.started for r in data_requests(api))
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(starts)]
     # 5/s with burst 1: however many threads fetch, requests start >= 0.2 s apart (a little slack for the clock)
     assert len(starts) == 7 and min(gaps) >= 0.18, gaps
     assert sum(1 for w in res["http"]["waits"] if w["reason"] == "rate limit") >= 5

@@ -98,6 +98,18 @@ def test_malformed_rows_become_item_errors_with_exact_locations(project: Project
     text = project.cli("errors", str(run["id"]))
     assert "dirty.csv:8" in text.stdout and "not an integer" in text.stdout
 
+    # a re-sync of the same file takes the screening path (key + hash first, typing only what differs), in the
+    # reader process and inline: the same errors on the same lines, every loaded row unchanged
+    for env in ({}, {"SYNCDASH_READER": "inline"}):
+        again = project.cli("run", "dirty", "--json", env=env)
+        assert again.returncode == 3, again.stdout + again.stderr
+        [rerun] = json.loads(again.stdout)
+        assert rerun["counts"] == {"inserted": 0, "updated": 0, "unchanged": 4, "deleted": 0, "failed": 9,
+                                   "skipped": 1}
+        redo = by_line(errors_json(project, str(rerun["id"])))
+        assert {ln: (e["error_type"], e["column"], e["key"]) for ln, e in redo.items()} == {
+            ln: (e["error_type"], e["column"], e["key"]) for ln, e in found.items()}
+
 
 def test_line_numbers_on_the_fast_path_with_crlf_and_embedded_newlines(project: Project) -> None:
     """A clean file (no ragged or undecodable rows) maps in bulk; the errors it still finds must point at the

@@ -73,6 +73,9 @@ class Mapper:
     specs: list[FieldSpec]
     source_names: list[str]
 
+    # (key..., hash) of a record without typing the other fields: enough to tell an unchanged row
+    key_hash: Callable[[Any], tuple[Any, ...]] | None = None
+
     def __post_init__(self) -> None:
         # scalar keys for one-column keys, tuples otherwise: the engine-wide key representation
         self.key_of: Callable[[Sequence[Any]], Any] = itemgetter(*self.key_index)
@@ -191,7 +194,11 @@ def build_mapper(fields: dict[str, FieldSpec], primary_key: list[str],
     else:
         ns["_hash_of"] = Mapper.hash_of
         hash_expr = f"_hash_of(({', '.join(raw_names)},))"
-    src = "def fast(r):\n" + "\n".join(lines) + f"\n    return ({', '.join(exprs)}, {hash_expr})\n"
+    body = "\n".join(lines)
+    # kh: the key typed exactly as fast() types it, and the same hash, flat as (key..., hash)
+    key_exprs = [exprs[columns.index(k)] for k in primary_key]
+    src = (f"def fast(r):\n{body}\n    return ({', '.join(exprs)}, {hash_expr})\n"
+           f"def kh(r):\n{body}\n    return ({', '.join(key_exprs)}, {hash_expr})\n")
     exec(compile(src, "<syncdash-mapper>", "exec"), ns)
     return Mapper(columns=columns, key_index=[columns.index(k) for k in primary_key], fast=ns["fast"],
-                  getters=get_list, specs=specs, source_names=names)
+                  getters=get_list, specs=specs, source_names=names, key_hash=ns["kh"])

@@ -28,8 +28,9 @@ from typing import Any
 from syncdash.errors import SourceError
 from syncdash.sources.base import Batch
 
-# typed rows, their source lines, row errors, keys: what the reader hands the writer per batch
-Prepared = tuple[list[tuple[Any, ...]], list[int], list[dict[str, Any]], list[Any]]
+# what the reader hands the writer per batch: typed rows, their source lines, row errors, keys, None; or, on
+# a re-sync, the raw records, lines, errors, None and the JSON [key..., hash] of each (see Engine._screened)
+Prepared = tuple[list[Any], Any, list[dict[str, Any]], list[Any] | None, str | None]
 
 _HEADER = struct.Struct("<Q")
 
@@ -71,11 +72,11 @@ def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
 
 
 def _pack(batch: Batch, prepared: Prepared) -> tuple[Any, ...]:
-    rows, lines, errors, keys = prepared
+    rows, lines, errors, keys, key_hash = prepared
     # CSV line numbers are usually a range: send its ends, not 10k ints
     where = (lines.start, lines.stop) if isinstance(lines, range) and lines.step == 1 else list(lines)
     return ("B", batch.file, batch.checkpoint, batch.done, batch.total, batch.skipped, batch.detail, rows,
-            where, errors, keys)
+            where, errors, keys, key_hash)
 
 
 def _pickled_error(e: BaseException) -> bytes:
@@ -170,11 +171,11 @@ def read_ahead(batches: Iterator[Batch], prepare: Callable[[Batch], Prepared],
             if msg[0] == "E":
                 finished = True
                 raise pickle.loads(msg[1])
-            (_, file, checkpoint, done, total, skipped, detail, rows, where, errors, keys) = msg
+            (_, file, checkpoint, done, total, skipped, detail, rows, where, errors, keys, key_hash) = msg
             lines = range(*where) if isinstance(where, tuple) else where
             batch = Batch(records=[], mapper=template.mapper, lines=lines, file=file, checkpoint=checkpoint,
                           done=done, total=total, skipped=skipped, detail=detail)
-            yield batch, (rows, lines, errors, keys)
+            yield batch, (rows, lines, errors, keys, key_hash)
     finally:
         stop.set()
         if not finished:

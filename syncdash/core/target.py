@@ -255,6 +255,13 @@ class SeenKeys:
         self.conn.execute(sql, (batch_no, key_hash if key_hash is not None else keys_json(keys)))
         return self.conn.total_changes - before
 
+    def mark_failed(self, keys: Sequence[Any]) -> None:
+        """Keys added as valid whose rows then failed to type: they keep protecting the stored row from
+        deletion but must not make a later valid row with that key a duplicate."""
+        cols = self.key_cols[0] if self.n == 1 else f"({', '.join(self.key_cols)})"
+        self.conn.execute(f"UPDATE {self.name} SET b = {FAILED} WHERE {cols} IN (SELECT {self._select()} "
+                          "FROM json_each(?))", (keys_json(keys),))
+
     def seen_before(self, keys: Sequence[Any], batch_no: int) -> set[tuple[Any, ...]]:
         """Keys of this batch that an earlier batch already had (duplicates across batches)."""
         if self.n == 1:
