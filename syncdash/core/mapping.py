@@ -75,6 +75,8 @@ class Mapper:
 
     # (key..., hash) of a record without typing the other fields: enough to tell an unchanged row
     key_hash: Callable[[Any], tuple[Any, ...]] | None = None
+    # the hash of the raw values, as fast() computes it (explain() must give the same)
+    raw_hash: Callable[[Sequence[Any]], int] | None = None
 
     def __post_init__(self) -> None:
         # scalar keys for one-column keys, tuples otherwise: the engine-wide key representation
@@ -108,7 +110,7 @@ class Mapper:
                 out.append(None)
         if problems:
             return None, problems
-        return (*out, self.hash_of(raws)), []
+        return (*out, (self.raw_hash or self.hash_of)(raws)), []
 
     def try_key(self, record: Any) -> Any:
         """The primary key of a record that failed elsewhere, when its key fields themselves are fine."""
@@ -130,16 +132,65 @@ class Mapper:
         return key[0] if len(key) == 1 else tuple(key)
 
     @staticmethod
+    def repr_hash(raws: Sequence[Any]) -> int:
+        """JSON records: repr of the raw values (C-level, ~5x cheaper than joining them one by one)."""
+        return _xxh(repr(tuple(raws)).encode("utf-8", "surrogatepass")) >> 1
+
+    @staticmethod
     def hash_of(raws: Sequence[Any]) -> int:
         return _xxh("\x1f".join("" if r is None else r if isinstance(r, str) else repr(r)
                                 for r in raws).encode()) >> 1
 
 
+def path_getter(path: str) -> Getter:
+    """A getter for a dotted path ("profile.name", "tags.0"): names index dicts, digits index lists;
+    None when any step is absent (the mapper decides whether that is an error)."""
+    steps: list[str | int] = [int(s) if s.isdigit() else s for s in path.split(".")]
+
+    def get(r: Any) -> Any:
+        cur = r
+        for s in steps:
+            if type(s) is int:
+                if not isinstance(cur, list) or len(cur) <= s:
+                    return None
+            elif not isinstance(cur, dict):
+                return None
+            try:
+                cur = cur[s]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return cur
+    return get
+
+
+def _dig_lines(v: str, path: str) -> list[str]:
+    """Inline code walking a dotted path exactly as path_getter does (the slow path uses that one)."""
+    out = []
+    src = "r"
+    for step in path.split("."):
+        if step.isdigit():
+            k = int(step)
+            out.append(f"    {v} = {src}[{k}] if type({src}) is list and len({src}) > {k} else None")
+        else:
+            out.append(f"    {v} = {src}.get({step!r}) if type({src}) is dict else None")
+        src = v
+    return out
+
+
+# JSON values usually already have the column's type: skip the converter call for them
+_JSON_FAST = {"int": "({v} if type({v}) is int else {c}({v}))", "float": "({v} if type({v}) is float else {c}({v}))",
+              "str": "({v} if type({v}) is str else {c}({v}))", "bool": "(int({v}) if type({v}) is bool else {c}({v}))",
+              "datetime": '({v}[:19] + "+00:00" if type({v}) is str and len({v}) == 20 and {v}[19] == "Z" '
+                          'and {v}[7:17:3] == "-T::" and _fi({v}[:19]) else {c}({v}))'}
+
+
 def build_mapper(fields: dict[str, FieldSpec], primary_key: list[str],
                  positions: dict[str, int] | None = None,
                  getters: dict[str, Getter] | None = None,
-                 source_names: dict[str, str] | None = None) -> Mapper:
-    """positions: column -> index for list records (CSV); getters: column -> callable for others.
+                 source_names: dict[str, str] | None = None,
+                 paths: dict[str, str] | None = None) -> Mapper:
+    """positions: column -> index for list records (CSV); paths: column -> dotted path into dict records
+    (JSON), walked by inline code; getters: column -> callable for anything else.
 
     With positions every raw value is a str, so the hash is taken over the raw strings (cheapest);
     the slow path's hash_of gives the identical value for str inputs.
@@ -158,6 +209,9 @@ def build_mapper(fields: dict[str, FieldSpec], primary_key: list[str],
             idx = positions[col]
             lines.append(f"    {v} = r[{idx}]")
             get_list.append(lambda r, _i=idx: r[_i])
+        elif paths is not None:
+            lines.extend(_dig_lines(v, paths[col]))
+            get_list.append(path_getter(paths[col]))
         else:
             assert getters is not None
             ns[f"g{i}"] = getters[col]
@@ -187,10 +241,17 @@ def build_mapper(fields: dict[str, FieldSpec], primary_key: list[str],
             exprs.append(f"({_CANONICAL_DT.format(v=v, c=conv)} if {v} else {empty})")
         elif positions is not None:
             exprs.append(f"({conv}({v}) if {v} else {empty})" if conv else f"({v} or {empty})")
+        elif paths is not None and spec.type in _JSON_FAST and not spec.format:
+            fast_conv = _JSON_FAST[spec.type].format(v=v, c=conv)
+            exprs.append(f"({fast_conv} if {v} is not None and {v} != '' else {empty})")
         else:
             exprs.append(f"({conv}({v}) if {v} is not None and {v} != '' else {empty})")
+    raw_hash: Callable[[Sequence[Any]], int] = Mapper.hash_of
     if positions is not None:
         hash_expr = f"_xxh(_J(({', '.join(raw_names)},)).encode()) >> 1"
+    elif paths is not None:
+        hash_expr = f"_xxh(repr(({', '.join(raw_names)},)).encode('utf-8', 'surrogatepass')) >> 1"
+        raw_hash = Mapper.repr_hash
     else:
         ns["_hash_of"] = Mapper.hash_of
         hash_expr = f"_hash_of(({', '.join(raw_names)},))"
@@ -201,4 +262,4 @@ def build_mapper(fields: dict[str, FieldSpec], primary_key: list[str],
            f"def kh(r):\n{body}\n    return ({', '.join(key_exprs)}, {hash_expr})\n")
     exec(compile(src, "<syncdash-mapper>", "exec"), ns)
     return Mapper(columns=columns, key_index=[columns.index(k) for k in primary_key], fast=ns["fast"],
-                  getters=get_list, specs=specs, source_names=names, key_hash=ns["kh"])
+                  getters=get_list, specs=specs, source_names=names, key_hash=ns["kh"], raw_hash=raw_hash)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import json
 import random
 import threading
 import time
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
+import orjson
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from syncdash.errors import CircuitOpen, FetchError, RunCancelled
@@ -43,13 +45,33 @@ class Wait:
     seconds: float
 
 
+_UNPARSED: Any = object()
+
+
 @dataclass
 class Response:
+    """A successful answer. The body is parsed on first access, in the thread that consumes the page:
+    fetch threads then only wait on sockets (GIL released) and never contend with the writer for the GIL."""
+
     url: str  # as requested, secrets masked
     status: int
     headers: httpx.Headers
-    body: Any
+    content: bytes
     elapsed: float
+    preview: Callable[[bytes], str]
+    method: str = "GET"
+    _body: Any = _UNPARSED
+
+    @property
+    def body(self) -> Any:
+        if self._body is _UNPARSED:
+            try:
+                self._body = _loads(self.content) if self.content else None
+            except ValueError as e:
+                raise FetchError(f"{self.method} {self.url}: the body is not valid JSON ({e}); body: "
+                                 f"{self.preview(self.content)}", error_type="parse", status=self.status,
+                                 url=self.url, retryable=False) from None
+        return self._body
 
 
 class _Retry(Exception):
@@ -299,12 +321,8 @@ class RestClient:
             raise FetchError(f"{method} {shown}: HTTP {status}{hint}; body: {preview}", error_type=kind,
                              status=status, url=shown, retryable=status in (408, 409, 425))
         breaker.success()
-        try:
-            data = resp.json() if content else None
-        except ValueError as e:
-            raise FetchError(f"{method} {shown}: the body is not valid JSON ({e}); body: {self._preview(content)}",
-                             error_type="parse", status=status, url=shown, retryable=False) from None
-        return Response(url=shown, status=status, headers=resp.headers, body=data, elapsed=elapsed)
+        return Response(url=shown, status=status, headers=resp.headers, content=content, elapsed=elapsed,
+                        preview=self._preview, method=method)
 
     def _retry_after(self, value: str | None, shown: str, status: int) -> float | None:
         if not value:
@@ -377,6 +395,14 @@ class RestClient:
             self._token = token
             self._token_expires = time.monotonic() + max(0.0, expires - 30)
             return token
+
+
+def _loads(content: bytes) -> Any:
+    """orjson is strict JSON; the rare body it refuses (NaN, a BOM) gets a second chance with json."""
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return json.loads(content.decode("utf-8-sig"))
 
 
 def _now() -> datetime:

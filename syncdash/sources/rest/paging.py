@@ -51,24 +51,6 @@ def get_path(obj: Any, path: str | None) -> Any:
     return cur
 
 
-def getter(path: str) -> Any:
-    """A field getter for the mapper: None when the path is absent (the mapper decides if that is an error)."""
-    steps = [int(s) if s.isdigit() else s for s in path.split(".")]
-    if len(steps) == 1 and isinstance(steps[0], str):
-        key = steps[0]
-        return lambda r: r.get(key) if isinstance(r, dict) else None
-
-    def get(r: Any) -> Any:
-        cur = r
-        for s in steps:
-            try:
-                cur = cur[s]
-            except (KeyError, IndexError, TypeError):
-                return None
-        return cur
-    return get
-
-
 def next_link(headers: httpx.Headers) -> str | None:
     """The rel="next" target of an RFC 8288 Link header, if any."""
     for value in headers.get_list("link"):

@@ -22,7 +22,7 @@ from syncdash.errors import FetchError, SchemaMismatch, UsageError
 from syncdash.sources.base import Batch, CheckpointInvalid, RecordProblem, RunContext
 from syncdash.sources.rest.client import Response, RestClient
 from syncdash.sources.rest.config import ApiKeyAuth, RestSourceConfig
-from syncdash.sources.rest.paging import Pager, PathNotFound, get_path, getter
+from syncdash.sources.rest.paging import Pager, PathNotFound, get_path
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -117,8 +117,7 @@ class RestStreamSource:
             c = self.config
             assert c.fields is not None and c.primary_key is not None
             paths = {col: str(c.source_name_of(col)) for col in c.fields}
-            self._mapper = build_mapper(c.fields, c.primary_key, getters={k: getter(p) for k, p in paths.items()},
-                                        source_names=paths)
+            self._mapper = build_mapper(c.fields, c.primary_key, paths=paths, source_names=paths)
         return self._mapper
 
     def batches(self, start: dict[str, Any] | None, stop: dict[str, Any] | None = None,
@@ -205,6 +204,7 @@ class RestStreamSource:
         prev_sig: tuple[Any, ...] | None = None
         pending: deque[tuple[dict[str, Any], Future[Response]]] = deque()
         pool: ThreadPoolExecutor | None = None
+        seq_pool: ThreadPoolExecutor | None = None
         ahead: tuple[dict[str, Any], int] | None = None  # next state to fetch ahead, pages left to fetch
         last: dict[str, Any] | None = None
         records: list[Any] = []
@@ -249,6 +249,11 @@ class RestStreamSource:
                     ahead = (nxt, max(0, remaining))
                 if pool is not None:  # keep a bounded window in flight: memory stays flat however many pages
                     ahead = self._top_up(pool, pager, client, ahead, pending, 2 * c.concurrency)
+                elif nxt is not None and not pending and (limit is None or pages_here < limit):
+                    # one request at a time still, but the next page travels while this one is written
+                    if seq_pool is None:
+                        seq_pool = ThreadPoolExecutor(1, thread_name_prefix=f"fetch-{c.name}")
+                    pending.append((nxt, seq_pool.submit(client.fetch, *pager.request(nxt))))
                 self._track_cursor(records)
                 ck = {"page": nxt, "fetched": fetched, "total": total, "cursor_param": sent,
                       "cursor_max": self.cursor_max}
@@ -259,8 +264,9 @@ class RestStreamSource:
         finally:
             for _, fut in pending:
                 fut.cancel()
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+            for p in (pool, seq_pool):
+                if p is not None:
+                    p.shutdown(wait=True, cancel_futures=True)
         capped = c.pagination is not None and c.pagination.max_pages is not None and state is None \
             and bool(records) and last is not None and last.get("n", 0) + 1 >= c.pagination.max_pages
         if capped:
