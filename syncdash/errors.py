@@ -103,6 +103,10 @@ class RunCancelled(SyncdashError):
     exit_code = 130
 
 
+class RunInterrupted(RunCancelled):
+    """Its daemon is shutting down: the run stops at a batch boundary and resumes on the next start."""
+
+
 class FetchError(SourceUnavailable):
     """A request failed for good (after its retries). Says which URL (redacted), status and body start.
 

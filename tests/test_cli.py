@@ -182,8 +182,10 @@ def test_status_json(history: History) -> None:
     assert proc.returncode == 0
     table = {cells[0]: cells for cells in ([c.strip() for c in ln.split("│")[1:-1]]
                                            for ln in proc.stdout.splitlines() if ln.startswith("│"))}
-    assert table["people"][1:4] == ["csv", "people", "succeeded"] and table["people"][4].startswith("#5 ")
-    assert table["broken"][3] == "failed" and table["broken"][5] == "-"  # never succeeded
+    assert table["people"][1:5] == ["csv", "healthy", "-", "-"] and table["people"][5].startswith("#5 succeeded")
+    assert table["broken"][2] == "failing" and table["broken"][6] == "-"  # never succeeded
+    assert (rows["people"]["health"], rows["broken"]["health"]) == ("healthy", "failing")
+    assert "daemon: none running" in proc.stdout
 
 
 def test_runs_filters(history: History) -> None:

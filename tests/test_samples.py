@@ -41,7 +41,8 @@ def test_sample_config_validates(project: Project) -> None:
     sample = project.root.parent / "config.sample.yaml"
     sample.write_text((__import__("pathlib").Path(__file__).parents[1] / "config.sample.yaml").read_text())
     proc = project.cli("--config", str(sample), "validate", env={"CRM_EXPORT_DIR": "/srv/crm-secret-dir",
-                                                                   "PLAYERS_TOKEN": "tok", "PAYMENTS_KEY": "key"})
+                                                                   "PLAYERS_TOKEN": "tok", "PAYMENTS_KEY": "key",
+                                                                   "WEBHOOK_SECRET": "whs"})
     assert proc.returncode == 0, proc.stderr
     assert "music_catalog" in proc.stdout and "crm_contacts" in proc.stdout
     assert "crm-secret-dir" not in proc.stdout + proc.stderr

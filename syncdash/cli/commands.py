@@ -131,6 +131,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
             render.out.print(f"- [bold]{esc(s.name)}[/] ({esc(s.kind)}) -> table {esc(s.table)}, "
                              f"key ({esc(', '.join(s.primary_key))}), {s.mode}{deletes}, {len(s.fields)} field(s), "
                              f"batches of {s.batch_size}")
+        if s.schedule:
+            from syncdash.core.schedule import parse_schedule
+
+            sched = parse_schedule(s.schedule, s.timezone)
+            state = "" if s.enabled else " (disabled)"
+            render.out.print(f"    schedule: {esc(sched.describe())}{state}, catch_up {str(s.catch_up).lower()}, "
+                             f"retries {s.run_retry.attempts - 1}")
         for line in adapter_for(s.kind)(s).describe():
             render.out.print(f"    {esc(cfg.redact(line))}")
     return EXIT_OK
@@ -180,22 +187,37 @@ def _print_result(r: RunResult, dry: bool) -> None:
 
 
 def _run_many(args: argparse.Namespace, cfg: Config, store: Store, jobs: list[tuple[str, RunOptions]]) -> int:
-    from syncdash.core.engine import Engine
+    """Each job is queued like any other trigger's run, then claimed and executed here, in this process."""
+    from syncdash.core import queue
+    from syncdash.core.engine import Engine, queued_options
+    from syncdash.core.store import owner_id
 
     engine = Engine(store, cfg)
     cancel = install_cancel_handlers()
     live = sys.stderr.isatty() and not getattr(args, "json", False)
     results: list[RunResult] = []
     busy = False
+    owner = owner_id()
     with render.ProgressView(live) as view:
         for name, opts in jobs:
             if cancel.is_set():
                 break
+            src = cfg.source(name)
+            rid = queue.enqueue(store, name, trigger=opts.trigger, kind=src.kind if src else "",
+                                options=queued_options(opts), parent_run_id=opts.retry_of)
+            assert rid is not None
+            if queue.claim(store, owner, run_id=rid) is None:
+                queue.drop(store, rid)
+                busy = True
+                render.err.print(f"[yellow]{esc(name)}: already running ({esc(_running_run(store, name))})[/]")
+                continue
+            opts.run_id = rid
             opts.cancel = cancel
             opts.on_progress = view.update
             try:
                 results.append(engine.run(name, opts))
             except AlreadyRunning as e:
+                queue.drop(store, rid)
                 busy = True
                 render.err.print(f"[yellow]{esc(name)}: {esc(e)}[/]")
     if getattr(args, "json", False):
@@ -205,6 +227,19 @@ def _run_many(args: argparse.Namespace, cfg: Config, store: Store, jobs: list[tu
         for r in results:
             _print_result(r, jobs[0][1].dry_run if jobs else False)
     return _exit_for(results, busy)
+
+
+def _running_run(store: Store, source: str) -> str:
+    from sqlmodel import select
+
+    from syncdash.core.models import Run
+
+    with store.session() as s:
+        run = s.exec(select(Run).where(Run.source == source, Run.status.in_(("claimed", "running")))  # type: ignore[attr-defined]
+                     .order_by(Run.id)).first()
+    if run is None:
+        return "another process holds its lease"
+    return f"run {run.id}, {(run.owner or '?').split(':')[0]}"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -227,6 +262,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--limit-pages needs --dry-run: a partial full sync would delete what it did not read")
     jobs = [(n, RunOptions(trigger="cli", full=args.full, dry_run=args.dry_run, limit_pages=args.limit_pages,
                            backfill_from=args.backfill_from)) for n in names]
+    if args.queue:
+        from syncdash.core import queue
+        from syncdash.core.engine import queued_options
+
+        ids = [queue.enqueue(store, n, trigger="cli", kind=cfg.source(n).kind, options=queued_options(o))  # type: ignore[union-attr]
+               for n, o in jobs]
+        if args.json:
+            render.print_json([{"source": n, "run_id": i} for (n, _), i in zip(jobs, ids, strict=True)])
+        else:
+            for (n, _), i in zip(jobs, ids, strict=True):
+                render.out.print(f"{esc(n)}: run {i} queued")
+        return EXIT_OK
     return _run_many(args, cfg, store, jobs)
 
 
@@ -277,41 +324,177 @@ def _latest_runs(store: Store) -> dict[str, Run]:
         return {r.source: r for r in s.exec(select(Run).where(col(Run.id).in_([i for i in ids if i])))}
 
 
+def _schedule_text(src: object, st: SourceState | None) -> tuple[str | None, bool]:
+    """(schedule as shown, whether it is a run-time override)."""
+    override = st.schedule_override if st is not None else None
+    if override:
+        data = json.loads(override)
+        return data.get("schedule"), True
+    return getattr(src, "schedule", None), False
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    from datetime import UTC
+
+    from syncdash.core.daemon import schedule_of
+    from syncdash.core.health import live_daemons, recent_runs, verdict
+    from syncdash.core.models import utcnow
+
     cfg = _config(args)
     store = _store(cfg.database)
     latest = _latest_runs(store)
     states = store.source_states()
+    now = utcnow()
     rows = []
     for src in cfg.source_list:
         run = latest.get(src.name)
         st: SourceState | None = states.get(src.name)
         running = st is not None and st.lock_run_id is not None
+        sched = schedule_of(src, st.schedule_override if st else None) if src.schedule or (
+            st and st.schedule_override) else None
+        text, overridden = _schedule_text(src, st)
+        nxt = sched.next_fire(now.replace(tzinfo=UTC)).replace(tzinfo=None) if sched and src.enabled else None
+        health = verdict(src, st, recent_runs(store, src.name), sched, now)
         rows.append({
             "source": src.name, "kind": src.kind, "table": ", ".join(t for t, _ in src.target_tables()),
             "status": "running" if running else (run.status if run else "never run"),
+            "health": health,
+            "schedule": text, "schedule_override": overridden, "enabled": src.enabled,
             "last_run": run.id if run else None,
             "last_run_status": run.status if run else None,
             "last_run_at": render.iso(run.started_at) if run else None,
             "last_success_at": render.iso(st.last_success_at) if st else None,
+            "last_success_age_s": round((now - st.last_success_at).total_seconds()) if st and st.last_success_at
+            else None,
             "running_run": st.lock_run_id if running and st else None,
             "paused": bool(st.paused) if st else False,
-            "next_run": None,
+            "next_run": render.iso(nxt) if nxt and not (st and st.paused) else None,
         })
+    daemons = live_daemons(store, now)
     if args.json:
         render.print_json(rows)
         return EXIT_OK
     t = render.Table(header_style="bold")
-    for c in ("source", "kind", "table", "status", "last run", "last success", "next run"):
+    for c in ("source", "kind", "health", "schedule", "next run", "last run", "last success"):
         t.add_column(c)
     for r, src in zip(rows, cfg.source_list, strict=True):
         run = latest.get(src.name)
         st = states.get(src.name)
-        style = render.STATUS_STYLE.get(r["status"], "")
-        t.add_row(esc(r["source"]), esc(r["kind"]), esc(r["table"]), f"[{style}]{esc(r['status'])}[/]",
-                  f"#{run.id} {render.age(run.started_at)}" if run else "-",
-                  render.age(st.last_success_at) if st else "-", "-")
+        style = render.HEALTH_STYLE.get(r["health"], "")
+        sched = (r["schedule"] or "-") + (" (override)" if r["schedule_override"] else "")
+        if not src.enabled:
+            sched += " (disabled)"
+        t.add_row(esc(r["source"]), esc(r["kind"]), f"[{style}]{esc(r['health'])}[/]", esc(sched),
+                  esc(render.until(r["next_run"])) if r["next_run"] else "-",
+                  f"#{run.id} {esc(run.status)} {render.age(run.started_at)}" if run else "-",
+                  render.age(st.last_success_at) if st and st.last_success_at else "-")
     render.out.print(t)
+    if daemons:
+        who = ", ".join(f"{d.owner.split(':')[0]} ({d.kind}, {d.workers} worker(s))" for d in daemons)
+        render.out.print(f"daemon: {esc(who)}")
+    else:
+        render.out.print("daemon: none running (`syncdash daemon` runs the schedules)")
+    return EXIT_OK
+
+
+def _state_update(store: Store, name: str, **values: object) -> None:
+    from syncdash.core.models import SourceState
+
+    with store.tx() as s:
+        st = s.get(SourceState, name) or SourceState(source=name)
+        for k, v in values.items():
+            setattr(st, k, v)
+        s.add(st)
+
+
+def _source_arg(cfg: Config, name: str) -> None:
+    if cfg.source(name) is None:
+        known = ", ".join(s.name for s in cfg.source_list) or "none"
+        raise UsageError(f"unknown source {name!r}; sources in {cfg.file}: {known}")
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    _source_arg(cfg, args.name)
+    _state_update(_store(cfg.database), args.name, paused=True)
+    render.out.print(f"{esc(args.name)}: paused (its schedule does not fire; `syncdash resume {esc(args.name)}`)")
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    _source_arg(cfg, args.name)
+    _state_update(_store(cfg.database), args.name, paused=False)
+    render.out.print(f"{esc(args.name)}: resumed")
+    return EXIT_OK
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from syncdash.core.schedule import ScheduleError, parse_schedule
+
+    cfg = _config(args)
+    _source_arg(cfg, args.name)
+    store = _store(cfg.database)
+    if args.reset:
+        _state_update(store, args.name, schedule_override=None)
+        configured = getattr(cfg.source(args.name), "schedule", None) or "none"
+        render.out.print(f"{esc(args.name)}: back to the config's schedule ({esc(configured)})")
+        return EXIT_OK
+    text = f"every {args.every}" if args.every else args.cron
+    if args.every and args.every.startswith("every "):
+        text = args.every
+    try:
+        sched = parse_schedule(text, args.timezone)
+    except ScheduleError as e:
+        raise UsageError(f"{args.name}: {e}") from None
+    override = {"schedule": text}
+    if args.timezone:
+        override["timezone"] = args.timezone
+    _state_update(store, args.name, schedule_override=json.dumps(override), last_fire_at=None)
+    render.out.print(f"{esc(args.name)}: schedule {esc(sched.describe())} (overrides the config until "
+                     f"`syncdash schedule {esc(args.name)} --reset`)")
+    return EXIT_OK
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+
+    from syncdash.core.daemon import Daemon, JsonLogFormatter, TextLogFormatter
+
+    cfg = _config(args)
+    store = _store(cfg.database)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter() if args.log_format == "json" else TextLogFormatter())
+    root = logging.getLogger("syncdash")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be 1 or more")
+    daemon = Daemon(cfg, store, workers=args.workers or cfg.daemon.workers, once=args.once)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logging.getLogger("syncdash.daemon").info("signal %s: finishing the current batches, then stopping",
+                                                   signal.Signals(signum).name)
+        daemon.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return daemon.run()
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from syncdash.core.retention import cleanup
+
+    cfg = _config(args)
+    store = _store(cfg.database)
+    counts = cleanup(store.engine, cfg.retention, dry_run=args.dry_run)
+    if args.json:
+        render.print_json(counts)
+    else:
+        verb = "would delete" if args.dry_run else "deleted"
+        render.out.print(f"{verb}: " + ", ".join(f"{n} {t.removeprefix('syncdash_')}" for t, n in counts.items()))
     return EXIT_OK
 
 

@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="REST: stop each stream after N pages (with --dry-run: a quick preview)")
     s.add_argument("--backfill-from", metavar="VALUE",
                    help="incremental: replay from this cursor value (e.g. a date) instead of the stored one")
+    s.add_argument("--queue", action="store_true", help="only queue the run(s) for a daemon; print their ids")
     s.add_argument("--json", action="store_true", help="print the results as JSON")
 
     s = sub.add_parser("status", parents=[common], help="per source: last run, status, age")
@@ -81,6 +82,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     s.add_argument("-o", "--output", help="file to write (default: stdout)")
     s.add_argument("--include-deleted", action="store_true", help="also rows soft-deleted by full syncs")
+
+    s = sub.add_parser("daemon", parents=[common], help="run the scheduler and workers until stopped")
+    s.add_argument("--workers", type=int, help="runs executed at once (default: daemon.workers, 1)")
+    s.add_argument("--once", action="store_true", help="run what is due and queued, then exit (cron, timers)")
+    s.add_argument("--log-format", choices=("json", "text"), default="json", help="log lines (default json)")
+
+    for name, what in (("pause", "stop a source's schedule from firing"), ("resume", "let it fire again")):
+        s = sub.add_parser(name, parents=[common], help=what)
+        s.add_argument("name")
+
+    s = sub.add_parser("schedule", parents=[common], help="change a source's schedule at run time")
+    s.add_argument("name")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--every", metavar="INTERVAL", help="e.g. 6h, 30m, 1d")
+    g.add_argument("--cron", metavar="EXPR", help='5-field cron, e.g. "0 3 * * *"')
+    g.add_argument("--reset", action="store_true", help="back to the config's schedule")
+    s.add_argument("--timezone", help="IANA time zone for --cron/--every")
+
+    s = sub.add_parser("cleanup", parents=[common], help="delete history older than `retention:` allows")
+    s.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
+    s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("demo", help="write a demo config and sample data, run every source, show the runs")
     s.add_argument("--dir", help="where to put the demo (default: <user data dir>/demo)")

@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from syncdash.core.models import ItemError, Run
 
 STATUS_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "cancelled": "magenta",
-                "interrupted": "red", "running": "cyan", "queued": "blue"}
+                "interrupted": "red", "running": "cyan", "queued": "blue", "claimed": "cyan"}
+HEALTH_STYLE = {"healthy": "green", "overdue": "yellow", "failing": "red", "paused": "magenta", "running": "cyan",
+                "never run": "dim"}
 
 _secrets: list[str] = []
 
@@ -108,6 +110,19 @@ def age(ts: datetime | None, now: datetime | None = None) -> str:
     if secs < 86400:
         return f"{secs // 3600}h ago"
     return f"{secs // 86400}d ago"
+
+
+def until(iso_ts: str, now: datetime | None = None) -> str:
+    """'in 5m' for an ISO timestamp (Z) in the future."""
+    ts = datetime.fromisoformat(iso_ts.rstrip("Z"))
+    secs = int((ts - (now or _now())).total_seconds())
+    if secs < 60:
+        return f"in {max(secs, 0)}s"
+    if secs < 3600:
+        return f"in {secs // 60}m"
+    if secs < 86400:
+        return f"in {secs // 3600}h{(secs % 3600) // 60:02d}m"
+    return f"in {secs // 86400}d"
 
 
 def duration(run: Run) -> str:

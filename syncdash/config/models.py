@@ -11,25 +11,21 @@ import json
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from syncdash.config.base import (  # noqa: F401  (re-exported: the config contract's public names)
+    Duration,
+    KeyedValueError,
+    Strict,
+    duration_validator,
+    parse_duration,
+)
+from syncdash.config.ops import NotifyConfig, RetentionConfig
 from syncdash.core.convert import FieldType, converter_for
 
 IDENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 SOURCE_NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 RESERVED_PREFIXES = ("_", "syncdash_", "sqlite_")
-
-
-class KeyedValueError(ValueError):
-    """A validation error about a key below the object being validated.
-
-    Pydantic reports a model validator's error at the model itself; the loader appends `loc` so the
-    message names (and points at the line of) the key that is actually wrong, e.g. `primary_key`.
-    """
-
-    def __init__(self, message: str, *loc: str | int) -> None:
-        super().__init__(message)
-        self.loc: tuple[str | int, ...] = loc
 
 
 def redact(text: str, secrets: set[str] | frozenset[str]) -> str:
@@ -49,10 +45,6 @@ def check_identifier(value: str, what: str) -> str:
     if value.lower().startswith(RESERVED_PREFIXES):
         raise ValueError(f"{what} {value!r} uses a reserved prefix (_, syncdash_, sqlite_)")
     return value
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=False)
 
 
 class FieldSpec(Strict):
@@ -81,6 +73,16 @@ class FieldSpec(Strict):
         return self
 
 
+class RunRetry(Strict):
+    """A failed run whose cause may pass (network, timeout, 5xx, breaker) is queued again, later each time."""
+
+    attempts: int = Field(default=3, ge=1, le=100, description="Runs in all, the first included")
+    backoff: Duration = Field(default=120.0, description="Wait before the first retry; doubles each time")
+    max: Duration = Field(default=3600.0, description="Longest wait between two retries")
+
+    _d = duration_validator("backoff", "max")
+
+
 class SourceConfig(Strict):
     """What every source kind shares: where rows go and how they are matched."""
 
@@ -102,6 +104,30 @@ class SourceConfig(Strict):
     max_changes: int = Field(
         default=10000, ge=0,
         description="Changed keys (with before/after) kept per run and change kind; counts stay exact.")
+    schedule: str | None = Field(default=None, description='Cron ("0 3 * * *") or interval ("every 12h")')
+    timezone: str | None = Field(default=None, description="IANA time zone of the schedule (default UTC)")
+    jitter: Duration = Field(default=0.0, description="Random delay up to this long after each fire time")
+    enabled: bool = Field(default=True, description="false: the schedule never fires (manual runs still work)")
+    catch_up: bool = Field(default=False, description="Fire times missed while nothing ran: one run (true) or none")
+    run_retry: RunRetry = Field(default_factory=RunRetry)
+    notify: NotifyConfig | None = Field(default=None, description="Events of this source (adds to the global notify)")
+
+    _jd = duration_validator("jitter")
+
+    @model_validator(mode="after")
+    def _schedule(self) -> SourceConfig:
+        if self.schedule is None:
+            if self.timezone is not None:
+                raise KeyedValueError("timezone applies to a schedule; this source has none", "timezone")
+            return self
+        from syncdash.core.schedule import ScheduleError, parse_schedule
+
+        try:
+            parse_schedule(self.schedule, self.timezone)
+        except ScheduleError as e:
+            key = "timezone" if "time zone" in str(e) else "schedule"
+            raise KeyedValueError(str(e), key) from None
+        return self
 
     _secrets: set[str] = PrivateAttr(default_factory=set)
 
@@ -177,12 +203,19 @@ class SourceConfig(Strict):
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+class DaemonConfig(Strict):
+    workers: int = Field(default=1, ge=1, le=64, description="Runs executed at once by `syncdash daemon`")
+
+
 class Config(Strict):
     """The whole file. Sources are validated per kind by the loader (see load.py)."""
 
     database: str | None = Field(
         default=None, description="SQLAlchemy URL of the store; default: the platformdirs data dir")
     sources: list[dict[str, Any]] = Field(default_factory=list)
+    notify: NotifyConfig | None = Field(default=None, description="Webhooks and/or a command for run events")
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    daemon: DaemonConfig = Field(default_factory=lambda: DaemonConfig())
 
     _sources: list[SourceConfig] = PrivateAttr(default_factory=list)
     _file: str | None = PrivateAttr(default=None)

@@ -52,7 +52,8 @@ def _construct(node: yaml.Node, path: Path_, out: LoadedYaml, file: str, env: di
             if not isinstance(key, str | int | float | bool) or key is None:
                 raise ConfigError("mapping keys must be plain scalars", file=file,
                                   line=key_node.start_mark.line + 1)
-            key = str(key) if not isinstance(key, str) else key
+            # keys are names: YAML 1.1 would read `on:` or `yes:` as booleans, keep what was written
+            key = key_node.value if isinstance(key, bool) else str(key) if not isinstance(key, str) else key
             if key in result:
                 raise ConfigError("duplicate key", file=file, line=key_node.start_mark.line + 1,
                                   key=".".join(str(p) for p in (*path, key)))

@@ -27,6 +27,7 @@ from syncdash.errors import (
     AlreadyRunning,
     DeleteGuardTripped,
     RunCancelled,
+    RunInterrupted,
     SourceError,
     SyncdashError,
     TargetError,
@@ -50,7 +51,23 @@ class RunOptions:
     sample_changes: int = 20  # changes kept in memory for a dry run's plan
     read_ahead: bool = True  # parse and map in a child process while writing (see readahead.py)
     limit_pages: int | None = None  # REST: stop each stream after this many pages (with dry_run: a preview)
+    run_id: int | None = None  # a queued run claimed by the caller (queue.claim): executed under that id
+    shutdown: threading.Event | None = None  # the daemon is stopping: end as `interrupted`, resume next start
     backfill_from: str | None = None  # incremental: send this instead of the stored cursor
+
+
+QUEUED_OPTIONS = ("full", "dry_run", "limit_pages", "backfill_from", "retry_of")
+
+
+def queued_options(opts: RunOptions) -> dict[str, Any]:
+    """What a queued run must remember of its options (the rest belongs to the process executing it)."""
+    return {k: getattr(opts, k) for k in QUEUED_OPTIONS if getattr(opts, k) not in (None, False)}
+
+
+def options_from_queue(run: Run, **live: Any) -> RunOptions:
+    data = json.loads(run.options) if run.options else {}
+    return RunOptions(trigger=run.trigger, run_id=run.id, **{k: v for k, v in data.items() if k in QUEUED_OPTIONS},
+                      **live)
 
 
 @dataclass
@@ -78,6 +95,8 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     sample: list[dict[str, Any]] = field(default_factory=list)
     resumed: bool = False
+    error_type: str | None = None
+    retryable: bool = False  # a failure that may pass by itself (network, 5xx, breaker, a locked database)
 
 
 COUNT_NAMES = ("inserted", "updated", "unchanged", "deleted", "failed", "skipped")
@@ -154,37 +173,51 @@ class _RunExecution:
         run_id = self.run.id
         hb = threading.Thread(target=self._heartbeat, name=f"heartbeat-{run_id}", daemon=True)
         hb.start()
-        status, error, error_type = "failed", None, None
+        status, error, error_type, retryable = "failed", None, None, False
         try:
             self._execute_phases()
             status = "partial" if self.counts["failed"] else "succeeded"
+        except RunInterrupted:
+            status, error = "interrupted", "stopped by a daemon shutdown; resumes on its next start"
         except RunCancelled:
             status, error = "cancelled", "cancelled on request"
         except KeyboardInterrupt:
             status, error = "cancelled", "interrupted (Ctrl-C)"
         except (SourceError, TargetError, DeleteGuardTripped) as e:
             status, error, error_type = "failed", self.config.redact(str(e)), getattr(e, "error_type", "source")
+            retryable = bool(getattr(e, "retryable", False))
         except SyncdashError as e:
             status, error, error_type = "failed", self.config.redact(str(e)), "internal"
         except sqlite3.Error as e:
             status, error, error_type = "failed", self.config.redact(f"database error: {e}"), "database"
+            retryable = isinstance(e, sqlite3.OperationalError)  # locked, disk I/O: may pass
         except BaseException as e:
             self._finish("failed", self.config.redact(f"internal error: {type(e).__name__}: {e}"), "internal")
             raise
         finally:
             self._stop_heartbeat.set()
         self._finish(status, error, error_type)
-        return RunResult(run_id=run_id, source=self.cfg.name, status=status, counts=dict(self.counts),
-                         error=error, warnings=self.warnings, sample=self.sample, resumed=self.resumed)
+        return RunResult(run_id=run_id, source=self.source_cfg.name, status=status, counts=dict(self.counts),
+                         error=error, warnings=self.warnings, sample=self.sample, resumed=self.resumed,
+                         error_type=error_type, retryable=retryable)
 
     def _begin(self) -> None:
         """Take the lease and create (or pick up for resume) the run, in one transaction."""
         allow_resume = self.mode != "retry" and not self.opt.full and not self.opt.dry_run
         now = utcnow()
         with self.store.tx() as s:
-            run = Run(source=self.cfg.name, kind=self.cfg.kind, trigger=self.opt.trigger, mode=self.mode,
-                      dry_run=self.opt.dry_run, status="running", started_at=now, heartbeat_at=now,
-                      owner=self.owner, fingerprint=self.fingerprint, parent_run_id=self.opt.retry_of)
+            if self.opt.run_id is not None:  # queued and claimed: this run row becomes the execution
+                claimed = s.get(Run, self.opt.run_id)
+                if claimed is None or claimed.status != "claimed" or claimed.source != self.cfg.name:
+                    raise UsageError(f"run {self.opt.run_id} is not a claimed run of {self.cfg.name}")
+                run = claimed
+                run.kind, run.mode, run.dry_run, run.status = self.cfg.kind, self.mode, self.opt.dry_run, "running"
+                run.started_at, run.heartbeat_at, run.owner, run.fingerprint = now, now, self.owner, self.fingerprint
+                run.parent_run_id = run.parent_run_id or self.opt.retry_of
+            else:
+                run = Run(source=self.cfg.name, kind=self.cfg.kind, trigger=self.opt.trigger, mode=self.mode,
+                          dry_run=self.opt.dry_run, status="running", started_at=now, heartbeat_at=now,
+                          owner=self.owner, fingerprint=self.fingerprint, parent_run_id=self.opt.retry_of)
             s.add(run)
             s.flush()
             assert run.id is not None
@@ -206,7 +239,12 @@ class _RunExecution:
                         # the lease is ours (taken for the placeholder run above): hand it to cand,
                         # or acquire_lease_in sees a live owner (us) on another run and refuses
                         self.store.release_lease_in(s, self.cfg.name, run.id)
-                        s.delete(run)
+                        if run.fire_key is not None:  # a schedule fire keeps its row: its key stays taken
+                            run.status, run.finished_at = "cancelled", now
+                            run.error = f"resumed the interrupted run {cand.id} instead"
+                            s.add(run)
+                        else:
+                            s.delete(run)
                         s.flush()
                         cand.status = "running"
                         cand.owner = self.owner
@@ -270,7 +308,8 @@ class _RunExecution:
     def _finish(self, status: str, error: str | None, error_type: str | None) -> None:
         assert self.run is not None and self.run.id is not None
         now = utcnow()
-        self._drop_kept_seen()
+        if status != "interrupted":
+            self._drop_kept_seen()
         with self.store.tx() as s:
             run = s.get(Run, self.run.id)
             assert run is not None
@@ -294,7 +333,7 @@ class _RunExecution:
                 s.add(ph)
             if self.mode == "retry" and status in ("succeeded", "partial") and not self.opt.dry_run:
                 self._resolve_retried(s, run.id or 0, now)
-            if not self.opt.dry_run:
+            if not self.opt.dry_run and status != "interrupted":
                 st = s.get(SourceState, self.cfg.name) or SourceState(source=self.cfg.name)
                 st.last_run_id = run.id
                 st.last_status = status
@@ -539,6 +578,8 @@ class _RunExecution:
             yield batch
 
     def _check_cancel(self) -> None:
+        if self.opt.shutdown is not None and self.opt.shutdown.is_set():
+            raise RunInterrupted()
         if self.opt.cancel is not None and self.opt.cancel.is_set():
             raise RunCancelled()
 

@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 from pydantic import NaiveDatetime
 from sqlmodel import Field, SQLModel
 
-RUN_STATUSES = ("queued", "running", "succeeded", "partial", "failed", "cancelled", "interrupted")
+RUN_STATUSES = ("queued", "claimed", "running", "succeeded", "partial", "failed", "cancelled", "interrupted")
 FINAL_STATUSES = ("succeeded", "partial", "failed", "cancelled")
+# who goes first when several runs are due: a person waiting beats a timer beats a retry
+PRIORITY = {"cli": 30, "console": 30, "api": 30, "demo": 30, "resume": 25, "schedule": 20, "retry": 10}
 
 
 def utcnow() -> datetime:
@@ -25,6 +27,9 @@ class Run(SQLModel, table=True):
     source: str = Field(index=True)
     kind: str = ""
     trigger: str = "cli"  # cli | schedule | console | retry | resume | api | demo
+    fire_key: str | None = Field(default=None, unique=True)  # source@fire-time: a schedule fire is queued once
+    attempt: int = 1  # retries of a failed run count up from here
+    options: str | None = None  # JSON: full, dry_run, limit_pages, backfill_from (what the worker runs)
     mode: str = "full"  # full | incremental | retry
     dry_run: bool = False
     status: str = Field(default="queued", index=True)
@@ -109,6 +114,9 @@ class SourceState(SQLModel, table=True):
     last_success_at: NaiveDatetime | None = None
     last_success_run_id: int | None = None
     paused: bool = False
+    schedule_override: str | None = None  # `syncdash schedule NAME --every/--cron`: beats the config until --reset
+    last_fire_at: NaiveDatetime | None = None  # the last schedule fire queued (catch-up starts after it)
+    next_fire_at: NaiveDatetime | None = None
     lock_run_id: int | None = None
     lock_owner: str | None = None
     lease_until: NaiveDatetime | None = None
@@ -127,6 +135,21 @@ class Breaker(SQLModel, table=True):
     last_error: str | None = None
     source: str | None = None  # the source whose request last changed it
     updated_at: NaiveDatetime | None = None
+
+
+class Daemon(SQLModel, table=True):
+    """A live `syncdash daemon` (or a console hosting the scheduler); the console attaches when one beats."""
+
+    __tablename__ = "syncdash_daemons"
+
+    owner: str = Field(primary_key=True)  # pid@host:start
+    host: str = ""
+    pid: int = 0
+    kind: str = "daemon"  # daemon | console
+    workers: int = 1
+    started_at: NaiveDatetime = Field(default_factory=utcnow)
+    heartbeat_at: NaiveDatetime = Field(default_factory=utcnow)
+    stopped_at: NaiveDatetime | None = None
 
 
 class Change(SQLModel, table=True):

@@ -105,9 +105,12 @@ class Store:
         try:
             SQLModel.metadata.create_all(self.engine, tables=[
                 t.__table__ for t in (models.Run, models.RunPhase, models.ItemError, models.SourceState,  # type: ignore[attr-defined]
-                                      models.Change, models.Command, models.Breaker)
+                                      models.Change, models.Command, models.Breaker, models.Daemon)
             ])
             self._add_missing_columns()
+            with self.engine.begin() as c:  # ALTER TABLE cannot add a UNIQUE column: the index does the job
+                c.exec_driver_sql("CREATE UNIQUE INDEX IF NOT EXISTS ix_syncdash_runs_fire_key "
+                                  "ON syncdash_runs (fire_key)")
         except OperationalError as e:
             raise StoreError(f"cannot open the store {self.url}: {e.orig}") from None
 

@@ -13,35 +13,21 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, WithJsonSchema, field_validator, model_validator
 
-from syncdash.config.models import FieldSpec, KeyedValueError, SourceConfig, Strict, check_identifier
+from syncdash.config.models import (
+    Duration,
+    FieldSpec,
+    KeyedValueError,
+    SourceConfig,
+    Strict,
+    check_identifier,
+    duration_validator,
+)
 
-_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _RATE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*/\s*([0-9]*)\s*(s|sec|second|m|min|minute|h|hour|d|day)s?\s*$")
 _PER = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600,
         "d": 86400, "day": 86400}
 
 
-def parse_duration(v: Any) -> float:
-    """Seconds from 30, "30s", "1.5m", "250ms"; ValueError says what is accepted."""
-    if isinstance(v, bool):
-        raise ValueError(f"{v!r} is not a duration")
-    if isinstance(v, int | float):
-        if v < 0:
-            raise ValueError(f"duration {v} is negative")
-        return float(v)
-    m = _DURATION.match(str(v))
-    if not m:
-        raise ValueError(f"{v!r} is not a duration: use e.g. 30s, 5m, 2h, 1d or 250ms")
-    return float(m.group(1)) * _UNITS[m.group(2)]
-
-
-Duration = Annotated[float, Field(ge=0), WithJsonSchema(
-    {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": _DURATION.pattern}]})]
-
-
-def _duration_validator(*names: str) -> Any:
-    return field_validator(*names, mode="before")(lambda cls, v: None if v is None else parse_duration(v))
 
 
 class RateLimit(Strict):
@@ -81,7 +67,7 @@ class RetryPolicy(Strict):
     max_retry_after: Duration = Field(
         default=600.0, description="A Retry-After longer than this fails the request instead of waiting")
 
-    _d = _duration_validator("initial", "max", "max_retry_after")
+    _d = duration_validator("initial", "max", "max_retry_after")
 
     @field_validator("retry_on")
     @classmethod
@@ -96,7 +82,7 @@ class CircuitBreaker(Strict):
     failures: int = Field(default=5, ge=1, description="Consecutive failed requests to a host that open it")
     reset_after: Duration = Field(default=60.0, description="How long it stays open before one trial request")
 
-    _d = _duration_validator("reset_after")
+    _d = duration_validator("reset_after")
 
 
 class BearerAuth(Strict):
@@ -191,7 +177,7 @@ class Incremental(Strict):
     lag: Duration = Field(default=0.0, description="Subtracted from a datetime cursor (late-arriving records)")
     backfill_from: str | None = Field(default=None, description="Replay history from this value once")
 
-    _d = _duration_validator("lag")
+    _d = duration_validator("lag")
 
     @field_validator("initial", "backfill_from", mode="before")
     @classmethod
@@ -271,7 +257,7 @@ class RestSourceConfig(SourceConfig, _Endpoint):
     fields: dict[str, FieldSpec] | None = None  # type: ignore[assignment]
     batch_size: int = Field(default=1000, ge=1, le=1_000_000)
 
-    _d = _duration_validator("timeout")
+    _d = duration_validator("timeout")
 
     @field_validator("table")
     @classmethod
