@@ -175,11 +175,10 @@ class Incremental(Strict):
     param: str = Field(description="Query parameter that receives the cursor")
     initial: str | None = Field(default=None, description="Cursor for the first run")
     lag: Duration = Field(default=0.0, description="Subtracted from a datetime cursor (late-arriving records)")
-    backfill_from: str | None = Field(default=None, description="Replay history from this value once")
 
     _d = duration_validator("lag")
 
-    @field_validator("initial", "backfill_from", mode="before")
+    @field_validator("initial", mode="before")
     @classmethod
     def _text(cls, v: Any) -> Any:
         return v.isoformat() if isinstance(v, datetime) else (None if v is None else str(v))
