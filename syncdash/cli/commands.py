@@ -484,6 +484,15 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     return daemon.run()
 
 
+def cmd_console(args: argparse.Namespace) -> int:
+    from syncdash.tui.app import SyncdashApp
+
+    cfg = _config(args)
+    store = _store(cfg.database)
+    SyncdashApp(cfg, store, host=False if args.attach_only else None).run()
+    return EXIT_OK
+
+
 def cmd_cleanup(args: argparse.Namespace) -> int:
     from syncdash.core.retention import cleanup
 

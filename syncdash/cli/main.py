@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
     s.add_argument("--json", action="store_true")
 
+    s = sub.add_parser("console", parents=[common], help="the console (what `syncdash` alone opens)")
+    s.add_argument("--attach-only", action="store_true", help="never host the workers, only read and queue")
+
     s = sub.add_parser("demo", help="write a demo config and sample data, run every source, show the runs")
     s.add_argument("--dir", help="where to put the demo (default: <user data dir>/demo)")
     return p
@@ -112,8 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command is None:
-        build_parser().print_help()
-        return EXIT_USAGE
+        if not sys.stdout.isatty():  # piped or scripted: the console needs a terminal
+            build_parser().print_help()
+            return EXIT_USAGE
+        args = build_parser().parse_args(["console", *(["--config", args.config] if args.config else [])])
     from syncdash.cli import commands
     from syncdash.cli.render import redact  # error texts can quote config values: mask ${VAR} ones
 

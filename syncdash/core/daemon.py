@@ -28,7 +28,7 @@ from syncdash.core.store import Store, format_ts, owner_id
 
 log = logging.getLogger("syncdash.daemon")
 
-MAINTENANCE_SECONDS = 5.0  # heartbeat, sweep, schedule refresh, commands
+MAINTENANCE_SECONDS = 2.0  # heartbeat, sweep, schedule refresh, commands
 CLEANUP_EVERY = timedelta(days=1)  # retention (config `retention:`)
 POLL_SECONDS = 1.0  # an idle worker looks at the queue this often (a wake-up event cuts it short)
 

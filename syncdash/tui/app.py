@@ -1,0 +1,222 @@
+"""`syncdash` with no arguments: the console.
+
+Thin on purpose: the store is read in a thread worker once a second (data.snapshot) and the result posted
+to the screens; actions go through core.control, i.e. through the store. With no daemon alive on the
+database the console hosts the scheduler and a worker itself (stopped on quit: running runs end
+interrupted and resume next time); with one alive it attaches and only reads and queues.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+from typing import Any
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.message import Message
+
+from syncdash.config.models import Config
+from syncdash.core import control
+from syncdash.core.models import utcnow
+from syncdash.core.store import Store
+from syncdash.tui import data
+from syncdash.tui.screens.dashboard import DashboardScreen
+
+
+class SnapshotReady(Message):
+    def __init__(self, snapshot: data.Snapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+
+class SyncdashApp(App[None]):
+    CSS_PATH = "syncdash.tcss"
+    TITLE = "syncdash"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("1", "dashboard", "Dashboard", show=False),
+        Binding("h", "history", "History"),
+        Binding("e", "errors", "Errors"),
+        Binding("t", "toggle_dark", "Theme", show=False),
+    ]
+
+    def __init__(self, config: Config, store: Store, *, host: bool | None = None, poll_interval: float = 1.0,
+                 clock: Any = utcnow) -> None:
+        super().__init__()
+        self.config = config
+        self.store = store
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self.want_host = host
+        self.hosted: Any = None  # the Daemon this console runs, in hosted mode
+        self._host_thread: threading.Thread | None = None
+        self.snapshot: data.Snapshot | None = None
+        self.mode = "starting"
+
+    # ---- lifecycle -----------------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        logging.getLogger("syncdash").handlers[:] = [logging.NullHandler()]  # never print over the screen
+        logging.getLogger("syncdash").propagate = False
+        self.push_screen(DashboardScreen())
+        self._decide_mode()
+        self.poll()
+        self.set_interval(self.poll_interval, self.poll)
+
+    def _decide_mode(self) -> None:
+        from syncdash.core.daemon import Daemon
+        from syncdash.core.health import live_daemons
+
+        others = [d for d in live_daemons(self.store) if d.kind == "daemon"]
+        if others or self.want_host is False:
+            self.mode = "attached" if others else "read-only"
+            return
+        self.hosted = Daemon(self.config, self.store, workers=self.config.daemon.workers, kind="console")
+        self._host_thread = threading.Thread(target=self.hosted.run, name="hosted-daemon", daemon=True)
+        self._host_thread.start()
+        self.mode = "hosted"
+
+    async def action_quit(self) -> None:
+        if self.hosted is not None:
+            import asyncio
+
+            self.notify("Stopping: running runs finish their batch and resume next time...")
+            self.hosted.stop()
+            if self._host_thread is not None:
+                await asyncio.to_thread(self._host_thread.join, 60)
+        self.exit()
+
+    # ---- the store, read off the event loop -------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="poll")
+    def poll(self) -> None:
+        try:
+            snap = data.snapshot(self.store, self.config, self.clock())
+        except Exception as e:  # a locked or missing store must not kill the console
+            self.call_from_thread(self.notify, f"could not read the store: {e}", severity="error")
+            return
+        self.post_message(SnapshotReady(snap))
+
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        self.snapshot = message.snapshot
+        for screen in self.screen_stack:
+            show = getattr(screen, "show_snapshot", None)
+            if show is not None and screen.is_mounted:
+                show(message.snapshot)
+
+    def status_text(self, snap: data.Snapshot) -> str:
+        if self.mode == "hosted":
+            who = f"[b]hosted[/b]: scheduler and {self.config.daemon.workers} worker(s) in this console"
+        elif self.mode == "attached":
+            ds = [d for d in snap.daemons if d.kind == "daemon"]
+            who = "[b]attached[/b] to daemon " + ", ".join(d.owner.split(":")[0] for d in ds) if ds else \
+                "[yellow]attached daemon is gone[/]: restart the console to host the workers"
+        else:
+            who = "[b]read-only[/b]: no daemon; runs queue until one starts"
+        return f"{who}  ·  queue {snap.queue_depth}  ·  {snap.unresolved} unresolved error(s)"
+
+    def refresh_now(self) -> None:
+        self.poll()
+
+    # ---- actions (through the store) --------------------------------------------------------------------
+
+    @work(thread=True, group="actions")
+    def start_run(self, source: str, *, full: bool = False, dry_run: bool = False) -> None:
+        try:
+            rid = control.request_run(self.store, self.config, source, full=full, dry_run=dry_run)
+        except Exception as e:
+            self.call_from_thread(self.notify, str(e), severity="error")
+            return
+        if self.hosted is not None:
+            self.hosted.wake.set()
+        what = "full sync" if full else "sync"
+        self.call_from_thread(self.notify, f"{source}: {what} queued as run {rid}")
+        self.call_from_thread(self.refresh_now)
+
+    @work(thread=True, group="actions")
+    def cancel_run(self, run_id: int) -> None:
+        how = control.request_cancel(self.store, run_id, self.hosted)
+        self.call_from_thread(self.notify, f"run {run_id}: {how}")
+        self.call_from_thread(self.refresh_now)
+
+    @work(thread=True, group="actions")
+    def toggle_pause(self, source: str) -> None:
+        st = self.store.source_states().get(source)
+        paused = not (st is not None and st.paused)
+        control.set_paused(self.store, source, paused)
+        self.call_from_thread(self.notify, f"{source}: {'paused' if paused else 'resumed'}")
+        self.call_from_thread(self.refresh_now)
+
+    @work(thread=True, group="actions")
+    def retry_source_errors(self, source: str) -> None:
+        run = control.last_failed_run(self.store, source)
+        if run is None or run.id is None:
+            self.call_from_thread(self.notify, f"{source}: no run with failed items", severity="warning")
+            return
+        rid = control.retry_errors(self.store, self.config, run.id)
+        if self.hosted is not None:
+            self.hosted.wake.set()
+        self.call_from_thread(self.notify, f"{source}: retrying the failed items of run {run.id} (run {rid})")
+
+    @work(thread=True, group="actions")
+    def retry_run(self, run_id: int) -> None:
+        try:
+            rid = control.retry_errors(self.store, self.config, run_id)
+        except Exception as e:
+            self.call_from_thread(self.notify, str(e), severity="error")
+            return
+        if self.hosted is not None:
+            self.hosted.wake.set()
+        self.call_from_thread(self.notify, f"retrying the failed items of run {run_id} as run {rid}")
+
+    @work(thread=True, group="actions")
+    def resolve(self, ids: list[int]) -> None:
+        n = data.resolve_errors(self.store, ids)
+        self.call_from_thread(self.notify, f"{n} error(s) marked resolved")
+        self.call_from_thread(self.refresh_now)
+
+    # ---- navigation -------------------------------------------------------------------------------------
+
+    def action_dashboard(self) -> None:
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+
+    def action_history(self, source: str | None = None) -> None:
+        from syncdash.tui.screens.history import HistoryScreen
+
+        self.push_screen(HistoryScreen(source=source))
+
+    def action_errors(self) -> None:
+        from syncdash.tui.screens.errors import ErrorsScreen
+
+        self.push_screen(ErrorsScreen())
+
+    def action_help(self) -> None:
+        from syncdash.tui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    def open_run(self, run_id: int) -> None:
+        from syncdash.tui.screens.run_detail import RunDetailScreen
+
+        self.push_screen(RunDetailScreen(run_id))
+
+    def open_source(self, name: str) -> None:
+        from syncdash.tui.screens.source import SourceScreen
+
+        self.push_screen(SourceScreen(name))
+
+    def open_dry_run(self, name: str) -> None:
+        from syncdash.tui.screens.dryrun import DryRunScreen
+
+        self.push_screen(DryRunScreen(name))
+
+    def action_toggle_dark(self) -> None:
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+
+    def now(self) -> datetime:
+        return self.clock()

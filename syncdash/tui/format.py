@@ -1,0 +1,67 @@
+"""Text helpers shared by the console's widgets (ages, durations, rates, counts)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+HEALTH_STYLE = {"healthy": "green", "overdue": "yellow", "failing": "red", "paused": "magenta", "running": "cyan",
+                "never run": "dim"}
+STATUS_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "cancelled": "magenta",
+                "interrupted": "red", "running": "cyan", "queued": "blue", "claimed": "cyan"}
+
+
+def age(ts: datetime | None, now: datetime) -> str:
+    if ts is None:
+        return "-"
+    secs = int((now - ts).total_seconds())
+    if secs < 0:
+        return until(ts, now)
+    if secs < 60:
+        return f"{secs}s ago"
+    if secs < 3600:
+        return f"{secs // 60}m ago"
+    if secs < 86400:
+        return f"{secs // 3600}h ago"
+    return f"{secs // 86400}d ago"
+
+
+def until(ts: datetime | None, now: datetime) -> str:
+    if ts is None:
+        return "-"
+    secs = int((ts - now).total_seconds())
+    if secs < 60:
+        return f"in {max(secs, 0)}s"
+    if secs < 3600:
+        return f"in {secs // 60}m"
+    if secs < 86400:
+        return f"in {secs // 3600}h{(secs % 3600) // 60:02d}m"
+    return f"in {secs // 86400}d"
+
+
+def seconds(secs: float | None) -> str:
+    if secs is None:
+        return "-"
+    if secs < 60:
+        return f"{secs:.1f}s"
+    if secs < 3600:
+        return f"{int(secs // 60)}m{int(secs % 60):02d}s"
+    return f"{int(secs // 3600)}h{int(secs % 3600 // 60):02d}m"
+
+
+def number(n: float | int | None) -> str:
+    if n is None:
+        return "-"
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f}M"
+    if n >= 10_000:
+        return f"{n / 1000:.0f}k"
+    return f"{n:,.0f}"
+
+
+def counts(c: dict[str, int]) -> str:
+    return (f"[green]+{c['inserted']}[/] [yellow]~{c['updated']}[/] ={c['unchanged']} [magenta]-{c['deleted']}[/] "
+            f"[red]!{c['failed']}[/]")
+
+
+def styled(text: str, style: str) -> str:
+    return f"[{style}]{text}[/]" if style else text

@@ -1,0 +1,236 @@
+"""The first screen: every source at a glance, live runs with a bar per phase, the latest errors."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+
+from syncdash.tui import format as fmt
+from syncdash.tui.data import Snapshot, SourceView
+from syncdash.tui.widgets import RunCard
+
+if TYPE_CHECKING:
+    from syncdash.tui.app import SyncdashApp
+
+
+class DashboardScreen(Screen[None]):
+    BINDINGS = [
+        Binding("s", "sync", "Sync"),
+        Binding("f", "sync_full", "Full"),
+        Binding("d", "dry_run", "Dry run"),
+        Binding("c", "cancel", "Cancel"),
+        Binding("p", "pause", "Pause/resume"),
+        Binding("R", "retry_all", "Retry errors"),
+        Binding("enter", "open", "Open", show=False),
+        Binding("slash", "filter", "Filter"),
+        Binding("g", "top", "Top", show=False),
+        Binding("G", "bottom", "Bottom", show=False),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    app: SyncdashApp
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filter_text = ""
+        self.snapshot: Snapshot | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="dashboard"):
+            yield Label("Sources", classes="panel-title")
+            yield Input(placeholder="filter sources (name, kind, health); escape clears", id="source-filter")
+            yield DataTable(id="sources", cursor_type="row", zebra_stripes=True)
+            yield Label("Active runs", classes="panel-title")
+            yield VerticalScroll(Static("No run is active. Select a source and press [b]s[/b] to sync it.",
+                                        id="no-runs"), id="active")
+            yield Label("Recent errors", classes="panel-title")
+            yield DataTable(id="recent-errors", cursor_type="row")
+        yield Static("", id="statusline")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#sources", DataTable)
+        for key, label in (("name", "source"), ("kind", "kind"), ("schedule", "schedule"), ("next", "next run"),
+                           ("last", "last run"), ("health", "health"), ("rows", "rows"), ("breaker", "breaker")):
+            table.add_column(label, key=key)
+        errs = self.query_one("#recent-errors", DataTable)
+        for key in ("source", "type", "item", "message"):
+            errs.add_column(key, key=key)
+        self.query_one("#source-filter", Input).display = False
+        table.focus()
+        if self.app.snapshot is not None:
+            self.show_snapshot(self.app.snapshot)
+
+    # ---- rendering ------------------------------------------------------------------------------------
+
+    def show_snapshot(self, snap: Snapshot) -> None:
+        self.snapshot = snap
+        self._show_sources(snap)
+        self._show_runs(snap)
+        self._show_errors(snap)
+        self.query_one("#statusline", Static).update(self.app.status_text(snap))
+
+    def _visible(self, snap: Snapshot) -> list[SourceView]:
+        f = self.filter_text.lower()
+        return [v for v in snap.sources if not f or f in v.config.name.lower() or f in v.config.kind
+                or f in v.health]
+
+    def _show_sources(self, snap: Snapshot) -> None:
+        table = self.query_one("#sources", DataTable)
+        now = snap.taken_at
+        rows = self._visible(snap)
+        keys = [v.config.name for v in rows]
+        if [str(k.value) for k in table.rows] != keys:
+            selected = self.selected_source()
+            table.clear()
+            for v in rows:
+                table.add_row(*self._cells(v, now), key=v.config.name)
+            if selected in keys:
+                table.move_cursor(row=keys.index(selected))
+            if not rows:
+                self.query_one("#no-runs", Static).update(
+                    "No sources match the filter." if self.filter_text else
+                    "No sources in the config. Add one (see config.sample.yaml) and restart.")
+            return
+        for v in rows:
+            for col, value in zip(("name", "kind", "schedule", "next", "last", "health", "rows", "breaker"),
+                                  self._cells(v, now), strict=True):
+                table.update_cell(v.config.name, col, value)
+
+    @staticmethod
+    def _cells(v: SourceView, now: object) -> tuple[str, ...]:
+        from datetime import datetime
+
+        assert isinstance(now, datetime)
+        last = v.last_run
+        last_text = (fmt.styled(f"#{last.id} {last.status}", fmt.STATUS_STYLE.get(last.status, "")) +
+                     f" {fmt.age(last.started_at, now)}") if last else "-"
+        sched = escape(v.schedule or "-") + (" [dim](override)[/]" if v.schedule_override else "")
+        if v.state is not None and v.state.paused:
+            sched += " [magenta](paused)[/]"
+        rows = fmt.number(last.inserted + last.updated + last.unchanged) if last else "-"
+        breaker = "-"
+        if v.breaker is not None:
+            style = {"open": "red", "half_open": "yellow"}.get(v.breaker.state, "green")
+            breaker = fmt.styled(v.breaker.state, style)
+        return (escape(v.config.name), v.config.kind, sched, fmt.until(v.next_fire, now) if v.next_fire else "-",
+                last_text, fmt.styled(v.health, fmt.HEALTH_STYLE.get(v.health, "")), rows, breaker)
+
+    def _show_runs(self, snap: Snapshot) -> None:
+        box = self.query_one("#active", VerticalScroll)
+        live = {f"run-{v.run.id}": v for v in snap.active}
+        for card in list(box.query(RunCard)):
+            if card.id not in live:
+                card.remove()
+        for key, view in live.items():
+            cards = box.query(f"#{key}")
+            if cards:
+                card = cards.first(RunCard)
+                card.show(view, snap.taken_at)
+            else:
+                card = RunCard(view)
+                box.mount(card)
+                card.call_after_refresh(card.show, view, snap.taken_at)
+        self.query_one("#no-runs", Static).display = not snap.active
+
+    def _show_errors(self, snap: Snapshot) -> None:
+        table = self.query_one("#recent-errors", DataTable)
+        table.clear()
+        for e in snap.errors:
+            table.add_row(escape(e.source), e.error_type, escape(e.item or "-"), escape(e.message[:120]),
+                          key=str(e.id))
+
+    # ---- actions ----------------------------------------------------------------------------------------
+
+    def selected_source(self) -> str | None:
+        table = self.query_one("#sources", DataTable)
+        if not table.row_count:
+            return None
+        try:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        except Exception:
+            return None
+        return str(key.value) if key is not None else None
+
+    def _need_source(self) -> str | None:
+        name = self.selected_source()
+        if name is None:
+            self.notify("Select a source first (arrow keys).", severity="warning")
+        return name
+
+    def action_sync(self) -> None:
+        if (name := self._need_source()) is not None:
+            self.app.start_run(name)
+
+    def action_sync_full(self) -> None:
+        if (name := self._need_source()) is not None:
+            self.app.start_run(name, full=True)
+
+    def action_dry_run(self) -> None:
+        if (name := self._need_source()) is not None:
+            self.app.open_dry_run(name)
+
+    def action_cancel(self) -> None:
+        name = self._need_source()
+        if name is None or self.snapshot is None:
+            return
+        active = [v.run.id for v in self.snapshot.active if v.run.source == name]
+        if not active:
+            self.notify(f"{name} has no active run.", severity="warning")
+            return
+        self.app.cancel_run(active[0] or 0)
+
+    def action_pause(self) -> None:
+        if (name := self._need_source()) is not None:
+            self.app.toggle_pause(name)
+
+    def action_retry_all(self) -> None:
+        if (name := self._need_source()) is not None:
+            self.app.retry_source_errors(name)
+
+    def action_open(self) -> None:
+        if (name := self.selected_source()) is not None:
+            self.app.open_source(name)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "sources":
+            self.app.open_source(str(event.row_key.value))
+        elif event.data_table.id == "recent-errors":
+            self.app.action_errors()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#source-filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#source-filter", Input)
+        box.value = ""
+        box.display = False
+        self.filter_text = ""
+        self.query_one("#sources", DataTable).focus()
+        if self.snapshot:
+            self.show_snapshot(self.snapshot)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "source-filter":
+            self.filter_text = event.value
+            if self.snapshot:
+                self.show_snapshot(self.snapshot)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one("#sources", DataTable).focus()
+
+    def action_top(self) -> None:
+        self.query_one("#sources", DataTable).move_cursor(row=0)
+
+    def action_bottom(self) -> None:
+        t = self.query_one("#sources", DataTable)
+        t.move_cursor(row=max(0, t.row_count - 1))

@@ -1,0 +1,79 @@
+"""A dry run's plan (counts, sample changes, warnings), computed without writing; `a` applies it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from syncdash.tui import format as fmt
+
+if TYPE_CHECKING:
+    from syncdash.tui.app import SyncdashApp
+
+
+class DryRunScreen(Screen[None]):
+    BINDINGS = [Binding("escape", "back", "Back"), Binding("a", "apply", "Apply (run it)")]
+    app: SyncdashApp
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.source = name
+        self.ready = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(f"Dry run of [b]{escape(self.source)}[/b]: reading and comparing, writing nothing...",
+                     id="plan-summary")
+        yield DataTable(id="plan-sample", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        t = self.query_one("#plan-sample", DataTable)
+        for c in ("change", "key", "before", "after"):
+            t.add_column(c, key=c)
+        self.plan()
+
+    @work(thread=True, exclusive=True, group="dry-run")
+    def plan(self) -> None:
+        from syncdash.core.engine import Engine, RunOptions
+
+        try:
+            result = Engine(self.app.store, self.app.config).run(
+                self.source, RunOptions(trigger="console", dry_run=True, read_ahead=False))
+        except Exception as e:
+            self.app.call_from_thread(self.query_one("#plan-summary", Static).update,
+                                      f"[red]The dry run could not start:[/] {escape(str(e))}")
+            return
+        self.app.call_from_thread(self._show, result)
+
+    def _show(self, result: Any) -> None:
+        self.ready = result.status in ("succeeded", "partial")
+        lines = [f"Dry run of [b]{escape(self.source)}[/b] (run {result.run_id}): "
+                 f"{fmt.styled(result.status, fmt.STATUS_STYLE.get(result.status, ''))}",
+                 "would apply: " + fmt.counts(result.counts)]
+        if result.error:
+            lines.append(f"[red]error:[/] {escape(result.error)}")
+        lines += [f"[yellow]warning:[/] {escape(w)}" for w in result.warnings]
+        lines.append("Press [b]a[/b] to run it for real, [b]escape[/b] to go back." if self.ready else
+                     "Nothing to apply.")
+        self.query_one("#plan-summary", Static).update("\n".join(lines))
+        t = self.query_one("#plan-sample", DataTable)
+        for s in result.sample:
+            t.add_row(s["change"], escape(str(s["key"])), escape(str(s["before"] or ""))[:80],
+                      escape(str(s["after"] or ""))[:80])
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_apply(self) -> None:
+        if not self.ready:
+            self.notify("The plan is not ready yet.", severity="warning")
+            return
+        self.app.start_run(self.source)
+        self.app.pop_screen()

@@ -1,0 +1,136 @@
+"""Unresolved item errors grouped by source and type, with the item, the message and the raw payload.
+r retries the selected error's run (its failed items), R every retryable error's run, x marks resolved."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from rich.markup import escape
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Label, Static
+
+from syncdash.core.models import ItemError
+from syncdash.tui import data
+
+if TYPE_CHECKING:
+    from syncdash.tui.app import SyncdashApp
+
+
+class ErrorsScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("r", "retry", "Retry selected"),
+        Binding("R", "retry_all", "Retry all retryable"),
+        Binding("x", "resolve", "Mark resolved"),
+        Binding("y", "copy", "Copy details"),
+        Binding("g", "top", "Top", show=False),
+        Binding("G", "bottom", "Bottom", show=False),
+    ]
+    app: SyncdashApp
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: dict[int, ItemError] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Label("Unresolved errors", classes="panel-title", id="errors-title")
+        yield DataTable(id="errors", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="error-detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        t = self.query_one("#errors", DataTable)
+        for c in ("source", "type", "run", "item", "key", "message", "retry"):
+            t.add_column(c, key=c)
+        t.focus()
+        self.load()
+
+    def show_snapshot(self, snap: data.Snapshot) -> None:
+        if snap.unresolved != len(self.errors):
+            self.load()
+
+    @work(thread=True, exclusive=True, group="errors")
+    def load(self) -> None:
+        errs = data.error_groups(self.app.store)
+        self.app.call_from_thread(self._show, errs)
+
+    def _show(self, errs: list[ItemError]) -> None:
+        t = self.query_one("#errors", DataTable)
+        selected = self._selected()
+        self.errors = {e.id or 0: e for e in errs}
+        t.clear()
+        for e in errs:
+            t.add_row(escape(e.source), e.error_type, str(e.run_id), escape(e.item or "-"), escape(e.item_key or "-"),
+                      escape(e.message[:100]), "yes" if e.retryable else "no", key=str(e.id))
+        groups = len({(e.source, e.error_type) for e in errs})
+        self.query_one("#errors-title", Label).update(
+            f"Unresolved errors: {len(errs)} in {groups} group(s)" if errs else
+            "No unresolved errors. Rows that fail to load show up here with their file, line and reason.")
+        if selected is not None and selected in self.errors:
+            keys = list(self.errors)
+            t.move_cursor(row=keys.index(selected))
+        self._detail()
+
+    def _selected(self) -> int | None:
+        t = self.query_one("#errors", DataTable)
+        if not t.row_count:
+            return None
+        try:
+            return int(str(t.coordinate_to_cell_key(t.cursor_coordinate).row_key.value))
+        except Exception:
+            return None
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._detail()
+
+    def _detail(self) -> None:
+        e = self.errors.get(self._selected() or -1)
+        box = self.query_one("#error-detail", Static)
+        if e is None:
+            box.update("")
+            return
+        payload = json.dumps(json.loads(e.payload), ensure_ascii=False)[:400] if e.payload else "-"
+        box.update(f"[b]{escape(e.item or '-')}[/b] · {e.error_type} · column {escape(e.column or '-')} · "
+                   f"attempts {e.attempts}\n{escape(e.message)}\n[dim]payload:[/] {escape(payload)}")
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_retry(self) -> None:
+        e = self.errors.get(self._selected() or -1)
+        if e is None:
+            self.notify("No error selected.", severity="warning")
+        elif not e.retryable:
+            self.notify("This error is not retryable (a duplicate key): fix the source data.", severity="warning")
+        else:
+            self.app.retry_run(e.run_id)
+
+    def action_retry_all(self) -> None:
+        runs = sorted({e.run_id for e in self.errors.values() if e.retryable})
+        if not runs:
+            self.notify("Nothing retryable.", severity="warning")
+        for rid in runs:
+            self.app.retry_run(rid)
+
+    def action_resolve(self) -> None:
+        if (eid := self._selected()) is not None:
+            self.app.resolve([eid])
+
+    def action_copy(self) -> None:
+        e = self.errors.get(self._selected() or -1)
+        if e is not None:
+            self.app.copy_to_clipboard(f"{e.source} run {e.run_id} {e.item}: {e.error_type}: {e.message}\n"
+                                       f"payload: {e.payload}")
+            self.notify("Error details copied.")
+
+    def action_top(self) -> None:
+        self.query_one("#errors", DataTable).move_cursor(row=0)
+
+    def action_bottom(self) -> None:
+        t = self.query_one("#errors", DataTable)
+        t.move_cursor(row=max(0, t.row_count - 1))

@@ -1,0 +1,34 @@
+"""`?`: every key, by screen."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+HELP = """\
+[b]syncdash console[/b]
+
+[b]Everywhere[/b]     q quit · ? help · h run history · e errors · 1 dashboard · ctrl+p commands · t theme
+[b]Dashboard[/b]      s sync selected source · f full sync · d dry run (plan, then a applies)
+               c cancel its run · p pause/resume its schedule · R retry its failed items
+               enter open source · / filter · g/G top/bottom · tab next panel
+[b]History[/b]        enter open run · / filter (words, source:X status:Y trigger:Z) · n/b pages · r retry
+[b]Run detail[/b]     r retry failed items · c cancel · escape back
+[b]Errors[/b]         r retry selected · R retry all retryable · x mark resolved · y copy details
+[b]Source[/b]         s sync · f full · d dry run · p pause/resume · R retry errors · enter open run
+
+Modes: [b]hosted[/b] (no daemon on this database: the console runs the schedules and workers, and stops
+them on quit), [b]attached[/b] (a daemon is alive: actions are queued for it). The footer line says which.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape", "dismiss", "Close"), Binding("question_mark", "dismiss", "Close"),
+                Binding("q", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help"):
+            yield Static(HELP)

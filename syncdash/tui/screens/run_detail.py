@@ -1,0 +1,120 @@
+"""One run: phases with durations, counts, errors, what changed (before/after per field), the checkpoint
+and the command that reruns it."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import TYPE_CHECKING
+
+from rich.markup import escape
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Label, Static
+
+from syncdash.tui import data
+from syncdash.tui import format as fmt
+
+if TYPE_CHECKING:
+    from syncdash.tui.app import SyncdashApp
+
+
+class RunDetailScreen(Screen[None]):
+    BINDINGS = [Binding("escape", "back", "Back"), Binding("r", "retry", "Retry failed items"),
+                Binding("c", "cancel", "Cancel run")]
+    app: SyncdashApp
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__()
+        self.run_id = run_id
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="run-detail"):
+            yield Static("", id="run-summary")
+            yield Label("Phases", classes="panel-title")
+            yield DataTable(id="phases", cursor_type="row")
+            yield Label("What changed", classes="panel-title")
+            yield DataTable(id="changes", cursor_type="row")
+            yield Label("Errors", classes="panel-title")
+            yield DataTable(id="run-errors", cursor_type="row")
+            yield Static("", id="run-checkpoint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for tid, cols in (("#phases", ("phase", "status", "progress", "took", "ins", "upd", "same", "del", "fail")),
+                          ("#changes", ("change", "key", "field", "before", "after")),
+                          ("#run-errors", ("item", "type", "column", "message"))):
+            t = self.query_one(tid, DataTable)
+            for c in cols:
+                t.add_column(c, key=c)
+        self.load()
+
+    def show_snapshot(self, snap: data.Snapshot) -> None:
+        if any(v.run.id == self.run_id for v in snap.active):
+            self.load()  # a live run: keep the detail moving
+
+    @work(thread=True, exclusive=True, group="run-detail")
+    def load(self) -> None:
+        detail = data.run_detail(self.app.store, self.run_id)
+        self.app.call_from_thread(self._show, detail)
+
+    def _show(self, d: data.RunDetail | None) -> None:
+        if d is None:
+            self.query_one("#run-summary", Static).update(f"No run {self.run_id} in the store.")
+            return
+        r, now = d.run, self.app.now()
+        took = fmt.seconds(((r.finished_at or now) - r.started_at).total_seconds()) if r.started_at else "-"
+        warnings = json.loads(r.warnings) if r.warnings else []
+        lines = [f"[b]run {r.id}[/b] · {escape(r.source)} ({r.kind}) · {r.trigger} · {r.mode}"
+                 f"{' · dry run' if r.dry_run else ''} · "
+                 f"{fmt.styled(r.status, fmt.STATUS_STYLE.get(r.status, ''))} · {took}",
+                 fmt.counts({k: getattr(r, k) for k in data.COUNTS})]
+        if r.error:
+            lines.append(f"[red]error ({r.error_type}):[/] {escape(r.error)}")
+        lines += [f"[yellow]warning:[/] {escape(w)}" for w in warnings]
+        self.query_one("#run-summary", Static).update("\n".join(lines))
+        ph = self.query_one("#phases", DataTable)
+        ph.clear()
+        for p in d.phases:
+            secs = ((p.finished_at or now) - p.started_at).total_seconds() if p.started_at else None
+            prog = f"{fmt.number(p.done)}/{fmt.number(p.total)} {p.unit}" if p.total is not None else \
+                f"{fmt.number(p.done)} {p.unit}"
+            ph.add_row(escape(p.name), p.status, prog, fmt.seconds(secs), *(str(p.counts[k]) for k in
+                       ("inserted", "updated", "unchanged", "deleted", "failed")))
+        ch = self.query_one("#changes", DataTable)
+        ch.clear()
+        for c in d.changes:
+            key = ", ".join(map(str, json.loads(c.key)))
+            before = json.loads(c.before) if c.before else {}
+            after = json.loads(c.after) if c.after else {}
+            if c.change == "update":
+                for field in after:
+                    ch.add_row("update", escape(key), escape(field), escape(repr(before.get(field))),
+                               escape(repr(after.get(field))))
+            else:
+                ch.add_row(c.change, escape(key), "", "", "")
+        err = self.query_one("#run-errors", DataTable)
+        err.clear()
+        for e in d.errors:
+            err.add_row(escape(e.item or "-"), e.error_type, escape(e.column or "-"), escape(e.message[:160]))
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(d.change_counts.items())) or "none"
+        rerun = f"syncdash run {shlex.quote(r.source)}" + (" --full" if r.mode == "full" and r.trigger != "schedule"
+                                                         else "") + (" --dry-run" if r.dry_run else "")
+        if r.failed:
+            rerun += f"   # or only the failed items: syncdash retry {r.id}"
+        ck = escape(r.checkpoint[:300]) if r.checkpoint else "none"
+        self.query_one("#run-checkpoint", Static).update(
+            f"[b]changes kept:[/b] {counts}\n[b]checkpoint:[/b] {ck}\n[b]rerun:[/b] {escape(rerun)}")
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_retry(self) -> None:
+        self.app.retry_run(self.run_id)
+
+    def action_cancel(self) -> None:
+        self.app.cancel_run(self.run_id)

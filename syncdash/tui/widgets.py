@@ -1,0 +1,85 @@
+"""The console's own widgets: a live card per running run, with a progress bar per phase."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Label, ProgressBar, Static
+
+from syncdash.tui import format as fmt
+from syncdash.tui.data import PhaseView, RunView
+
+
+class PhaseRow(Horizontal):
+    """name | bar | done/total unit, rate, ETA."""
+
+    def __init__(self, phase: PhaseView) -> None:
+        super().__init__(classes="phase")
+        self.phase_name = phase.name
+
+    def compose(self) -> ComposeResult:
+        yield Label(escape(self.phase_name), classes="phase-name")
+        yield ProgressBar(total=None, show_eta=False, show_percentage=True, classes="phase-bar")
+        yield Label("", classes="phase-text")
+
+    def show(self, phase: PhaseView, now: datetime) -> None:
+        bar = self.query_one(ProgressBar)
+        if phase.status == "done":
+            total = phase.total or phase.done or 1
+            bar.update(total=total, progress=total)
+        elif phase.total:
+            bar.update(total=phase.total, progress=min(phase.done, phase.total))
+        elif phase.status == "pending":
+            bar.update(total=1, progress=0)
+        else:
+            bar.update(total=None)
+        rate = phase.rate(now)
+        eta = phase.eta(now)
+        parts = [f"{fmt.number(phase.done)}/{fmt.number(phase.total)} {phase.unit}" if phase.total else
+                 f"{fmt.number(phase.done)} {phase.unit}", phase.status]
+        if rate and phase.status == "running":
+            parts.append(f"{fmt.number(rate)}/s")
+        if eta is not None:
+            parts.append(f"ETA {fmt.seconds(eta)}")
+        self.query_one(".phase-text", Label).update(escape(" · ".join(parts)))
+
+
+class RunCard(Vertical):
+    """One running (or claimed) run: title, a PhaseRow per phase, live counts and the current position."""
+
+    def __init__(self, view: RunView) -> None:
+        super().__init__(id=f"run-{view.run.id}", classes="run-card")
+        self.run_id = view.run.id
+        self.phase_names = [p.name for p in view.phases]
+
+    def compose(self) -> ComposeResult:
+        yield Label("", classes="run-title")
+        yield Vertical(classes="phases")
+        yield Static("", classes="run-counts")
+
+    def on_mount(self) -> None:
+        self._phase_rows: dict[str, PhaseRow] = {}
+
+    def show(self, view: RunView, now: datetime) -> None:
+        r = view.run
+        took = fmt.seconds((now - r.started_at).total_seconds()) if r.started_at else "waiting"
+        resumed = f" · resumed x{r.resumes}" if r.resumes else ""
+        self.query_one(".run-title", Label).update(
+            f"[b]run {r.id}[/b] · {escape(r.source)} · {r.trigger} · {r.status} · {took}{resumed}")
+        box = self.query_one(".phases", Vertical)
+        for ph in view.phases:
+            row = self._phase_rows.get(ph.name)
+            if row is None:
+                row = self._phase_rows[ph.name] = PhaseRow(ph)
+                box.mount(row)
+                row.call_after_refresh(row.show, ph, now)
+            else:
+                row.show(ph, now)
+        detail = next((p.detail for p in view.phases if p.status == "running" and p.detail), None)
+        text = fmt.counts(view.counts)
+        if detail:
+            text += f"  ·  {escape(detail)}"
+        self.query_one(".run-counts", Static).update(text)
