@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from conftest import Project
-from test_resume import write_big
+from test_resume import read_store, write_big
 
 from syncdash.config.load import load_config
 from syncdash.core.store import Store
@@ -177,8 +177,8 @@ def test_attached_mode_queues_runs_that_a_real_daemon_executes(project: Project)
     daemon = project.popen("daemon")
     try:
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not project.query(
-                "SELECT 1 FROM syncdash_daemons WHERE kind='daemon' AND stopped_at IS NULL"):
+        while time.monotonic() < deadline and not read_store(
+                project.db, "SELECT 1 FROM syncdash_daemons WHERE kind='daemon' AND stopped_at IS NULL"):
             time.sleep(0.1)
 
         async def scenario() -> None:

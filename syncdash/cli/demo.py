@@ -30,6 +30,7 @@ sources:
     path: data/music_catalog.csv
     table: content_index
     primary_key: [external_id]
+    schedule: every 1m
     mode: full
     deletes: soft
     fields:
@@ -46,6 +47,7 @@ sources:
     path: data/crm_contacts.csv
     table: contacts
     primary_key: [contact_id]
+    schedule: every 1m
     mode: incremental
     csv: {{delimiter: ";", encoding: latin-1}}
     fields:
@@ -82,6 +84,7 @@ sources:
     rate_limit: {{rate: 50/s, burst: 10}}
     table: league_players
     primary_key: [id]
+    schedule: every 1m
     fields:
       id: {{from: id, type: int}}
       name: {{from: profile.display_name, required: true}}
@@ -101,6 +104,8 @@ sources:
     circuit_breaker: {{failures: 3, reset_after: 10m}}
     table: partner_feed
     primary_key: [id]
+    schedule: every 1m
+    run_retry: {{attempts: 3, backoff: 20s}}
     fields:
       id: {{from: id, type: int}}
       name: profile.display_name
@@ -213,7 +218,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from syncdash.sampleapi import SampleApi
 
     root = Path(args.dir).expanduser().resolve() if args.dir else default_demo_dir()
-    with SampleApi(n=300, latency=0.01, lifetime=600) as api:
+    with SampleApi(n=300, latency=0.01, lifetime=4 * 3600) as api:
         config, songs = write_demo(root, api.url)
         render.out.rule("[bold]syncdash demo[/]")
         render.out.print(f"config and sample data in {esc(root)}; sample API on {esc(api.url)}\n")
@@ -235,6 +240,16 @@ def run_demo(args: argparse.Namespace) -> int:
         again = main(["--config", str(config), "run", "partner_feed"])
         render.out.print("\n[bold]4. history[/]")
         main(["--config", str(config), "runs"])
+        if sys.stdout.isatty() and not getattr(args, "no_console", False):
+            render.out.print("\n[bold]5. the console[/]: every source runs each minute; q quits")
+            api.clear_faults()
+            api.fail("/v1/cursor/", 503, times=-1)  # the partner stays down: its breaker and retries show
+            from syncdash.cli.commands import _store
+            from syncdash.config import load_config
+            from syncdash.tui.app import SyncdashApp
+
+            cfg = load_config(config)
+            SyncdashApp(cfg, _store(cfg.database)).run()
     cmd = esc(f"{_command()} --config {config}")
     render.out.print(
         "\n[bold]explore[/]\n"

@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="write a demo config and sample data, run every source, show the runs")
     s.add_argument("--dir", help="where to put the demo (default: <user data dir>/demo)")
+    s.add_argument("--no-console", action="store_true", help="do not open the console afterwards")
     return p
 
 
