@@ -22,6 +22,7 @@ from syncdash.cli.main import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_PARTIAL,
+    EXIT_USAGE,
     install_cancel_handlers,
 )
 from syncdash.cli.render import esc
@@ -485,9 +486,15 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
-    from syncdash.tui.app import SyncdashApp
+    from syncdash.tui.app import NoConfigApp, SyncdashApp
 
-    cfg = _config(args)
+    try:
+        cfg = _config(args)
+    except ConfigError as e:
+        if "no config file" not in str(e):
+            raise  # a broken config: file:line: key: reason, on stderr like every other command
+        NoConfigApp(str(e)).run()
+        return EXIT_USAGE
     store = _store(cfg.database)
     SyncdashApp(cfg, store, host=False if args.attach_only else None).run()
     return EXIT_OK

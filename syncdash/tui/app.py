@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.command import Hit, Provider
 from textual.message import Message
 
 from syncdash.config.models import Config
@@ -32,7 +34,35 @@ class SnapshotReady(Message):
         self.snapshot = snapshot
 
 
+class SourceCommands(Provider):
+    """The command palette (ctrl+p) offers every action on every source, and the screens."""
+
+    async def search(self, query: str) -> Any:
+        app = self.app
+        assert isinstance(app, SyncdashApp)
+        matcher = self.matcher(query)
+        items: list[tuple[str, Any, str]] = [
+            ("Run history", app.action_history, "every run, newest first"),
+            ("Errors", app.action_errors, "unresolved item errors"),
+            ("Help: keys", app.action_help, "every key by screen"),
+            ("Toggle light/dark theme", app.action_toggle_dark, ""),
+        ]
+        for src in app.config.source_list:
+            n = src.name
+            items += [(f"Sync {n}", partial(app.start_run, n), "queue a run now"),
+                      (f"Full sync {n}", partial(app.start_run, n, full=True), "ignore checkpoints, apply deletes"),
+                      (f"Dry run {n}", partial(app.open_dry_run, n), "show the plan, write nothing"),
+                      (f"Pause/resume {n}", partial(app.toggle_pause, n), "its schedule"),
+                      (f"Retry failed items of {n}", partial(app.retry_source_errors, n), "its last run with errors"),
+                      (f"Open {n}", partial(app.open_source, n), "config, state, schedule, runs")]
+        for text, callback, help_text in items:
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), callback, help=help_text)
+
+
 class SyncdashApp(App[None]):
+    COMMANDS = App.COMMANDS | {SourceCommands}
     CSS_PATH = "syncdash.tcss"
     TITLE = "syncdash"
     BINDINGS = [
@@ -92,7 +122,7 @@ class SyncdashApp(App[None]):
 
     # ---- the store, read off the event loop -------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="poll")
+    @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
     def poll(self) -> None:
         try:
             snap = data.snapshot(self.store, self.config, self.clock())
@@ -100,6 +130,13 @@ class SyncdashApp(App[None]):
             self.call_from_thread(self.notify, f"could not read the store: {e}", severity="error")
             return
         self.post_message(SnapshotReady(snap))
+
+    def on_worker_state_changed(self, event: Any) -> None:
+        """A worker that failed says so in a notification; the console never shows a traceback."""
+        from textual.worker import WorkerState
+
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.notify(f"{event.worker.name or 'action'} failed: {event.worker.error}", severity="error")
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         self.snapshot = message.snapshot
@@ -124,7 +161,7 @@ class SyncdashApp(App[None]):
 
     # ---- actions (through the store) --------------------------------------------------------------------
 
-    @work(thread=True, group="actions")
+    @work(thread=True, group="actions", exit_on_error=False)
     def start_run(self, source: str, *, full: bool = False, dry_run: bool = False) -> None:
         try:
             rid = control.request_run(self.store, self.config, source, full=full, dry_run=dry_run)
@@ -137,13 +174,13 @@ class SyncdashApp(App[None]):
         self.call_from_thread(self.notify, f"{source}: {what} queued as run {rid}")
         self.call_from_thread(self.refresh_now)
 
-    @work(thread=True, group="actions")
+    @work(thread=True, group="actions", exit_on_error=False)
     def cancel_run(self, run_id: int) -> None:
         how = control.request_cancel(self.store, run_id, self.hosted)
         self.call_from_thread(self.notify, f"run {run_id}: {how}")
         self.call_from_thread(self.refresh_now)
 
-    @work(thread=True, group="actions")
+    @work(thread=True, group="actions", exit_on_error=False)
     def toggle_pause(self, source: str) -> None:
         st = self.store.source_states().get(source)
         paused = not (st is not None and st.paused)
@@ -151,7 +188,7 @@ class SyncdashApp(App[None]):
         self.call_from_thread(self.notify, f"{source}: {'paused' if paused else 'resumed'}")
         self.call_from_thread(self.refresh_now)
 
-    @work(thread=True, group="actions")
+    @work(thread=True, group="actions", exit_on_error=False)
     def retry_source_errors(self, source: str) -> None:
         run = control.last_failed_run(self.store, source)
         if run is None or run.id is None:
@@ -162,7 +199,7 @@ class SyncdashApp(App[None]):
             self.hosted.wake.set()
         self.call_from_thread(self.notify, f"{source}: retrying the failed items of run {run.id} (run {rid})")
 
-    @work(thread=True, group="actions")
+    @work(thread=True, group="actions", exit_on_error=False)
     def retry_run(self, run_id: int) -> None:
         try:
             rid = control.retry_errors(self.store, self.config, run_id)
@@ -173,7 +210,7 @@ class SyncdashApp(App[None]):
             self.hosted.wake.set()
         self.call_from_thread(self.notify, f"retrying the failed items of run {run_id} as run {rid}")
 
-    @work(thread=True, group="actions")
+    @work(thread=True, group="actions", exit_on_error=False)
     def resolve(self, ids: list[int]) -> None:
         n = data.resolve_errors(self.store, ids)
         self.call_from_thread(self.notify, f"{n} error(s) marked resolved")
@@ -220,3 +257,24 @@ class SyncdashApp(App[None]):
 
     def now(self) -> datetime:
         return self.clock()
+
+
+class NoConfigApp(App[None]):
+    """`syncdash` before any config exists: say where it looked and how to start, instead of a traceback."""
+
+    BINDINGS = [Binding("q", "quit", "Quit"), Binding("escape", "quit", "Quit")]
+    CSS = "#why { margin: 2 4; padding: 1 2; border: round $warning; height: auto; }"
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+    def compose(self) -> Any:
+        from rich.markup import escape
+        from textual.widgets import Footer, Header, Static
+
+        yield Header()
+        yield Static(f"[b]No config to show.[/b]\n\n{escape(self.message)}\n\n"
+                     "Create one with [b]syncdash init[/b] (a starter config and sample data in this directory), "
+                     "or try everything on sample data with [b]syncdash demo[/b]. Press q to quit.", id="why")
+        yield Footer()

@@ -7,6 +7,7 @@ from datetime import datetime
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.widgets import Label, ProgressBar, Static
 
 from syncdash.tui import format as fmt
@@ -26,7 +27,10 @@ class PhaseRow(Horizontal):
         yield Label("", classes="phase-text")
 
     def show(self, phase: PhaseView, now: datetime) -> None:
-        bar = self.query_one(ProgressBar)
+        try:
+            bar = self.query_one(ProgressBar)
+        except NoMatches:
+            return
         if phase.status == "done":
             total = phase.total or phase.done or 1
             bar.update(total=total, progress=total)
@@ -53,17 +57,20 @@ class RunCard(Vertical):
     def __init__(self, view: RunView) -> None:
         super().__init__(id=f"run-{view.run.id}", classes="run-card")
         self.run_id = view.run.id
-        self.phase_names = [p.name for p in view.phases]
+        self._phase_rows: dict[str, PhaseRow] = {}
 
     def compose(self) -> ComposeResult:
         yield Label("", classes="run-title")
         yield Vertical(classes="phases")
         yield Static("", classes="run-counts")
 
-    def on_mount(self) -> None:
-        self._phase_rows: dict[str, PhaseRow] = {}
-
     def show(self, view: RunView, now: datetime) -> None:
+        try:
+            self._show(view, now)
+        except NoMatches:  # not composed yet: the next snapshot draws it
+            pass
+
+    def _show(self, view: RunView, now: datetime) -> None:
         r = view.run
         took = fmt.seconds((now - r.started_at).total_seconds()) if r.started_at else "waiting"
         resumed = f" · resumed x{r.resumes}" if r.resumes else ""
