@@ -200,3 +200,50 @@ def test_attached_mode_queues_runs_that_a_real_daemon_executes(project: Project)
     finally:
         daemon.terminate()
         daemon.wait(30)
+
+
+def test_keys_history_filter_help_palette_theme_and_a_small_terminal(project: Project) -> None:
+    setup(project)
+    for _ in range(3):
+        project.cli("run", "small")
+    project.cli("run", "big")
+
+    async def scenario() -> None:
+        app = make_app(project, host=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(lambda: app.snapshot is not None, pilot)
+            assert app.mode == "read-only"
+            sources = app.screen.query_one("#sources")
+            await until(lambda: sources.get_row("big")[6] == "60k", pilot, what="rows in the big table")
+            await pilot.press("G")
+            assert sources.cursor_row == 1
+            await pilot.press("g")
+            assert sources.cursor_row == 0
+            await pilot.press("slash", "s", "m")  # filter: small only
+            await until(lambda: sources.row_count == 1, pilot, what="filtered")
+            await pilot.press("escape")
+            await until(lambda: sources.row_count == 2, pilot, what="filter cleared")
+            await pilot.press("h")
+            runs = await until(lambda: app.screen.query("#runs") and app.screen.query_one("#runs"), pilot)
+            await until(lambda: runs.row_count == 4, pilot, what="4 runs")
+            await pilot.press("slash")
+            for ch in "status:partial":
+                await pilot.press(ch if ch != ":" else "colon")
+            await pilot.press("enter")
+            await until(lambda: runs.row_count == 3, pilot, what="the 3 partial runs")
+            await pilot.press("escape", "question_mark")
+            await until(lambda: app.screen.query("#help"), pilot, what="help")
+            await pilot.press("escape")
+            dark = app.theme
+            await pilot.press("t")
+            assert app.theme != dark
+            await pilot.press("ctrl+p")
+            for ch in "Open small":
+                await pilot.press(ch if ch != " " else "space")
+            await pilot.pause(0.5)
+            await pilot.press("enter")
+            await until(lambda: app.screen.query("#source-state") and "small" in str(
+                app.screen.query_one("#source-state").render()), pilot, what="source detail from the palette")
+            await pilot.press("q")
+
+    run(scenario)

@@ -65,6 +65,7 @@ class SourceView:
     schedule_override: bool
     next_fire: datetime | None
     breaker: Breaker | None
+    rows: int | None = None  # live rows in its table(s), counted every few seconds
 
 
 @dataclass
@@ -96,6 +97,31 @@ def _host(src: SourceConfig) -> str | None:
 
     url = getattr(src, "url", None) or getattr(src, "base_url", None)
     return urlsplit(url).netloc if url else None
+
+
+_row_counts: dict[tuple[str, str], tuple[datetime, int | None]] = {}
+ROW_COUNT_EVERY = 10.0  # seconds: counting a million-row table takes tens of milliseconds
+
+
+def table_rows(store: Store, src: SourceConfig, now: datetime) -> int | None:
+    """Live rows in the source's tables (cached; None before the first sync created them)."""
+    key = (store.url, src.name)
+    cached = _row_counts.get(key)
+    if cached is not None and (now - cached[0]).total_seconds() < ROW_COUNT_EVERY:
+        return cached[1]
+    from syncdash.core.target import q
+
+    total: int | None = None
+    with store.engine.connect() as c:
+        for table, _ in src.target_tables():
+            try:
+                n = c.exec_driver_sql(f"SELECT COUNT(*) FROM {q(table)} WHERE _deleted_at IS NULL").scalar()
+            except Exception:
+                c.rollback()
+                continue
+            total = (total or 0) + int(n or 0)
+    _row_counts[key] = (now, total)
+    return total
 
 
 def snapshot(store: Store, config: Config, now: datetime | None = None) -> Snapshot:
@@ -132,7 +158,7 @@ def snapshot(store: Store, config: Config, now: datetime | None = None) -> Snaps
         host = _host(src)
         health = verdict(src, st, recent_runs(store, src.name, 3), sched, now)
         views.append(SourceView(src, st, last.get(src.name), health, text, override, nxt,
-                                breakers.get(host) if host else None))
+                                breakers.get(host) if host else None, table_rows(store, src, now)))
     return Snapshot(taken_at=now, sources=views,
                     active=[RunView(r, phases.get(r.id or 0, [])) for r in active_runs],
                     errors=errors, queue_depth=queue.depth(store, now), daemons=live_daemons(store, now),

@@ -115,7 +115,7 @@ class DashboardScreen(Screen[None]):
         sched = escape(v.schedule or "-") + (" [dim](override)[/]" if v.schedule_override else "")
         if v.state is not None and v.state.paused:
             sched += " [magenta](paused)[/]"
-        rows = fmt.number(last.inserted + last.updated + last.unchanged) if last else "-"
+        rows = fmt.number(v.rows) if v.rows is not None else "-"
         breaker = "-"
         if v.breaker is not None:
             style = {"open": "red", "half_open": "yellow"}.get(v.breaker.state, "green")

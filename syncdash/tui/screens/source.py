@@ -36,8 +36,10 @@ class SourceScreen(Screen[None]):
         yield Header()
         with VerticalScroll(id="source-detail"):
             yield Static("", id="source-state")
-            yield Label("Run durations (last 30)", classes="panel-title")
+            yield Label("Run durations, oldest to newest (last 30)", classes="panel-title")
             yield Sparkline([], id="durations")
+            yield Label("Throughput, rows/s (last 30)", classes="panel-title")
+            yield Sparkline([], id="throughput")
             yield Label("Recent runs", classes="panel-title")
             yield DataTable(id="source-runs", cursor_type="row")
             yield Label("Config", classes="panel-title")
@@ -67,15 +69,17 @@ class SourceScreen(Screen[None]):
         now = self.app.now()
         t = self.query_one("#source-runs", DataTable)
         t.clear()
-        durations = []
+        durations, rates = [], []
         for r in runs:
             secs = ((r.finished_at or now) - r.started_at).total_seconds() if r.started_at else None
             if secs is not None and r.finished_at is not None:
                 durations.append(secs)
+                rates.append((r.inserted + r.updated + r.unchanged + r.deleted) / secs if secs > 0 else 0)
             t.add_row(str(r.id), r.trigger, fmt.styled(r.status, fmt.STATUS_STYLE.get(r.status, "")),
                       fmt.age(r.started_at, now), fmt.seconds(secs), str(r.inserted), str(r.updated), str(r.deleted),
                       str(r.failed), key=str(r.id))
         self.query_one("#durations", Sparkline).data = list(reversed(durations)) or [0]
+        self.query_one("#throughput", Sparkline).data = list(reversed(rates)) or [0]
         if self.app.snapshot is not None:
             self._state(self.app.snapshot)
 
