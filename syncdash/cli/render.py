@@ -21,6 +21,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from syncdash import humanize
+
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
@@ -100,29 +102,12 @@ def _now() -> datetime:
 
 
 def age(ts: datetime | None, now: datetime | None = None) -> str:
-    if ts is None:
-        return "-"
-    secs = int(((now or _now()) - ts).total_seconds())
-    if secs < 60:
-        return f"{secs}s ago"
-    if secs < 3600:
-        return f"{secs // 60}m ago"
-    if secs < 86400:
-        return f"{secs // 3600}h ago"
-    return f"{secs // 86400}d ago"
+    return humanize.age(ts, now or _now())
 
 
 def until(iso_ts: str, now: datetime | None = None) -> str:
     """'in 5m' for an ISO timestamp (Z) in the future."""
-    ts = datetime.fromisoformat(iso_ts.rstrip("Z"))
-    secs = int((ts - (now or _now())).total_seconds())
-    if secs < 60:
-        return f"in {max(secs, 0)}s"
-    if secs < 3600:
-        return f"in {secs // 60}m"
-    if secs < 86400:
-        return f"in {secs // 3600}h{(secs % 3600) // 60:02d}m"
-    return f"in {secs // 86400}d"
+    return humanize.until(datetime.fromisoformat(iso_ts.rstrip("Z")), now or _now())
 
 
 def duration(run: Run) -> str:

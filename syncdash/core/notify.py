@@ -31,7 +31,6 @@ same `X-Syncdash-Delivery` id (the event's `id`), so a receiver can drop duplica
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import hmac
 import json
@@ -49,6 +48,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from syncdash.config.ops import NotifyConfig, WebhookTarget
+from syncdash.httputil import parse_retry_after
 
 EVENT_KINDS: tuple[str, ...] = ("failed", "partial", "recovered", "overdue")
 COUNT_NAMES = ("inserted", "updated", "unchanged", "deleted", "failed", "skipped")
@@ -163,24 +163,6 @@ class _Attempt(Exception):
         self.retry_after = retry_after
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(0.0, seconds)
-
-
 def _preview(data: bytes | str) -> str:
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     text = text.strip()
@@ -270,7 +252,8 @@ class Notifier:
         preview = _preview(resp.content)
         detail = f"HTTP {status}" + (f"; body: {preview}" if preview else "")
         if status == 429 or status >= 500:
-            raise _Attempt(detail, retry=True, status=status, retry_after=_retry_after(resp.headers.get("Retry-After")))
+            raise _Attempt(detail, retry=True, status=status,
+                           retry_after=parse_retry_after(resp.headers.get("Retry-After")))
         if 300 <= status < 400:
             detail += " (redirects are not followed: configure the final URL)"
         raise _Attempt(detail, retry=False, status=status)

@@ -2,40 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from syncdash.humanize import age, until  # noqa: F401  (the console's names for them)
 
 HEALTH_STYLE = {"healthy": "green", "overdue": "yellow", "failing": "red", "paused": "magenta", "running": "cyan",
                 "never run": "dim"}
 STATUS_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "cancelled": "magenta",
                 "interrupted": "red", "running": "cyan", "queued": "blue", "claimed": "cyan"}
-
-
-def age(ts: datetime | None, now: datetime) -> str:
-    if ts is None:
-        return "-"
-    secs = int((now - ts).total_seconds())
-    if secs < 0:
-        return until(ts, now)
-    if secs < 60:
-        return f"{secs}s ago"
-    if secs < 3600:
-        return f"{secs // 60}m ago"
-    if secs < 86400:
-        return f"{secs // 3600}h ago"
-    return f"{secs // 86400}d ago"
-
-
-def until(ts: datetime | None, now: datetime) -> str:
-    if ts is None:
-        return "-"
-    secs = int((ts - now).total_seconds())
-    if secs < 60:
-        return f"in {max(secs, 0)}s"
-    if secs < 3600:
-        return f"in {secs // 60}m"
-    if secs < 86400:
-        return f"in {secs // 3600}h{(secs % 3600) // 60:02d}m"
-    return f"in {secs // 86400}d"
 
 
 def seconds(secs: float | None) -> str:

@@ -8,7 +8,6 @@ seconds) so a run can say where its time went and tests can check Retry-After wi
 from __future__ import annotations
 
 import base64
-import email.utils
 import json
 import random
 import threading
@@ -24,6 +23,7 @@ import orjson
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from syncdash.errors import CircuitOpen, FetchError, RunCancelled
+from syncdash.httputil import parse_retry_after
 from syncdash.sources.rest.config import (
     ApiKeyAuth,
     BasicAuth,
@@ -325,20 +325,9 @@ class RestClient:
                         preview=self._preview, method=method)
 
     def _retry_after(self, value: str | None, shown: str, status: int) -> float | None:
-        if not value:
+        seconds = parse_retry_after(value)
+        if seconds is None:
             return None
-        value = value.strip()
-        try:
-            seconds = float(value)
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                return None
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=UTC)
-            seconds = (when - datetime.now(UTC)).total_seconds()
-        seconds = max(0.0, seconds)
         if seconds > self.policy.max_retry_after:
             raise FetchError(f"GET {shown}: HTTP {status} with Retry-After {value!r} ({seconds:.0f} s), longer "
                              f"than retry.max_retry_after ({self.policy.max_retry_after:g} s); not waiting",
