@@ -104,7 +104,7 @@ class SourceScreen(Screen[None]):
             nxt = [t.replace(tzinfo=None) for t in sched.next_fires(now.replace(tzinfo=UTC), 5)]
             lines.append(f"schedule: {escape(sched.describe())}" + (" (override)" if view.schedule_override else "")
                          + (" [magenta]paused[/]" if st and st.paused else ""))
-            lines.append("next fires: " + ", ".join(f"{t:%Y-%m-%d %H:%M:%S}" for t in nxt) + " UTC")
+            lines.append("next fires (UTC): " + ", ".join(f"{t:%m-%d %H:%M}" for t in nxt))
         else:
             lines.append("schedule: none (runs when you press s, or from the CLI)")
         if st is not None:
