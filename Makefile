@@ -33,5 +33,9 @@ lint: install
 bench: install
 	rc=0; $(BIN)/python bench/csv_load.py || rc=1; $(BIN)/python bench/rest_load.py || rc=1; exit $$rc
 
+# SVGs (and PNGs when rsvg-convert is installed) of the console on a fixed store: see screenshots/generate.py.
+screenshots: install
+	$(BIN)/python screenshots/generate.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -30,6 +30,15 @@ def number(n: float | int | None) -> str:
     return f"{n:,.0f}"
 
 
+def rate(per_second: float) -> str:
+    """Fast phases per second, slow ones (a rate-limited API) per minute: never a bare 0/s."""
+    if per_second >= 10:
+        return f"{number(per_second)}/s"
+    if per_second >= 1:
+        return f"{per_second:.1f}/s"
+    return f"{per_second * 60:.1f}/min"
+
+
 def counts(c: dict[str, int]) -> str:
     return (f"[green]+{c['inserted']}[/] [yellow]~{c['updated']}[/] ={c['unchanged']} [magenta]-{c['deleted']}[/] "
             f"[red]!{c['failed']}[/]")

@@ -45,7 +45,7 @@ class PhaseRow(Horizontal):
         parts = [f"{fmt.number(phase.done)}/{fmt.number(phase.total)} {phase.unit}" if phase.total else
                  f"{fmt.number(phase.done)} {phase.unit}", phase.status]
         if rate and phase.status == "running":
-            parts.append(f"{fmt.number(rate)}/s")
+            parts.append(fmt.rate(rate))
         if eta is not None:
             parts.append(f"ETA {fmt.seconds(eta)}")
         self.query_one(".phase-text", Label).update(escape(" · ".join(parts)))

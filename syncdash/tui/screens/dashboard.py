@@ -61,8 +61,9 @@ class DashboardScreen(Screen[None]):
                            ("last", "last run"), ("health", "health"), ("rows", "rows"), ("breaker", "breaker")):
             table.add_column(label, key=key)
         errs = self.query_one("#recent-errors", DataTable)
-        for key in ("source", "type", "item", "message"):
-            errs.add_column(key, key=key)
+        # fixed widths: an auto-sized table filled after mounting could keep its empty-table header widths
+        for key, width in (("source", 14), ("type", 10), ("item", 34), ("message", 52)):
+            errs.add_column(key, key=key, width=width)
         self.query_one("#source-filter", Input).display = False
         table.focus()
         if self.app.snapshot is not None:

@@ -11,17 +11,22 @@ from textual.widgets import Static
 HELP = """\
 [b]syncdash console[/b]
 
-[b]Everywhere[/b]     q quit · ? help · h run history · e errors · 1 dashboard · ctrl+p commands · t theme
-[b]Dashboard[/b]      s sync selected source · f full sync · d dry run (plan, then a applies)
-               c cancel its run · p pause/resume its schedule · R retry its failed items
-               enter open source · / filter · g/G top/bottom · tab next panel
-[b]History[/b]        enter open run · / filter (words, source:X status:Y trigger:Z) · n/b pages · r retry
-[b]Run detail[/b]     r retry failed items · c cancel · escape back
-[b]Errors[/b]         r retry selected · R retry all retryable · x mark resolved · y copy details
-[b]Source[/b]         s sync · f full · d dry run · p pause/resume · R retry errors · enter open run
+[b]Everywhere[/b]   q quit · ? help · h history · e errors · 1 dashboard
+             ctrl+p commands · t light/dark theme
+[b]Dashboard[/b]    s sync the selected source · f full sync · d dry run (a applies)
+             c cancel its run · p pause/resume · R retry its failed items
+             enter open source · / filter · g/G top/bottom · tab next panel
+[b]History[/b]      enter open run · / filter (words, source:X status:Y trigger:Z)
+             n/b next/previous page · r retry failed items
+[b]Run detail[/b]   r retry failed items · c cancel · escape back
+[b]Errors[/b]       r retry selected · R retry all retryable · x mark resolved
+             y copy details
+[b]Source[/b]       s sync · f full · d dry run · p pause/resume · R retry errors
+             enter open run
 
-Modes: [b]hosted[/b] (no daemon on this database: the console runs the schedules and workers, and stops
-them on quit), [b]attached[/b] (a daemon is alive: actions are queued for it). The footer line says which.
+[b]hosted[/b]: no daemon on this database, so the console runs the schedules and
+workers (stopped on quit). [b]attached[/b]: a daemon is alive; actions are queued
+for it. The line above the keys says which.
 """
 
 
