@@ -217,15 +217,27 @@ def test_keys_history_filter_help_palette_theme_and_a_small_terminal(project: Pr
             await until(lambda: sources.get_row("big")[6] == "60k", pilot, what="rows in the big table")
             await pilot.press("G")
             assert sources.cursor_row == 1
+            await pilot.press("R")  # small's last run with failed items: a retry is queued (read-only: it waits)
+            await until(lambda: project.query("SELECT trigger, options FROM syncdash_runs WHERE status='queued'"),
+                        pilot, what="a queued retry")
+            [(trigger, options)] = project.query("SELECT trigger, options FROM syncdash_runs WHERE status='queued'")
+            assert trigger == "retry" and json.loads(options)["retry_of"] == 3
             await pilot.press("g")
             assert sources.cursor_row == 0
+            await pilot.press("f")
+            await until(lambda: project.query("SELECT options FROM syncdash_runs WHERE status='queued' AND "
+                                              "source='big'"), pilot, what="a queued full sync")
+            assert json.loads(project.query("SELECT options FROM syncdash_runs WHERE status='queued' AND "
+                                            "source='big'")[0][0]) == {"full": True}
+            await until(lambda: "queue 2" in str(app.screen.query_one("#statusline").render()), pilot,
+                        what="the queue depth")
             await pilot.press("slash", "s", "m")  # filter: small only
             await until(lambda: sources.row_count == 1, pilot, what="filtered")
             await pilot.press("escape")
             await until(lambda: sources.row_count == 2, pilot, what="filter cleared")
             await pilot.press("h")
             runs = await until(lambda: app.screen.query("#runs") and app.screen.query_one("#runs"), pilot)
-            await until(lambda: runs.row_count == 4, pilot, what="4 runs")
+            await until(lambda: runs.row_count == 6, pilot, what="4 finished runs and 2 queued")
             await pilot.press("slash")
             for ch in "status:partial":
                 await pilot.press(ch if ch != ":" else "colon")

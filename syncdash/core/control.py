@@ -15,12 +15,13 @@ from syncdash.errors import UsageError
 
 
 def request_run(store: Store, config: Config, source: str, *, trigger: str = "console", full: bool = False,
-                dry_run: bool = False, retry_of: int | None = None) -> int:
+                dry_run: bool = False, retry_of: int | None = None, retry_errors: list[int] | None = None) -> int:
     src = config.source(source)
     if src is None:
         raise UsageError(f"unknown source {source!r}")
     rid = queue.enqueue(store, source, trigger=trigger, kind=src.kind, parent_run_id=retry_of,
-                        options={"full": full, "dry_run": dry_run, "retry_of": retry_of})
+                        options={"full": full, "dry_run": dry_run, "retry_of": retry_of,
+                                 "retry_errors": retry_errors})
     assert rid is not None
     return rid
 
@@ -47,12 +48,12 @@ def set_paused(store: Store, source: str, paused: bool) -> None:
         s.add(st)
 
 
-def retry_errors(store: Store, config: Config, run_id: int) -> int:
-    """Re-process the failed items of a run (the engine's retry mode), as a queued run."""
+def retry_errors(store: Store, config: Config, run_id: int, error_ids: list[int] | None = None) -> int:
+    """Re-process the failed items of a run (all retryable ones, or only `error_ids`), as a queued run."""
     run = store.get_run(run_id)
     if run is None:
         raise UsageError(f"no run {run_id}")
-    return request_run(store, config, run.source, trigger="retry", retry_of=run_id)
+    return request_run(store, config, run.source, trigger="retry", retry_of=run_id, retry_errors=error_ids)
 
 
 def last_failed_run(store: Store, source: str) -> Run | None:

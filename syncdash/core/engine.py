@@ -46,6 +46,7 @@ class RunOptions:
     full: bool = False
     dry_run: bool = False
     retry_of: int | None = None
+    retry_errors: list[int] | None = None  # with retry_of: only these item errors (the console's selection)
     cancel: threading.Event | None = None
     on_progress: Callable[[Progress], None] | None = None
     sample_changes: int = 20  # changes kept in memory for a dry run's plan
@@ -56,7 +57,7 @@ class RunOptions:
     backfill_from: str | None = None  # incremental: send this instead of the stored cursor
 
 
-QUEUED_OPTIONS = ("full", "dry_run", "limit_pages", "backfill_from", "retry_of")
+QUEUED_OPTIONS = ("full", "dry_run", "limit_pages", "backfill_from", "retry_of", "retry_errors")
 
 
 def queued_options(opts: RunOptions) -> dict[str, Any]:
@@ -1004,9 +1005,12 @@ class _RunExecution:
 
     def _load_retry_targets(self) -> dict[tuple[str | None, int | None], ItemError]:
         with self.store.session() as s:
-            errs = s.exec(select(ItemError).where(
+            q = select(ItemError).where(
                 ItemError.run_id == self.opt.retry_of, ItemError.resolved_at == None,  # noqa: E711
-                ItemError.retryable == True)).all()  # noqa: E712
+                ItemError.retryable == True)  # noqa: E712
+            if self.opt.retry_errors:
+                q = q.where(ItemError.id.in_(self.opt.retry_errors))  # type: ignore[union-attr]
+            errs = s.exec(q).all()
         return {(e.file, e.line): e for e in errs}
 
     def _resolve_retried(self, s: Any, run_id: int, now: Any) -> None:

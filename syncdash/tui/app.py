@@ -219,9 +219,9 @@ class SyncdashApp(App[None]):
         self.call_from_thread(self.notify, f"{source}: retrying the failed items of run {run.id} (run {rid})")
 
     @work(thread=True, group="actions", exit_on_error=False)
-    def retry_run(self, run_id: int) -> None:
+    def retry_run(self, run_id: int, error_ids: list[int] | None = None) -> None:
         try:
-            rid = control.retry_errors(self.store, self.config, run_id)
+            rid = control.retry_errors(self.store, self.config, run_id, error_ids)
         except Exception as e:
             self.call_from_thread(self.notify, str(e), severity="error")
             return

@@ -108,7 +108,7 @@ class ErrorsScreen(Screen[None]):
         elif not e.retryable:
             self.notify("This error is not retryable (a duplicate key): fix the source data.", severity="warning")
         else:
-            self.app.retry_run(e.run_id)
+            self.app.retry_run(e.run_id, [e.id or 0])
 
     def action_retry_all(self) -> None:
         runs = sorted({e.run_id for e in self.errors.values() if e.retryable})

@@ -111,6 +111,10 @@ class SourceScreen(Screen[None]):
             lines.append(f"last success: {fmt.age(st.last_success_at, now)} · cursor: {escape(st.cursor or '-')}")
             if st.lock_run_id:
                 lines.append(f"lease: run {st.lock_run_id} held by {escape((st.lock_owner or '?').split(':')[0])}")
+        limit = getattr(view.config, "rate_limit", None)
+        if limit is not None:
+            shared = ", shared by every source on the host" if limit.shared else ""
+            lines.append(f"rate limit: {limit} (burst {limit.burst}{shared})")
         if view.breaker is not None:
             b = view.breaker
             lines.append(f"breaker {escape(b.host)}: {b.state}, {b.failures} failure(s)"
