@@ -243,7 +243,16 @@ def test_keys_history_filter_help_palette_theme_and_a_small_terminal(project: Pr
                 await pilot.press(ch if ch != ":" else "colon")
             await pilot.press("enter")
             await until(lambda: runs.row_count == 3, pilot, what="the 3 partial runs")
-            await pilot.press("escape", "question_mark")
+            await pilot.press("escape", "escape", "e")
+            errors = await until(lambda: app.screen.query("#errors") and app.screen.query_one("#errors"), pilot)
+            await until(lambda: errors.row_count == 3, pilot, what="small's 3 errors")
+            await pilot.press("x")
+            await until(lambda: project.query("SELECT COUNT(*) FROM syncdash_item_errors WHERE resolution='manual'")
+                        == [(1,)], pilot, what="marked resolved")
+            await until(lambda: errors.row_count == 2, pilot, what="the list shrinks")
+            await pilot.press("escape", "tab")
+            assert app.focused is not None and app.focused.id == "active"  # the next panel: active runs
+            await pilot.press("question_mark")
             await until(lambda: app.screen.query("#help"), pilot, what="help")
             await pilot.press("escape")
             dark = app.theme
