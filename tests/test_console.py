@@ -268,3 +268,33 @@ def test_keys_history_filter_help_palette_theme_and_a_small_terminal(project: Pr
             await pilot.press("q")
 
     run(scenario)
+
+
+def test_attached_cancel_goes_through_the_command_queue(project: Project) -> None:
+    setup(project)
+    project.config(CSV.replace("batch_size: 2000", "batch_size: 50"))
+    write_big(project, 1, n=300_000)
+    daemon = project.popen("daemon")
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not read_store(
+                project.db, "SELECT 1 FROM syncdash_daemons WHERE kind='daemon' AND stopped_at IS NULL"):
+            time.sleep(0.1)
+
+        async def scenario() -> None:
+            app = make_app(project)
+            async with app.run_test(size=(120, 40)) as pilot:
+                await until(lambda: app.snapshot is not None and app.mode == "attached", pilot)
+                await pilot.press("s")
+                await until(lambda: app.screen.query(".run-card"), pilot, what="the daemon started it")
+                await pilot.press("c")
+                await until(lambda: project.query("SELECT status FROM syncdash_runs WHERE source='big'")
+                            == [("cancelled",)], pilot, timeout=30, what="the daemon cancelled it")
+                assert project.query("SELECT action, status, claimed_by IS NOT NULL FROM syncdash_commands") == [
+                    ("cancel", "done", 1)]
+                await pilot.press("q")
+
+        run(scenario)
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
