@@ -97,7 +97,7 @@ sources:
   - name: partner_feed
     kind: rest
     description: a partner API that is down today; its circuit breaker opens instead of hammering it
-    url: {api}/v1/cursor/players
+    url: {partner}/v1/cursor/players
     records: data
     pagination: {{type: cursor, cursor_path: meta.next_cursor}}
     retry: {{attempts: 5, initial: 0.1s, max: 0.5s}}
@@ -184,8 +184,10 @@ def default_demo_dir() -> Path:
     return Path(platformdirs.user_data_dir("syncdash")) / "demo"
 
 
-def write_demo(root: Path, api: str = "http://127.0.0.1:8787") -> tuple[Path, list[list[str]]]:
-    """A fresh demo directory: config, day-one data, empty store. `api`: the sample API's base URL."""
+def write_demo(root: Path, api: str = "http://127.0.0.1:8787",
+               partner: str = "http://127.0.0.1:8788") -> tuple[Path, list[list[str]]]:
+    """A fresh demo directory: config, day-one data, empty store. `api`, `partner`: the sample APIs' URLs
+    (two servers, so the partner's open circuit breaker, kept per host, does not stop the other source)."""
     if root.exists():
         for name in ("data", "syncdash.db", "syncdash.db-wal", "syncdash.db-shm", "syncdash.yaml"):
             p = root / name
@@ -195,7 +197,8 @@ def write_demo(root: Path, api: str = "http://127.0.0.1:8787") -> tuple[Path, li
                 p.unlink()
     root.mkdir(parents=True, exist_ok=True)
     config = root / "syncdash.yaml"
-    config.write_text(CONFIG.format(config=config, db=root / "syncdash.db", api=api), encoding="utf-8")
+    config.write_text(CONFIG.format(config=config, db=root / "syncdash.db", api=api, partner=partner),
+                      encoding="utf-8")
     songs = _day_one(root / "data", random.Random(2026))
     return config, songs
 
@@ -218,8 +221,9 @@ def run_demo(args: argparse.Namespace) -> int:
     from syncdash.sampleapi import SampleApi
 
     root = Path(args.dir).expanduser().resolve() if args.dir else default_demo_dir()
-    with SampleApi(n=300, latency=0.01, lifetime=4 * 3600) as api:
-        config, songs = write_demo(root, api.url)
+    with SampleApi(n=300, latency=0.01, lifetime=4 * 3600) as api, \
+            SampleApi(n=50, lifetime=4 * 3600) as partner:
+        config, songs = write_demo(root, api.url, partner.url)
         render.out.rule("[bold]syncdash demo[/]")
         render.out.print(f"config and sample data in {esc(root)}; sample API on {esc(api.url)}\n")
         render.out.print("[bold]1. first sync[/]: CSV files and a paged API into an empty SQLite store "
@@ -235,15 +239,14 @@ def run_demo(args: argparse.Namespace) -> int:
         second = main(["--config", str(config), "run", *HEALTHY])
         render.out.print("\n[bold]3. a partner API that is down[/]: 503 on every request; after 3 failures the "
                          "circuit breaker opens, and the next run fails fast without a request")
-        api.fail("/v1/cursor/", 503, times=-1)
+        partner.fail("/v1/cursor/", 503, times=-1)
         down = main(["--config", str(config), "run", "partner_feed"])
         again = main(["--config", str(config), "run", "partner_feed"])
         render.out.print("\n[bold]4. history[/]")
         main(["--config", str(config), "runs"])
         if sys.stdout.isatty() and not getattr(args, "no_console", False):
             render.out.print("\n[bold]5. the console[/]: every source runs each minute; q quits")
-            api.clear_faults()
-            api.fail("/v1/cursor/", 503, times=-1)  # the partner stays down: its breaker and retries show
+            api.clear_faults()  # the partner stays down: its breaker and retries show
             from syncdash.cli.commands import _store
             from syncdash.config import load_config
             from syncdash.tui.app import SyncdashApp

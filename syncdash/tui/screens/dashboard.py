@@ -145,8 +145,10 @@ class DashboardScreen(Screen[None]):
         table = self.query_one("#recent-errors", DataTable)
         table.clear()
         for e in snap.errors:
-            table.add_row(escape(e.source), e.error_type, escape(e.item or "-"), escape(e.message[:120]),
-                          key=str(e.id))
+            item = e.item or "-"
+            if len(item) > 34:  # keep the file name and line: the end of a path says most
+                item = "…" + item[-33:]
+            table.add_row(escape(e.source), e.error_type, escape(item), escape(e.message[:120]), key=str(e.id))
 
     # ---- actions ----------------------------------------------------------------------------------------
 
