@@ -298,3 +298,43 @@ def test_attached_cancel_goes_through_the_command_queue(project: Project) -> Non
     finally:
         daemon.terminate()
         daemon.wait(30)
+
+
+def test_a_rest_source_synced_from_the_console(project: Project) -> None:
+    from syncdash.sampleapi import SampleApi
+
+    with SampleApi(n=400, latency=0.02, lifetime=120) as api:
+        project.config(f"""\
+            sources:
+              - name: players
+                kind: rest
+                url: {api.url}/v1/page/players
+                records: data.items
+                pagination: {{type: page, size: 40, total_path: meta.total}}
+                retry: {{attempts: 3, initial: 0.01s}}
+                table: players
+                primary_key: [id]
+                fields: {{id: {{type: int}}, name: profile.display_name}}
+            """)
+        api.fail("page=3&", 500, times=1)
+
+        async def scenario() -> None:
+            app = make_app(project)
+            async with app.run_test(size=(120, 40)) as pilot:
+                await until(lambda: app.snapshot is not None, pilot)
+                await pilot.press("s")
+                await until(lambda: project.query("SELECT status, inserted FROM syncdash_runs") ==
+                            [("succeeded", 400)], pilot, what="the REST run")
+                await pilot.press("enter")
+                state = await until(lambda: app.screen.query("#source-state") and app.screen.query_one(
+                    "#source-state"), pilot)
+                await until(lambda: "breaker 127.0.0.1" in str(state.render()), pilot, what="the host's breaker")
+                assert "closed, 0 failure(s)" in str(state.render())
+                await pilot.press("escape", "h", "enter")
+                summary = await until(lambda: app.screen.query("#run-summary") and app.screen.query_one(
+                    "#run-summary"), pilot)
+                await until(lambda: "retry after http 500" in str(summary.render()), pilot,
+                            what="the retry is visible in the run's warnings")
+                await pilot.press("q")
+
+        run(scenario)
