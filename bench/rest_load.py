@@ -142,17 +142,9 @@ sources:
       active: {{type: bool}}
 """
 
-WRAPPER = r"""
-import json, os, sys, time
-t0 = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    os.execvp(sys.argv[1], sys.argv[1:])
-_, status, ru = os.wait4(pid, 0)
-wall = time.perf_counter() - t0
-sys.stderr.write("\n@@stats " + json.dumps([wall, ru.ru_maxrss / 1024]) + "\n")
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
+# whole-process wall time and peak RSS: the same fork/exec + wait4 wrapper as the CSV bench
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from csv_load import WRAPPER  # noqa: E402
 
 
 class BenchError(Exception):

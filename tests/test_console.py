@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -53,6 +54,16 @@ async def until(cond: Callable[[], Any], pilot: Any, timeout: float = 30.0, what
             return value
         await pilot.pause(0.05)
     raise AssertionError(f"not within {timeout}s: {what}")
+
+
+def start_daemon(project: Project) -> subprocess.Popen[str]:
+    """A real `syncdash daemon`, returned once its row in syncdash_daemons says it is alive."""
+    daemon = project.popen("daemon")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not read_store(
+            project.db, "SELECT 1 FROM syncdash_daemons WHERE kind='daemon' AND stopped_at IS NULL"):
+        time.sleep(0.1)
+    return daemon
 
 
 def run(scenario: Callable[[], Awaitable[None]]) -> None:
@@ -174,12 +185,8 @@ def test_cancel_a_running_sync(project: Project) -> None:
 
 def test_attached_mode_queues_runs_that_a_real_daemon_executes(project: Project) -> None:
     setup(project)
-    daemon = project.popen("daemon")
+    daemon = start_daemon(project)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not read_store(
-                project.db, "SELECT 1 FROM syncdash_daemons WHERE kind='daemon' AND stopped_at IS NULL"):
-            time.sleep(0.1)
 
         async def scenario() -> None:
             app = make_app(project)
@@ -274,12 +281,8 @@ def test_attached_cancel_goes_through_the_command_queue(project: Project) -> Non
     setup(project)
     project.config(CSV.replace("batch_size: 2000", "batch_size: 50"))
     write_big(project, 1, n=300_000)
-    daemon = project.popen("daemon")
+    daemon = start_daemon(project)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not read_store(
-                project.db, "SELECT 1 FROM syncdash_daemons WHERE kind='daemon' AND stopped_at IS NULL"):
-            time.sleep(0.1)
 
         async def scenario() -> None:
             app = make_app(project)
