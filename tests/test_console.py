@@ -92,7 +92,11 @@ def test_sync_from_the_dashboard_shows_progress_and_lands_in_history(project: Pr
                 cards = app.screen.query(".phase-text")
                 seen.update(str(c.render()) for c in cards if "running" in str(c.render()))
                 return len(seen) >= 2
-            await until(progress, pilot, what=f"a run card with moving progress (saw {seen})")
+            try:
+                await until(progress, pilot, what="a run card with moving progress")
+            except AssertionError as e:  # say what the store and the screen showed, to tell a slow start apart
+                runs = project.query("SELECT id, status, inserted FROM syncdash_runs")
+                raise AssertionError(f"{e}; saw {seen}; runs {runs}; mode {app.mode}") from None
             assert any("bytes" in s and "/s" in s for s in seen), seen
             await until(lambda: project.query("SELECT status FROM syncdash_runs WHERE source='big'") ==
                         [("succeeded",)], pilot, what="the run succeeded")

@@ -325,19 +325,10 @@ def _latest_runs(store: Store) -> dict[str, Run]:
         return {r.source: r for r in s.exec(select(Run).where(col(Run.id).in_([i for i in ids if i])))}
 
 
-def _schedule_text(src: object, st: SourceState | None) -> tuple[str | None, bool]:
-    """(schedule as shown, whether it is a run-time override)."""
-    override = st.schedule_override if st is not None else None
-    if override:
-        data = json.loads(override)
-        return data.get("schedule"), True
-    return getattr(src, "schedule", None), False
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     from datetime import UTC
 
-    from syncdash.core.daemon import schedule_of
+    from syncdash.core.daemon import schedule_of, schedule_text
     from syncdash.core.health import live_daemons, recent_runs, verdict
     from syncdash.core.models import utcnow
 
@@ -351,9 +342,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         run = latest.get(src.name)
         st: SourceState | None = states.get(src.name)
         running = st is not None and st.lock_run_id is not None
-        sched = schedule_of(src, st.schedule_override if st else None) if src.schedule or (
-            st and st.schedule_override) else None
-        text, overridden = _schedule_text(src, st)
+        sched = schedule_of(src, st.schedule_override if st else None)
+        text, _, overridden = schedule_text(src, st.schedule_override if st else None)
         nxt = sched.next_fire(now.replace(tzinfo=UTC)).replace(tzinfo=None) if sched and src.enabled else None
         health = verdict(src, st, recent_runs(store, src.name), sched, now)
         rows.append({

@@ -33,15 +33,19 @@ CLEANUP_EVERY = timedelta(days=1)  # retention (config `retention:`)
 POLL_SECONDS = 1.0  # an idle worker looks at the queue this often (a wake-up event cuts it short)
 
 
-def schedule_of(src: SourceConfig, override: str | None) -> Any:
-    """The source's effective schedule (a stored override beats the config), or None."""
-    from syncdash.core.schedule import parse_schedule
-
-    text = src.schedule
-    tz = src.timezone
+def schedule_text(src: SourceConfig, override: str | None) -> tuple[str | None, str | None, bool]:
+    """(schedule, time zone, whether it is a run-time override): a stored override beats the config."""
     if override:
         data = json.loads(override)
-        text, tz = data.get("schedule"), data.get("timezone", tz)
+        return data.get("schedule"), data.get("timezone", src.timezone), True
+    return src.schedule, src.timezone, False
+
+
+def schedule_of(src: SourceConfig, override: str | None) -> Any:
+    """The source's effective schedule, or None."""
+    from syncdash.core.schedule import parse_schedule
+
+    text, tz, _ = schedule_text(src, override)
     return parse_schedule(text, tz) if text else None
 
 

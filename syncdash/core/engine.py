@@ -268,9 +268,6 @@ class _RunExecution:
                     self.changes_kept[kind] = s.exec(
                         select(_count()).where(_change_table().c.run_id == self.run.id,
                                                _change_table().c.change == kind)).one()
-                # rows that failed before their key was read block deletes for the whole run, resumed or not
-                self.keyless_errors = s.exec(select(_count()).select_from(ItemError).where(
-                    ItemError.run_id == self.run.id, ItemError.item_key == None)).one()  # noqa: E711
         else:
             with self.store.tx() as s:
                 seq = 0
@@ -407,6 +404,7 @@ class _RunExecution:
                 ph = s.get(RunPhase, self._phase_ids[self.load_phase])
                 if ph is not None:
                     self.pcounts = {n: getattr(ph, n) for n in COUNT_NAMES}
+                # rows that failed before their key was read block this stream's deletes, resumed or not
                 self.keyless_errors = s.exec(select(_count()).select_from(ItemError).where(
                     ItemError.run_id == self.run.id, ItemError.phase == self.load_phase,  # type: ignore[union-attr]
                     ItemError.item_key == None)).one()  # noqa: E711

@@ -4,7 +4,6 @@ testable and reusable (the HTTP API of [7/7] needs the same views)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -126,7 +125,7 @@ def table_rows(store: Store, src: SourceConfig, now: datetime) -> int | None:
 
 def snapshot(store: Store, config: Config, now: datetime | None = None) -> Snapshot:
     """Everything the dashboard shows, in a handful of queries."""
-    from syncdash.core.daemon import schedule_of
+    from syncdash.core.daemon import schedule_of, schedule_text
     from syncdash.core.health import live_daemons, recent_runs, verdict
 
     now = now or utcnow()
@@ -150,8 +149,7 @@ def snapshot(store: Store, config: Config, now: datetime | None = None) -> Snaps
             sched = schedule_of(src, st.schedule_override if st else None)
         except Exception:
             sched = None
-        override = bool(st and st.schedule_override)
-        text = json.loads(st.schedule_override)["schedule"] if override and st else src.schedule
+        text, _, override = schedule_text(src, st.schedule_override if st else None)
         nxt = None
         if sched is not None and src.enabled and not (st and st.paused):
             nxt = sched.next_fire(now.replace(tzinfo=UTC)).replace(tzinfo=None)
