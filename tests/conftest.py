@@ -9,7 +9,10 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,8 @@ class Project:
         self.root = root
         self.env = env
         self.db = root / "syncdash.db"
+        # set by the `tdb` fixture: target tables in another database than the store
+        self.target: ServerDb | SqliteFileDb | None = None
 
     def write(self, name: str, text: str, encoding: str = "utf-8") -> Path:
         path = self.root / name
@@ -41,6 +46,8 @@ class Project:
     def config(self, text: str, name: str = "syncdash.yaml") -> Path:
         """Write a config; `database:` defaults to this project's SQLite file when the text has none."""
         body = textwrap.dedent(text)
+        if self.target is not None and "\ntarget:" not in "\n" + body:
+            body = f"target: {self.target.url}\n" + body
         if "database:" not in body:
             body = f"database: sqlite:///{self.db}\n" + body
         return self.write(name, body)
@@ -71,6 +78,126 @@ class Project:
             return con.execute(sql, params).fetchall()
         finally:
             con.close()
+
+    def tquery(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """A query on the target tables, wherever they are (`?` placeholders, "quoted" names everywhere)."""
+        if self.target is None:
+            return self.query(sql, params)
+        return self.target.query(sql, params)
+
+    @property
+    def dialect(self) -> str:
+        return self.target.dialect if self.target is not None else "sqlite"
+
+
+SERVERS = {
+    "postgresql": "postgresql://postgres@127.0.0.1:5432/{db}",
+    "mysql": "mysql://root@127.0.0.1:3306/{db}",
+}
+
+
+def _plain(v: Any) -> Any:
+    """Server values as SQLite gives them back, so one assertion serves every target."""
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, datetime):
+        return v.isoformat(" ")
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, dict | list):
+        return json.dumps(v, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    return v
+
+
+class ServerDb:
+    """A scratch database on the local PostgreSQL or MariaDB server, created and dropped by one test."""
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+        self.name = f"sd_test_{uuid.uuid4().hex[:10]}"
+        self.url = SERVERS[dialect].format(db=self.name)
+        self._admin(f"CREATE DATABASE {self.name}")
+
+    def _connect(self, db: str) -> Any:
+        if self.dialect == "postgresql":
+            import psycopg
+
+            return psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{db}", autocommit=True, connect_timeout=10)
+        import pymysql
+
+        con = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", database=db, autocommit=True,
+                              connect_timeout=10)
+        with con.cursor() as cur:
+            cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')")
+        return con
+
+    def _admin(self, sql: str) -> None:
+        con = self._connect("postgres" if self.dialect == "postgresql" else "test")
+        try:
+            with con.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            con.close()
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        con = self._connect(self.name)
+        try:
+            with con.cursor() as cur:
+                cur.execute(sql.replace("%", "%%").replace("?", "%s") if params else sql, params or None)
+                rows = cur.fetchall() if cur.description else []
+            return [tuple(_plain(v) for v in r) for r in rows]
+        finally:
+            con.close()
+
+    def drop(self) -> None:
+        if self.dialect == "postgresql":
+            self._admin(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+        else:
+            self._admin(f"DROP DATABASE IF EXISTS {self.name}")
+
+
+class SqliteFileDb:
+    """Target tables in an SQLite file of their own (not the store's): two databases without a server."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.url = f"sqlite:///{path}"
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        con = sqlite3.connect(self.path)
+        try:
+            return con.execute(sql, params).fetchall()
+        finally:
+            con.close()
+
+    def drop(self) -> None:
+        pass
+
+
+def server_db(dialect: str) -> ServerDb:
+    """A scratch database, or a skip (a failure in CI) naming the server that is not there."""
+    try:
+        return ServerDb(dialect)
+    except Exception as e:
+        pytest.skip(f"{dialect} at 127.0.0.1 is not available: {e}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def tdb(request: pytest.FixtureRequest, project: Project) -> Iterator[str]:
+    """Run the test with its target tables in SQLite (the store's own file), PostgreSQL and MariaDB."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    db = server_db(request.param)
+    project.target = db
+    try:
+        yield request.param
+    finally:
+        db.drop()
 
 
 @pytest.fixture

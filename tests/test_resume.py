@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Project
+from conftest import Project, SqliteFileDb, server_db
 
 N = 120_000  # rows: at batches of 2000 a run lasts a second or two, long enough to interrupt
 CONFIG = """\
@@ -97,12 +97,9 @@ def kill(proc: subprocess.Popen[str]) -> None:
     proc.wait(timeout=30)
 
 
-def table(db: Path, cols: str = "id, name, amount, _hash, _deleted_at IS NOT NULL, _run_id") -> list[tuple[Any, ...]]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(f"SELECT {cols} FROM big ORDER BY id").fetchall()
-    finally:
-        con.close()
+def table(project: Project, cols: str = "id, name, amount, _hash, _deleted_at IS NOT NULL, _run_id"
+          ) -> list[tuple[Any, ...]]:
+    return project.tquery(f"SELECT {cols} FROM big ORDER BY id")
 
 
 def copy_db(src: Path, dst: Path) -> None:
@@ -114,7 +111,25 @@ def copy_db(src: Path, dst: Path) -> None:
         d.close()
 
 
-def test_sigkill_mid_run_then_run_resumes_from_the_checkpoint(project: Project, tmp_path: Path) -> None:
+def clean_twin(project: Project, tmp_path: Path, request: pytest.FixtureRequest) -> Project:
+    """A second project with the same store history and target table as `project` after its first load,
+    for the uninterrupted run to compare with (its own scratch database when the target is a server)."""
+    clean = Project(tmp_path / "clean", project.env)
+    clean.root.mkdir()
+    if project.target is not None:
+        clean.target = server_db(project.target.dialect)
+        request.addfinalizer(clean.target.drop)
+    clean.config(CONFIG)
+    if project.target is None:
+        copy_db(project.db, clean.db)
+    else:
+        write_big(clean, 1)
+        assert clean.run_json("big", expect=0)[0]["counts"]["inserted"] == N
+    return clean
+
+
+def test_sigkill_mid_run_then_run_resumes_from_the_checkpoint(project: Project, tmp_path: Path, tdb: str,
+                                                             request: pytest.FixtureRequest) -> None:
     """A full sync killed mid-run is picked up by the next `run` under the same run id: committed batches are
     not redone, the keys they saw still count for deletes, the stale lease is taken over, and the table and
     counts equal those of an uninterrupted run of the same input."""
@@ -122,10 +137,7 @@ def test_sigkill_mid_run_then_run_resumes_from_the_checkpoint(project: Project, 
     write_big(project, 1)
     assert project.run_json("big", expect=0)[0]["counts"]["inserted"] == N
 
-    clean = Project(tmp_path / "clean", project.env)
-    clean.root.mkdir()
-    clean.config(CONFIG)
-    copy_db(project.db, clean.db)
+    clean = clean_twin(project, tmp_path, request)
     write_big(clean, 2)
     write_big(project, 2)
 
@@ -134,7 +146,7 @@ def test_sigkill_mid_run_then_run_resumes_from_the_checkpoint(project: Project, 
     kill(proc)
     assert project.query("SELECT status, resumes FROM syncdash_runs WHERE id=?", (run_id,)) == [("running", 0)]
     assert project.query("SELECT lock_run_id FROM syncdash_source_state WHERE source='big'") == [(run_id,)]
-    committed = dict(project.query("SELECT id, _synced_at FROM big WHERE _run_id=?", (run_id,)))
+    committed = dict(project.tquery("SELECT id, _synced_at FROM big WHERE _run_id=?", (run_id,)))
     assert committed, "the killed run committed no row changes; the checkpoint test proves nothing"
 
     resumed = project.run_json("big", expect=0)[0]
@@ -146,13 +158,53 @@ def test_sigkill_mid_run_then_run_resumes_from_the_checkpoint(project: Project, 
         "skipped": 0}
 
     # rows written before the kill were not rewritten by the resumed process
-    after = dict(project.query("SELECT id, _synced_at FROM big WHERE _run_id=?", (run_id,)))
+    after = dict(project.tquery("SELECT id, _synced_at FROM big WHERE _run_id=?", (run_id,)))
     assert {k: after[k] for k in committed} == committed
     assert len(set(after.values())) > len(set(committed.values()))
 
-    assert table(project.db) == table(clean.db)
+    assert table(project) == table(clean)
     assert project.query("SELECT lock_run_id FROM syncdash_source_state") == [(None,)]
     assert project.query("SELECT count(*) FROM syncdash_runs") == [(2,)]
+
+
+@pytest.mark.parametrize("where", ["sqlite-file", "postgresql", "mysql"])
+def test_a_crash_between_the_target_and_the_store_commit_is_replayed(project: Project, tmp_path: Path, where: str,
+                                                                     request: pytest.FixtureRequest) -> None:
+    """Target tables in another database than the store: a process killed after a batch committed in the
+    target but before the store got its counts, errors and checkpoint loses nothing. The next run replays
+    the batch's journal entry into the store, resumes after that batch, and ends with the counts and table of
+    an uninterrupted run."""
+    project.target = SqliteFileDb(tmp_path / "target.db") if where == "sqlite-file" else server_db(where)
+    request.addfinalizer(project.target.drop)
+    project.config(CONFIG)
+    write_big(project, 1)
+    assert project.run_json("big", expect=0)[0]["counts"]["inserted"] == N
+    clean = Project(tmp_path / "clean", project.env)
+    clean.root.mkdir()
+    clean.config(CONFIG)
+    write_big(clean, 1)
+    clean.run_json("big", expect=0)
+    write_big(clean, 2)
+    write_big(project, 2)
+
+    crashed = project.cli("run", "big", "--json", env={"SYNCDASH_FAULT_CRASH_AFTER_TARGET_COMMIT": "3"})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    [(run_id, status, applied, ck)] = project.query(
+        "SELECT id, status, applied_seq, checkpoint FROM syncdash_runs ORDER BY id DESC LIMIT 1")
+    assert (status, applied, json.loads(ck)["batches"]) == ("running", 2, 2)  # the store lags one batch
+    assert project.tquery("SELECT count(*) FROM syncdash_journal") == [(1,)]
+
+    resumed = project.run_json("big", expect=0)[0]
+    expected = clean.run_json("big", expect=0)[0]
+    assert (resumed["id"], resumed["resumes"]) == (run_id, 1)
+    assert resumed["counts"] == expected["counts"]
+    assert project.query("SELECT count(*) FROM syncdash_changes WHERE run_id=?", (run_id,)) == \
+        clean.query("SELECT count(*) FROM syncdash_changes WHERE run_id=?", (expected["id"],))
+    assert project.query("SELECT checkpoint IS NOT NULL, applied_seq > 3 FROM syncdash_runs WHERE id=?",
+                         (run_id,)) == [(1, 1)]
+    assert table(project, "id, name, amount, _hash, _deleted_at IS NOT NULL") == \
+        table(clean, "id, name, amount, _hash, _deleted_at IS NOT NULL")
+    assert project.tquery("SELECT count(*) FROM syncdash_journal") == [(0,)]
 
 
 def test_a_resumed_run_remembers_rows_that_failed_without_a_key(project: Project) -> None:
@@ -242,7 +294,7 @@ def test_a_second_process_on_a_running_source_is_refused(project: Project) -> No
     assert project.query("SELECT count(*) FROM big") == [(N,)]
 
 
-def test_progress_is_readable_live_and_a_killed_first_load_resumes(project: Project) -> None:
+def test_progress_is_readable_live_and_a_killed_first_load_resumes(project: Project, tdb: str) -> None:
     """While a run is in flight another process reads its load phase (bytes done of the file's size) from the
     store. Killed during the first load into an empty table (the insert-only path, no seen-key set), the next
     run takes the dead run's lease over, resumes it and ends with exactly the file's rows."""
@@ -263,13 +315,13 @@ def test_progress_is_readable_live_and_a_killed_first_load_resumes(project: Proj
     assert later[0][0] <= size
     assert read_store(project.db, "SELECT lock_run_id FROM syncdash_source_state") == [(run_id,)]
     kill(proc)
-    [(kept,)] = project.query("SELECT count(*) FROM big")
+    [(kept,)] = project.tquery("SELECT count(*) FROM big")
     assert 0 < kept < n
 
     run = project.run_json("big", expect=0)[0]
     assert (run["id"], run["resumes"], run["status"]) == (run_id, 1, "succeeded")
     assert run["counts"] == {"inserted": n, "updated": 0, "unchanged": 0, "deleted": 0, "failed": 0, "skipped": 0}
-    assert table(project.db, "id, name, amount, _deleted_at") == [(i, f"name{i}", i * 1.5, None) for i in range(n)]
+    assert table(project, "id, name, amount, _deleted_at") == [(i, f"name{i}", i * 1.5, None) for i in range(n)]
     phases = project.query("SELECT name, status, done, total FROM syncdash_run_phases WHERE run_id=? ORDER BY seq",
                            (run_id,))
     assert phases[0] == ("load", "done", size, size)

@@ -1,5 +1,6 @@
 """End-to-end sync semantics: types, change detection, change log, deletes, delete guard, dry runs, CSV options
-and whole-source failures. Every test drives the real `syncdash` CLI against real files and a real SQLite file."""
+and whole-source failures. Every test drives the real `syncdash` CLI against real files and a real SQLite store;
+tests taking `tdb` run three times, with the target tables in SQLite, PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
@@ -35,11 +36,11 @@ def run1(project: Project, *args: str, expect: int) -> dict[str, Any]:
 
 
 def dump(project: Project, table: str) -> list[tuple[Any, ...]]:
-    return project.query(f"SELECT * FROM {table} ORDER BY 1")
+    return project.tquery(f"SELECT * FROM {table} ORDER BY 1")
 
 
 def rows_by_id(project: Project, table: str, cols: str) -> dict[Any, tuple[Any, ...]]:
-    return {r[0]: r[1:] for r in project.query(f"SELECT id, {cols} FROM {table}")}
+    return {r[0]: r[1:] for r in project.tquery(f"SELECT id, {cols} FROM {table}")}
 
 
 def counts(inserted: int = 0, updated: int = 0, unchanged: int = 0, deleted: int = 0, failed: int = 0,
@@ -56,13 +57,17 @@ def changes_of(project: Project, run_id: int) -> list[tuple[str, Any, Any, Any]]
 
 
 def table_exists(project: Project, table: str) -> bool:
-    return bool(project.query("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)))
+    if project.dialect == "sqlite":
+        return bool(project.query("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)))
+    schema = "current_schema()" if project.dialect == "postgresql" else "DATABASE()"
+    return bool(project.tquery(f"SELECT 1 FROM information_schema.tables WHERE table_schema = {schema} "
+                               "AND table_name = ?", (table,)))
 
 
 # ---- types and bookkeeping ---------------------------------------------------------------------------------
 
 
-def test_every_type_is_converted_and_bookkeeping_columns_are_added(project: Project) -> None:
+def test_every_type_is_converted_and_bookkeeping_columns_are_added(project: Project, tdb: str) -> None:
     """The table gets the fields plus _synced_at/_run_id/_hash/_deleted_at, and each type stores its canonical
     value (ISO dates, canonical JSON, 0/1 booleans, defaults for empty values)."""
     project.config("""\
@@ -95,15 +100,31 @@ def test_every_type_is_converted_and_bookkeeping_columns_are_added(project: Proj
     assert run["status"] == "succeeded"
     assert run["counts"] == counts(inserted=3)
 
-    info = project.query("PRAGMA table_info(typed)")
-    assert [(r[1], r[2]) for r in info] == [
-        ("id", "INTEGER"), ("title", "TEXT"), ("plays", "INTEGER"), ("price", "REAL"), ("active", "INTEGER"),
-        ("released", "TEXT"), ("day", "TEXT"), ("seen_at", "TEXT"), ("stamp", "TEXT"), ("meta", "TEXT"),
-        ("note", "TEXT"), ("_synced_at", "TEXT"), ("_run_id", "INTEGER"), ("_hash", "INTEGER"),
-        ("_deleted_at", "TEXT")]
-    assert [r[1] for r in info if r[5]] == ["id"]
+    if tdb == "sqlite":
+        info = project.query("PRAGMA table_info(typed)")
+        assert [(r[1], r[2]) for r in info] == [
+            ("id", "INTEGER"), ("title", "TEXT"), ("plays", "INTEGER"), ("price", "REAL"), ("active", "INTEGER"),
+            ("released", "TEXT"), ("day", "TEXT"), ("seen_at", "TEXT"), ("stamp", "TEXT"), ("meta", "TEXT"),
+            ("note", "TEXT"), ("_synced_at", "TEXT"), ("_run_id", "INTEGER"), ("_hash", "INTEGER"),
+            ("_deleted_at", "TEXT")]
+        assert [r[1] for r in info if r[5]] == ["id"]
+        storage = project.query("SELECT DISTINCT typeof(id), typeof(plays), typeof(price), typeof(active), "
+                                "typeof(_run_id), typeof(_hash) FROM typed")
+        assert storage == [("integer", "integer", "real", "integer", "integer", "integer")]
+    else:  # each server's own types: dates as DATE, booleans as BOOLEAN, JSON as JSONB/JSON
+        schema = "current_schema()" if tdb == "postgresql" else "DATABASE()"
+        info = project.tquery(f"SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = "
+                              f"{schema} AND table_name = 'typed' ORDER BY ordinal_position")
+        want = {"postgresql": ["bigint", "text", "bigint", "double precision", "boolean", "date", "date", "text",
+                               "text", "jsonb", "text", "timestamp without time zone", "bigint", "bigint",
+                               "timestamp without time zone"],
+                "mysql": ["bigint", "longtext", "bigint", "double", "tinyint", "date", "date", "varchar", "varchar",
+                          "longtext", "longtext", "datetime", "bigint", "bigint", "datetime"]}[tdb]
+        assert [r[0] for r in info] == ["id", "title", "plays", "price", "active", "released", "day", "seen_at",
+                                        "stamp", "meta", "note", "_synced_at", "_run_id", "_hash", "_deleted_at"]
+        assert [r[1].lower() for r in info] == want
 
-    values = project.query("SELECT id, title, plays, price, active, released, day, seen_at, stamp, meta, note "
+    values = project.tquery("SELECT id, title, plays, price, active, released, day, seen_at, stamp, meta, note "
                            "FROM typed ORDER BY id")
     assert values == [
         (1, "Alpha", 12, 1.5, 1, "2020-02-01", "2021-03-04", "2024-04-01T10:00:00+00:00", "2020-02-01T13:45:00",
@@ -113,10 +134,7 @@ def test_every_type_is_converted_and_bookkeeping_columns_are_added(project: Proj
         (3, "Gamma", 3, -0.25, 0, "2024-02-29", "1999-01-01", "2024-04-01T10:00:00", "2000-01-01T09:05:00",
          '{"z":null}', "x"),
     ]
-    storage = project.query("SELECT DISTINCT typeof(id), typeof(plays), typeof(price), typeof(active), "
-                            "typeof(_run_id), typeof(_hash) FROM typed")
-    assert storage == [("integer", "integer", "real", "integer", "integer", "integer")]
-    book = project.query("SELECT _synced_at, _run_id, _deleted_at FROM typed")
+    book = project.tquery("SELECT _synced_at, _run_id, _deleted_at FROM typed")
     assert {r[1] for r in book} == {run["id"]}
     assert all(r[0] and r[2] is None for r in book)
 
@@ -124,7 +142,7 @@ def test_every_type_is_converted_and_bookkeeping_columns_are_added(project: Proj
 # ---- change detection and the change log ---------------------------------------------------------------------
 
 
-def test_rerun_of_the_same_file_rewrites_nothing(project: Project) -> None:
+def test_rerun_of_the_same_file_rewrites_nothing(project: Project, tdb: str) -> None:
     """A second run over identical input reports every row unchanged and leaves every stored byte alone,
     including rows mapped by the slow path ("3.0" as int) and multi-line values."""
     project.config(SIMPLE.format(extra=""))
@@ -138,11 +156,11 @@ def test_rerun_of_the_same_file_rewrites_nothing(project: Project) -> None:
     assert second["counts"] == counts(unchanged=3)
     assert second["sample"] == []
     assert dump(project, "items") == before
-    assert {r[0] for r in project.query("SELECT _run_id FROM items")} == {first["id"]}
+    assert {r[0] for r in project.tquery("SELECT _run_id FROM items")} == {first["id"]}
     assert changes_of(project, second["id"]) == []
 
 
-def test_updates_inserts_deletes_and_revival_are_recorded(project: Project) -> None:
+def test_updates_inserts_deletes_and_revival_are_recorded(project: Project, tdb: str) -> None:
     """Changed rows keep only their changed fields as before/after, unchanged rows keep their first run's
     bookkeeping, absent rows are soft-deleted and a soft-deleted row that comes back is revived."""
     project.config(SIMPLE.format(extra=""))
@@ -185,7 +203,7 @@ def test_updates_inserts_deletes_and_revival_are_recorded(project: Project) -> N
     assert before["_deleted_at"] == after[4][5]
 
 
-def test_max_changes_caps_the_change_log_but_not_the_counts(project: Project) -> None:
+def test_max_changes_caps_the_change_log_but_not_the_counts(project: Project, tdb: str) -> None:
     """Retention: at most max_changes keys per run and change kind are kept; the counts stay exact."""
     project.config(SIMPLE.format(extra="max_changes: 2"))
     project.write("data/items.csv", "id,name,qty,city\n" + "".join(f"{i},n{i},{i},C\n" for i in range(1, 6)))
@@ -197,13 +215,13 @@ def test_max_changes_caps_the_change_log_but_not_the_counts(project: Project) ->
     for run_id, kind in ((r1["id"], "insert"), (r2["id"], "update")):
         kept = changes_of(project, run_id)
         assert len(kept) == 2 and {c for c, *_ in kept} == {kind}
-    assert project.query("SELECT count(*) FROM items WHERE qty >= 10") == [(5,)]
+    assert project.tquery("SELECT count(*) FROM items WHERE qty >= 10") == [(5,)]
 
 
 # ---- deletes -------------------------------------------------------------------------------------------------
 
 
-def test_delete_modes_and_incremental(project: Project) -> None:
+def test_delete_modes_and_incremental(project: Project, tdb: str) -> None:
     """soft marks absent rows, hard removes them, keep keeps them, and incremental never deletes (but upserts)."""
     body = "sources:\n"
     for name, mode in (("soft", "deletes: soft"), ("hard", "deletes: hard"), ("keep", "deletes: keep"),
@@ -231,7 +249,7 @@ def test_delete_modes_and_incremental(project: Project) -> None:
     assert second["incr"]["mode"] == "incremental"
 
     def state(table: str) -> dict[int, tuple[Any, ...]]:
-        return {r[0]: r[1:] for r in project.query(f"SELECT id, qty, _deleted_at IS NOT NULL FROM {table}")}
+        return {r[0]: r[1:] for r in project.tquery(f"SELECT id, qty, _deleted_at IS NOT NULL FROM {table}")}
 
     live = {1: (1, 0), 2: (2, 0), 3: (33, 0), 5: (5, 0)}
     assert state("t_soft") == {**live, 4: (4, 1)}
@@ -240,7 +258,7 @@ def test_delete_modes_and_incremental(project: Project) -> None:
     assert state("t_incr") == {**live, 4: (4, 0)}
 
 
-def test_delete_guard_refuses_to_delete_most_of_the_table(project: Project) -> None:
+def test_delete_guard_refuses_to_delete_most_of_the_table(project: Project, tdb: str) -> None:
     """A full sync that would delete more than max_delete_ratio of the live rows fails and deletes nothing;
     a higher ratio lets the same input through."""
     project.config(SIMPLE.format(extra=""))
@@ -254,20 +272,19 @@ def test_delete_guard_refuses_to_delete_most_of_the_table(project: Project) -> N
     assert "would delete 6 of 10 rows" in tripped["error"]
     assert "max_delete_ratio" in tripped["error"] and "nothing was deleted" in tripped["error"]
     assert tripped["counts"]["deleted"] == 0
-    assert project.query("SELECT count(*) FROM items WHERE _deleted_at IS NULL") == [(10,)]
+    assert project.tquery("SELECT count(*) FROM items WHERE _deleted_at IS NULL") == [(10,)]
     assert [c for c, *_ in changes_of(project, tripped["id"]) if c == "delete"] == []
 
     project.config(SIMPLE.format(extra="max_delete_ratio: 0.6"))
     passed = run1(project, "items", expect=0)
     assert passed["counts"] == counts(unchanged=4, deleted=6)
-    assert project.query("SELECT group_concat(id) FROM (SELECT id FROM items WHERE _deleted_at IS NULL "
-                         "ORDER BY id)") == [("1,2,3,4",)]
+    assert project.tquery("SELECT id FROM items WHERE _deleted_at IS NULL ORDER BY id") == [(1,), (2,), (3,), (4,)]
 
 
 # ---- dry run -------------------------------------------------------------------------------------------------
 
 
-def test_dry_run_reports_the_real_runs_counts_and_writes_nothing(project: Project) -> None:
+def test_dry_run_reports_the_real_runs_counts_and_writes_nothing(project: Project, tdb: str) -> None:
     """--dry-run goes through mapping, change detection and the delete plan, but the target stays untouched;
     its counts match the real run that follows."""
     project.config(SIMPLE.format(extra=""))
@@ -433,7 +450,7 @@ def test_unreadable_sources_fail_the_run_and_say_what_is_missing(project: Projec
 # ---- scale -----------------------------------------------------------------------------------------------------
 
 
-def test_full_resync_of_int_and_composite_keys_stays_fast(project: Project) -> None:
+def test_full_resync_of_int_and_composite_keys_stays_fast(project: Project, tdb: str) -> None:
     """Key lookups and the absent-row scan must use the primary key: an unindexed plan is quadratic and takes
     minutes on 20k rows (a composite-key lookup scanned the whole table per batch; an untyped seen-key set
     could not be searched by INTEGER keys). Also checks composite-key upserts and deletes."""
@@ -472,7 +489,7 @@ def test_full_resync_of_int_and_composite_keys_stays_fast(project: Project) -> N
     second = {r["source"]: r for r in json.loads(proc.stdout)}
     for name in ("single", "pair"):
         assert second[name]["counts"] == counts(updated=20, unchanged=n - 21, deleted=1), name
-    assert project.query("SELECT region, num, v FROM pair WHERE num IN (1000, 7) ORDER BY num") == [
+    assert project.tquery("SELECT region, num, v FROM pair WHERE num IN (1000, 7) ORDER BY num") == [
         ("r0", 7, "v7"), ("r6", 1000, "v1000x")]
-    assert project.query("SELECT count(*) FROM pair WHERE _deleted_at IS NOT NULL") == [(1,)]
-    assert project.query("SELECT num FROM pair WHERE _deleted_at IS NOT NULL") == [(7,)]
+    assert project.tquery("SELECT count(*) FROM pair WHERE _deleted_at IS NOT NULL") == [(1,)]
+    assert project.tquery("SELECT num FROM pair WHERE _deleted_at IS NOT NULL") == [(7,)]

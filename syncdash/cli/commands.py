@@ -650,24 +650,33 @@ def cmd_errors(args: argparse.Namespace) -> int:
 # ---- export -----------------------------------------------------------------------------------------
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from syncdash.core import target_db
+    from syncdash.core.dialect import mask_url
     from syncdash.core.target import q
 
-    store, _ = _store_for_reading(args)
+    store, cfg = _store_for_reading(args)
+    url = None
+    if cfg is not None:  # a source's table lives in that source's target database
+        for src in cfg.source_list:
+            if any(t == args.table for t, _ in src.target_tables()):
+                url = target_db.target_url(cfg, src)
+                break
+        else:
+            url = target_db.target_url(cfg, None)
+    where_db = mask_url(url or store.url)
     try:  # only names a config could give a target table: never the store's own (any case) or sqlite_*
         check_identifier(args.table, "table")
-        known = store.table_exists(args.table)
     except ValueError:
-        known = False
-    if not known:
-        raise UsageError(f"no table {args.table!r} in {store.url}")
-    raw = store.engine.raw_connection()
+        raise UsageError(f"no table {args.table!r} in {where_db}") from None
+    db = target_db.connect(store, url)
     try:
-        cur = raw.cursor()
+        if args.table not in db.table_names(args.table):
+            raise UsageError(f"no table {args.table!r} in {where_db}")
         where = "" if args.include_deleted else " WHERE _deleted_at IS NULL"
         try:
-            cur.execute(f"SELECT * FROM {q(args.table)}{where}")
+            cur = db.execute(f"SELECT * FROM {q(args.table)}{where}")
         except Exception:
-            cur.execute(f"SELECT * FROM {q(args.table)}")
+            cur = db.execute(f"SELECT * FROM {q(args.table)}")
         cols = [d[0] for d in cur.description]
         keep = [i for i, c in enumerate(cols) if c not in ("_hash",)]
         names = [cols[i] for i in keep]
@@ -690,7 +699,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                                             ensure_ascii=False, default=str) + "\n")
                     n += len(chunk)
     finally:
-        raw.close()
+        db.close()
     if args.output:
         render.err.print(f"wrote {n} rows to {esc(args.output)}")
     return EXIT_OK

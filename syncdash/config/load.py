@@ -148,10 +148,18 @@ def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] 
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read config: {e}", file=str(p)) from None
     cfg = parse_config(text, str(p), env)
-    if cfg.database is None:
-        return cfg
-    if cfg.database.startswith("sqlite:///") and not cfg.database.startswith("sqlite:////"):
-        rel = cfg.database[len("sqlite:///"):]
-        if rel and rel != ":memory:":
-            cfg.database = "sqlite:///" + str((p.parent / rel).resolve())
+    cfg.database = _resolve_sqlite(cfg.database, p)
+    cfg.target = _resolve_sqlite(cfg.target, p)
+    for src in cfg.source_list:
+        src.target = _resolve_sqlite(src.target, p)
     return cfg
+
+
+def _resolve_sqlite(url: str | None, config_file: Path) -> str | None:
+    """sqlite:///relative.db is relative to the config file, like every other path in it."""
+    if url is None or not url.startswith("sqlite:///") or url.startswith("sqlite:////"):
+        return url
+    rel = url[len("sqlite:///"):]
+    if not rel or rel == ":memory:":
+        return url
+    return "sqlite:///" + str((config_file.parent / rel).resolve())

@@ -36,6 +36,22 @@ def redact(text: str, secrets: set[str] | frozenset[str]) -> str:
     return text
 
 
+def check_database_url(value: str | None, store: bool = False) -> str | None:
+    """A database URL syncdash can use; the store is SQLite or PostgreSQL, targets may also be MySQL/MariaDB."""
+    if value is None:
+        return value
+    from syncdash.core.dialect import MYSQL, dialect_of, mask_url
+
+    if "://" not in value:
+        raise ValueError(f"{mask_url(value)!r} is not a database URL (sqlite:///file.db, postgresql://user@host/db, "
+                         "mysql://user@host/db)")
+    d = dialect_of(value)
+    if store and d == MYSQL:
+        raise ValueError("the store runs on SQLite or PostgreSQL; MySQL and MariaDB can hold target tables "
+                         "(target: mysql://...)")
+    return value
+
+
 def check_identifier(value: str, what: str) -> str:
     if not isinstance(value, str) or not IDENT_RE.match(value):
         raise ValueError(
@@ -91,6 +107,9 @@ class SourceConfig(Strict):
     kind: str
     description: str | None = None
     table: str = Field(description="Target table, created if missing")
+    target: str | None = Field(
+        default=None, description="SQLAlchemy URL of the database holding this source's tables (sqlite:///..., "
+                                  "postgresql://..., mysql://...); default: the global target, else the store's")
     primary_key: list[str] = Field(min_length=1, description="One or more target columns")
     mode: Literal["full", "incremental"] = "full"
     deletes: Literal["soft", "hard", "keep"] = Field(
@@ -142,6 +161,11 @@ class SourceConfig(Strict):
     @classmethod
     def _table(cls, v: str) -> str:
         return check_identifier(v, "table name")
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str | None) -> str | None:
+        return check_database_url(v)
 
     @field_validator("primary_key", mode="before")
     @classmethod
@@ -211,7 +235,11 @@ class Config(Strict):
     """The whole file. Sources are validated per kind by the loader (see load.py)."""
 
     database: str | None = Field(
-        default=None, description="SQLAlchemy URL of the store; default: the platformdirs data dir")
+        default=None, description="SQLAlchemy URL of the store (sqlite:///... or postgresql://...); default: "
+                                  "SQLite in the platformdirs data dir")
+    target: str | None = Field(
+        default=None, description="SQLAlchemy URL of the database holding the target tables (sqlite, postgresql "
+                                  "or mysql); default: the store's database")
     sources: list[dict[str, Any]] = Field(default_factory=list)
     notify: NotifyConfig | None = Field(default=None, description="Webhooks and/or a command for run events")
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
@@ -219,6 +247,16 @@ class Config(Strict):
 
     _sources: list[SourceConfig] = PrivateAttr(default_factory=list)
     _file: str | None = PrivateAttr(default=None)
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, v: str | None) -> str | None:
+        return check_database_url(v, store=True)
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str | None) -> str | None:
+        return check_database_url(v)
     _secrets: set[str] = PrivateAttr(default_factory=set)
 
     @property

@@ -192,7 +192,7 @@ class Daemon:
                     log.info("schedule fired", extra={"source": src.name, "run_id": rid,
                                                       "fire": _naive(fire).isoformat()})
             with self.store.engine.begin() as c:
-                c.exec_driver_sql("INSERT INTO syncdash_source_state (source, paused) VALUES (?, 0) "
+                c.exec_driver_sql("INSERT INTO syncdash_source_state (source, paused) VALUES (?, FALSE) "
                                   "ON CONFLICT (source) DO NOTHING", (src.name,))
                 newest = _naive(fire) if fire is not None else (st.last_fire_at if st else None)
                 if last is None and newest is None:

@@ -8,7 +8,8 @@ nothing: the checkpoint and the rows it describes can never disagree.
 from __future__ import annotations
 
 import json
-import sqlite3
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,11 +19,12 @@ from typing import Any
 from sqlmodel import select
 
 from syncdash.config.models import Config, SourceConfig
-from syncdash.core import readahead
+from syncdash.core import journal, readahead, target_db
+from syncdash.core.dialect import Conn, database_errors, integrity_errors, transient
 from syncdash.core.models import FINAL_STATUSES, ItemError, Run, RunPhase, SourceState, utcnow
 from syncdash.core.readahead import Prepared
 from syncdash.core.store import LEASE_SECONDS, Store, dumps, format_ts, owner_id
-from syncdash.core.target import FAILED, TargetTable
+from syncdash.core.target import FAILED, q
 from syncdash.errors import (
     AlreadyRunning,
     DeleteGuardTripped,
@@ -37,6 +39,8 @@ from syncdash.sources.base import Batch, CheckpointInvalid, RunContext, Source
 from syncdash.sources.registry import adapter_for
 
 PROGRESS_INTERVAL = 0.25  # seconds between phase-progress writes
+# tests: die right after the target committed journal entry N and before the store did (see journal.py)
+_CRASH_AFTER_TARGET_COMMIT = int(os.environ.get("SYNCDASH_FAULT_CRASH_AFTER_TARGET_COMMIT", "0") or 0)
 NOT_RETRYABLE = {"duplicate"}
 
 
@@ -163,8 +167,15 @@ class _RunExecution:
         self.load_phase = "load"
         self.fin_phase = "finalize"
         self.pcounts = dict.fromkeys(COUNT_NAMES, 0)
-        self.conn: sqlite3.Connection | None = None
         self.screening = False
+        # the store's and the target's connections (one and the same when the target is the store's database)
+        self.target_url = target_db.target_url(config, cfg)
+        self.same_db = target_db.same_database(store, self.target_url)
+        self.sdb: Conn | None = None
+        self.tdb: Conn | None = None
+        self._pending: list[journal.Statement] = []  # the open batch's store statements
+        self.seq = 0  # journal entries written by this run (target in another database)
+        self._early_error: BaseException | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -176,6 +187,8 @@ class _RunExecution:
         hb.start()
         status, error, error_type, retryable = "failed", None, None, False
         try:
+            if self._early_error is not None:
+                raise self._early_error
             self._execute_phases()
             status = "partial" if self.counts["failed"] else "succeeded"
         except RunInterrupted:
@@ -189,21 +202,29 @@ class _RunExecution:
             retryable = bool(getattr(e, "retryable", False))
         except SyncdashError as e:
             status, error, error_type = "failed", self.config.redact(str(e)), "internal"
-        except sqlite3.Error as e:
-            status, error, error_type = "failed", self.config.redact(f"database error: {e}"), "database"
-            retryable = isinstance(e, sqlite3.OperationalError)  # locked, disk I/O: may pass
+        except database_errors() as e:
+            status, error, error_type = "failed", self.config.redact(f"database error: {e}".strip()), "database"
+            retryable = transient(e)  # locked, connection lost, deadlock: may pass
         except BaseException as e:
             self._finish("failed", self.config.redact(f"internal error: {type(e).__name__}: {e}"), "internal")
+            self._close_connections()
             raise
         finally:
             self._stop_heartbeat.set()
-        self._finish(status, error, error_type)
+        try:
+            self._finish(status, error, error_type)
+        finally:
+            self._close_connections()
         return RunResult(run_id=run_id, source=self.source_cfg.name, status=status, counts=dict(self.counts),
                          error=error, warnings=self.warnings, sample=self.sample, resumed=self.resumed,
                          error_type=error_type, retryable=retryable)
 
     def _begin(self) -> None:
-        """Take the lease and create (or pick up for resume) the run, in one transaction."""
+        """Take the lease and create (or pick up for resume) the run.
+
+        With the lease held, batches a dead run committed to a separate target database but not to the store
+        are replayed first (journal.py), so the resume decision sees the store as the target does.
+        """
         allow_resume = self.mode != "retry" and not self.opt.full and not self.opt.dry_run
         now = utcnow()
         with self.store.tx() as s:
@@ -227,7 +248,16 @@ class _RunExecution:
             except AlreadyRunning:
                 s.rollback()
                 raise
-            if allow_resume:
+            self.run = run
+        try:
+            self._connect()
+        except BaseException as e:  # the run row exists: it fails with this error, like any other
+            self._early_error = e
+            return
+        if allow_resume:
+            with self.store.tx() as s:
+                run = s.get(Run, self.run.id)
+                assert run is not None and run.id is not None
                 cand = s.exec(select(Run).where(
                     Run.source == self.cfg.name, Run.status == "interrupted", Run.dry_run == False,  # noqa: E712
                     Run.id != run.id).order_by(Run.id.desc()).limit(1)).first()  # type: ignore[union-attr]
@@ -256,7 +286,8 @@ class _RunExecution:
                         self.store.acquire_lease_in(s, self.cfg.name, cand.id or 0, self.owner)
                         run = cand
                         self.resumed = True
-            self.run = run
+                self.run = run
+        self.seq = self.run.applied_seq or 0
         assert self.run.id is not None
         if self.resumed:
             for name in COUNT_NAMES:
@@ -285,15 +316,34 @@ class _RunExecution:
             return "load", "finalize"
         return stream.phase, f"{stream.phase} finalize"
 
+    def _connect(self) -> None:
+        """Open the run's store and target connections; replay what a dead run left in the journal."""
+        self.sdb = self.store.conn()
+        self.tdb = self.sdb if self.same_db else target_db.connect(self.store, self.target_url)
+        if not self.same_db:
+            journal.recover(self.sdb, self.tdb, self.store.store_id, self.source_cfg.name)
+
+    def _close_connections(self) -> None:
+        for c in {id(c): c for c in (self.tdb, self.sdb) if c is not None}.values():
+            try:
+                c.close()
+            except Exception:  # a connection that broke mid-run: the pool discards it
+                pass
+        self.sdb = self.tdb = None
+
+    @property
+    def seen_prefix(self) -> str:
+        """Names of this run's stored seen-key tables; in a target database other stores may share, the
+        store's id tells them apart."""
+        assert self.run is not None
+        return f"seen_{self.run.id}" if self.same_db else f"seen_{self.store.store_id[:8]}_{self.run.id}"
+
     def _drop_kept_seen(self) -> None:
         """A finished run (any status but interrupted) is never resumed: its stored seen keys can go."""
-        assert self.run is not None
-        with self.store.engine.begin() as c:
-            names = [r[0] for r in c.exec_driver_sql(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name GLOB ?",
-                (f"syncdash_seen_{self.run.id}_*",))]
-            for name in names:
-                c.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
+        if self.tdb is None:
+            return
+        for name in self.tdb.table_names(f"syncdash_{self.seen_prefix}_"):
+            self.tdb.execute(f"DROP TABLE IF EXISTS {q(name)}")
 
     def _heartbeat(self) -> None:
         assert self.run is not None and self.run.id is not None
@@ -307,7 +357,12 @@ class _RunExecution:
         assert self.run is not None and self.run.id is not None
         now = utcnow()
         if status != "interrupted":
-            self._drop_kept_seen()
+            try:
+                self._drop_kept_seen()
+                if not self.same_db and self.tdb is not None:
+                    journal.forget(self.tdb, self.store.store_id, self.run.id)
+            except database_errors():  # a target that went away: the tables are dropped by a later run
+                pass
         with self.store.tx() as s:
             run = s.get(Run, self.run.id)
             assert run is not None
@@ -352,13 +407,15 @@ class _RunExecution:
 
     def _execute_phases(self) -> None:
         assert self.run is not None and self.run.id is not None
-        raw = self.store.engine.raw_connection()
-        conn: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
-        self.conn = conn
+        tdb = self.tdb
+        assert tdb is not None
         try:
-            conn.execute("PRAGMA cache_size=-32000")
-            # fewer, larger checkpoints while loading (~10% off a million-row load); WAL stays <= ~80 MB
-            conn.execute("PRAGMA wal_autocheckpoint=20000")
+            if tdb.is_sqlite:
+                tdb.execute("PRAGMA cache_size=-32000")
+                # fewer, larger checkpoints while loading (~10% off a million-row load); WAL stays <= ~80 MB
+                tdb.execute("PRAGMA wal_autocheckpoint=20000")
+            if not self.same_db and not self.opt.dry_run:
+                journal.ensure(tdb)
             ck = json.loads(self.run.checkpoint) if self.resumed and self.run.checkpoint else None
             first = int(ck.get("stream", 0)) if ck else 0
             self._bind_adapter()
@@ -366,17 +423,14 @@ class _RunExecution:
                 if i < first:
                     continue  # finished before the interruption
                 self._enter_stream(i, stream)
-                self._load(conn, ck if i == first else None)
-                self._finalize(conn)
-                self._stream_done(conn)
+                self._load(ck if i == first else None)
+                self._finalize()
+                self._stream_done()
         finally:
             self._collect_adapter_warnings()
-            try:
-                conn.execute("PRAGMA wal_autocheckpoint=1000")
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            finally:
-                raw.close()
+            self._tx_rollback()
+            if tdb.is_sqlite:
+                tdb.execute("PRAGMA wal_autocheckpoint=1000")
 
     def _bind_adapter(self) -> None:
         bind = getattr(self.adapter, "bind", None)
@@ -413,29 +467,74 @@ class _RunExecution:
         self.counts[name] += n
         self.pcounts[name] += n
 
-    def _stream_done(self, conn: sqlite3.Connection) -> None:
+    def _stream_done(self) -> None:
         """Store the stream's incremental cursor: the run resumes by checkpoint, the next run by cursor."""
         final = getattr(self.adapter, "final_cursor", None)
         value = final() if final is not None else None
         if value is None or self.opt.dry_run:
             return
-        conn.execute("BEGIN IMMEDIATE")
+        sdb = self.sdb
+        assert sdb is not None
+        sdb.begin()
         try:
-            row = conn.execute("SELECT cursor FROM syncdash_source_state WHERE source=?",
-                               (self.source_cfg.name,)).fetchone()
+            row = sdb.one("SELECT cursor FROM syncdash_source_state WHERE source=?", (self.source_cfg.name,))
             cursors = json.loads(row[0]) if row and row[0] else {}
             if not isinstance(cursors, dict):
                 cursors = {}
             old = cursors.get(self.adapter.phase)
             better = getattr(self.adapter, "later_cursor", lambda a, b: b)
             cursors[self.adapter.phase] = better(old, value) if old is not None else value
-            conn.execute("UPDATE syncdash_source_state SET cursor=? WHERE source=?",
-                         (dumps(cursors), self.source_cfg.name))
-            conn.execute("COMMIT")
+            sdb.execute("UPDATE syncdash_source_state SET cursor=? WHERE source=?",
+                        (dumps(cursors), self.source_cfg.name))
+            sdb.commit()
         except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            sdb.rollback()
             raise
+
+    # ---- the batch transaction ------------------------------------------------------------------------
+
+    def _tx_begin(self, dry: bool) -> None:
+        """Open a batch: the target's transaction (none in a dry run, which writes only the store)."""
+        self._pending = []
+        if not dry:
+            assert self.tdb is not None
+            self.tdb.begin()
+
+    def _store_write(self, sql: str, params: Any, many: bool = False) -> None:
+        """A store statement of the open batch; it commits with the batch (see _tx_commit)."""
+        self._pending.append((sql, params, many))
+
+    def _tx_commit(self) -> None:
+        """Commit the batch. One database: the store statements join the target's transaction. Two: the
+        target commits with a journal entry holding the store statements, then the store commits them."""
+        assert self.tdb is not None and self.sdb is not None and self.run is not None and self.run.id is not None
+        stmts, self._pending = self._pending, []
+        if self.same_db:
+            if not self.tdb.in_transaction:
+                self.tdb.begin()
+            journal.apply(self.tdb, stmts)
+            self.tdb.commit()
+            return
+        if self.tdb.in_transaction:
+            self.seq += 1
+            stmts.append(("UPDATE syncdash_runs SET applied_seq=? WHERE id=?", (self.seq, self.run.id), False))
+            journal.write(self.tdb, self.store.store_id, self.run.id, self.seq, self.source_cfg.name, stmts)
+            self.tdb.commit()
+            if self.seq == _CRASH_AFTER_TARGET_COMMIT:  # fault injection: the one moment the journal exists for
+                os.kill(os.getpid(), signal.SIGKILL)
+        self.sdb.begin()
+        try:
+            journal.apply(self.sdb, stmts)
+            self.sdb.commit()
+        except BaseException:
+            self.sdb.rollback()
+            raise
+
+    def _tx_rollback(self) -> None:
+        self._pending = []
+        for c in (self.tdb, self.sdb):
+            if c is not None and c.in_transaction:
+                c.rollback()
 
     def _collect_adapter_warnings(self) -> None:
         for st in self.streams:
@@ -455,31 +554,30 @@ class _RunExecution:
 
     def _parent_rows(self, table: str, columns: list[str], key: list[str]) -> list[dict[str, Any]]:
         """Live rows of an earlier stream's table, in key order: what a for_each stream fans out over."""
-        assert self.conn is not None
-        from syncdash.core.target import q
-
+        assert self.tdb is not None
         cols = ", ".join(q(c) for c in columns)
         order = ", ".join(q(c) for c in key)
         try:
-            cur = self.conn.execute(f"SELECT {cols} FROM {q(table)} WHERE _deleted_at IS NULL ORDER BY {order}")
-        except sqlite3.OperationalError:
+            rows = self.tdb.all(f"SELECT {cols} FROM {q(table)} WHERE _deleted_at IS NULL ORDER BY {order}")
+        except database_errors():
             return []  # a dry run before the first real one: the parent table does not exist yet
-        return [dict(zip(columns, r, strict=True)) for r in cur]
+        return [{c: (v.isoformat() if hasattr(v, "isoformat") else v) for c, v in zip(columns, r, strict=True)}
+                for r in rows]
 
-    def _load(self, conn: sqlite3.Connection, ck: dict[str, Any] | None) -> None:
-        assert self.run is not None and self.run.id is not None
+    def _load(self, ck: dict[str, Any] | None) -> None:
+        assert self.run is not None and self.run.id is not None and self.tdb is not None
         cfg = self.cfg
         columns = list(cfg.fields)
-        self.target = TargetTable(conn, cfg.table, columns, [cfg.fields[c].type for c in columns],
-                                  cfg.primary_key)
+        self.target = target_db.open_table(self.tdb, cfg.table, columns, [cfg.fields[c].type for c in columns],
+                                           cfg.primary_key)
         dry = self.opt.dry_run
         if not dry:
-            conn.execute("BEGIN IMMEDIATE")
+            self.tdb.begin()
             try:
                 self.target.ensure()
-                conn.execute("COMMIT")
+                self.tdb.commit()
             except BaseException:
-                conn.execute("ROLLBACK")
+                self.tdb.rollback()
                 raise
         self.target_exists = self.target.exists()
         if ck is not None:
@@ -498,7 +596,7 @@ class _RunExecution:
         # a stream that cannot be replayed cheaply (REST) keeps its seen keys in the store, committed with
         # each batch, so a resume needs no refetch; CSV re-reads its prefix into a TEMP table (faster)
         self.seen = None if self.fresh else self.target.seen_keys(
-            f"seen_{self.run.id}_{self.stream_idx}" if not replayable else f"seen_{self.run.id}",
+            f"{self.seen_prefix}_{self.stream_idx}" if not replayable else self.seen_prefix,
             persistent=not replayable, keep=not replayable and ck is not None)
         # a re-sync types only the rows SQLite finds new or changed (_screened); a mapping change compares
         # by value (rewrite), a retry goes record by record
@@ -510,28 +608,28 @@ class _RunExecution:
             try:
                 self._replay(start)
             except CheckpointInvalid as e:
-                start = self._restart(conn, str(e))
+                start = self._restart(str(e))
         try:
             batches = self._batches(start)
             first = next(batches, None)
         except CheckpointInvalid as e:
-            start = self._restart(conn, str(e))
+            start = self._restart(str(e))
             batches = self._batches(start)
             first = next(batches, None)
         if first is not None:
-            self._process(conn, first)
+            self._process(first)
             if readahead.enabled() and self.opt.read_ahead and getattr(self.adapter, "read_ahead", True):
                 # the rest is parsed and mapped in a child process while this one writes (readahead.py)
                 try:
                     for batch, prepared in readahead.read_ahead(batches, self._prepare, first):
                         self._check_cancel()
-                        self._process(conn, batch, prepared)
+                        self._process(batch, prepared)
                 except SourceError:
                     self._check_cancel()  # a reader killed along with us is a cancel, not a failure
                     raise
             else:
                 for batch in batches:
-                    self._process(conn, batch)
+                    self._process(batch)
         # progress writes are throttled: the phase's final position is written whatever the clock says
         last = self._last_batch
         if last is None:
@@ -582,7 +680,7 @@ class _RunExecution:
         if self.opt.cancel is not None and self.opt.cancel.is_set():
             raise RunCancelled()
 
-    def _restart(self, conn: sqlite3.Connection, why: str) -> None:
+    def _restart(self, why: str) -> None:
         """The input changed under an interrupted run: start over (the upsert makes that safe)."""
         assert self.run is not None
         self.warnings.append(f"could not resume ({why}); restarted from the beginning")
@@ -593,8 +691,8 @@ class _RunExecution:
         replayable = getattr(self.adapter, "replayable", True)
         if self.seen is not None:
             self.seen.drop()
-        self.seen = self.target.seen_keys(f"seen_{self.run.id}_{self.stream_idx}" if not replayable
-                                          else f"seen_{self.run.id}", persistent=not replayable)
+        self.seen = self.target.seen_keys(f"{self.seen_prefix}_{self.stream_idx}" if not replayable
+                                          else self.seen_prefix, persistent=not replayable)
         return None
 
     def _replay(self, upto: dict[str, Any]) -> None:
@@ -646,7 +744,7 @@ class _RunExecution:
                                       payload=rec, key=key))
         return rows, lines, errors
 
-    def _process(self, conn: sqlite3.Connection, batch: Batch, prepared: Prepared | None = None) -> None:
+    def _process(self, batch: Batch, prepared: Prepared | None = None) -> None:
         assert self.run is not None and self.run.id is not None
         self.batch_no += 1
         rows, lines, errors, keys, screened = prepared if prepared is not None else self._prepare(batch)
@@ -657,8 +755,7 @@ class _RunExecution:
         run_id = self.run.id
         inserted = updated = unchanged = 0
         change_rows: list[tuple[Any, ...]] = []
-        if not dry:
-            conn.execute("BEGIN IMMEDIATE")
+        self._tx_begin(dry)
         try:
             verdict = None
             if screened is not None:
@@ -685,7 +782,7 @@ class _RunExecution:
                         key_hash = self.target.key_hash_json(keys, rows) if keys else None
             if verdict is None and self.fresh and not dry:
                 new, changed, unchanged = rows, [], 0
-                if new and not self._try_insert(conn, new, now, run_id):
+                if new and not self._try_insert(new, now, run_id):
                     existing = self.target.lookup(keys)
                     dups = set(existing)
                     rows, lines, keys = self._drop_seen_duplicates(batch, rows, lines, keys, dups, errors)
@@ -731,12 +828,10 @@ class _RunExecution:
                     self.retry_loaded.add((self._redact_path(batch.file), ln))
                 for e in errors:
                     self.retry_failed[(e["file"], e["line"])] = 1
-            self._write_store(conn, batch, errors, change_rows, now, dry)
-            if not dry:
-                conn.execute("COMMIT")
+            self._write_store(batch, errors, change_rows, now)
+            self._tx_commit()
         except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            self._tx_rollback()
             raise
         self._last_batch = batch
         self._report(self.load_phase, batch.done, batch.total, batch.detail)
@@ -783,16 +878,17 @@ class _RunExecution:
             loaded_lines = list(lines)
         return new, changed, len(records) - len(differing), loaded_lines
 
-    def _try_insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]], now: str, run_id: int) -> bool:
+    def _try_insert(self, rows: list[tuple[Any, ...]], now: str, run_id: int) -> bool:
         """Fast path for a table that was empty when the run began: duplicates surface as a PK clash."""
-        conn.execute("SAVEPOINT batch_insert")
+        tdb = self.tdb
+        assert tdb is not None
+        tdb.savepoint("batch_insert")
         try:
             self.target.insert(rows, now, run_id)
-        except sqlite3.IntegrityError:
-            conn.execute("ROLLBACK TO batch_insert")
-            conn.execute("RELEASE batch_insert")
+        except integrity_errors():
+            tdb.rollback_to("batch_insert")
             return False
-        conn.execute("RELEASE batch_insert")
+        tdb.release("batch_insert")
         return True
 
     def _drop_batch_duplicates(self, batch: Batch, rows: list[tuple[Any, ...]], lines: list[int],
@@ -879,61 +975,53 @@ class _RunExecution:
                 return
             self.sample.append({"change": kind, "key": self._key_list(k), "before": b, "after": a})
 
-    def _write_store(self, conn: sqlite3.Connection, batch: Batch, errors: list[dict[str, Any]],
-                     change_rows: list[tuple[Any, ...]], now: str, dry: bool) -> None:
+    def _write_store(self, batch: Batch, errors: list[dict[str, Any]], change_rows: list[tuple[Any, ...]],
+                     now: str) -> None:
+        """The batch's bookkeeping: errors, change records, counts and the checkpoint (none in a dry run)."""
         assert self.run is not None and self.run.id is not None
         run_id = self.run.id
-        own_tx = dry
-        if own_tx:
-            conn.execute("BEGIN IMMEDIATE")
-        try:
-            if errors:
-                conn.executemany(
-                    "INSERT INTO syncdash_item_errors (run_id, source, phase, item, item_key, file, line, "
-                    "\"column\", error_type, code, message, retryable, attempts, payload, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(run_id, self.cfg.name, self.load_phase, e["item"], e["item_key"], e["file"], e["line"],
-                      e["column"], e["error_type"], e.get("code"), e["message"], e["retryable"], e.get("attempts", 1),
-                      e["payload"], now) for e in errors])
-            if change_rows:
-                conn.executemany(
-                    "INSERT INTO syncdash_changes (run_id, source, change, key, before, after) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", [(run_id, self.cfg.name, *c) for c in change_rows])
-            ck = {"stream": self.stream_idx, "source": batch.checkpoint, "fresh": self.fresh,
-                  "rewrite": self.rewrite, "batches": self.batch_no}
-            c = self.counts
-            conn.execute(
-                "UPDATE syncdash_runs SET inserted=?, updated=?, unchanged=?, deleted=?, failed=?, skipped=?, "
-                "checkpoint=?, heartbeat_at=? WHERE id=?",
-                (c["inserted"], c["updated"], c["unchanged"], c["deleted"], c["failed"], c["skipped"],
-                 None if dry else dumps(ck), now, run_id))
-            p = self.pcounts
-            conn.execute("UPDATE syncdash_run_phases SET inserted=?, updated=?, unchanged=?, failed=?, skipped=? "
-                         "WHERE id=?", (p["inserted"], p["updated"], p["unchanged"], p["failed"], p["skipped"],
-                                        self._phase_ids[self.load_phase]))
-            t = time.monotonic()
-            if t - self._last_progress >= PROGRESS_INTERVAL:
-                self._last_progress = t
-                conn.execute("UPDATE syncdash_run_phases SET done=?, total=?, detail=? WHERE id=?",
-                             (batch.done, batch.total, self.config.redact(batch.detail or "") or None,
-                              self._phase_ids[self.load_phase]))
-            if own_tx:
-                conn.execute("COMMIT")
-        except BaseException:
-            if own_tx and conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        dry = self.opt.dry_run
+        if errors:
+            self._store_write(
+                "INSERT INTO syncdash_item_errors (run_id, source, phase, item, item_key, file, line, "
+                "\"column\", error_type, code, message, retryable, attempts, payload, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, self.cfg.name, self.load_phase, e["item"], e["item_key"], e["file"], e["line"],
+                  e["column"], e["error_type"], e.get("code"), e["message"], bool(e["retryable"]),
+                  e.get("attempts", 1), e["payload"], now) for e in errors], many=True)
+        if change_rows:
+            self._store_write(
+                "INSERT INTO syncdash_changes (run_id, source, change, key, before, after) "
+                "VALUES (?, ?, ?, ?, ?, ?)", [(run_id, self.cfg.name, *c) for c in change_rows], many=True)
+        ck = {"stream": self.stream_idx, "source": batch.checkpoint, "fresh": self.fresh,
+              "rewrite": self.rewrite, "batches": self.batch_no}
+        c = self.counts
+        self._store_write(
+            "UPDATE syncdash_runs SET inserted=?, updated=?, unchanged=?, deleted=?, failed=?, skipped=?, "
+            "checkpoint=?, heartbeat_at=? WHERE id=?",
+            (c["inserted"], c["updated"], c["unchanged"], c["deleted"], c["failed"], c["skipped"],
+             None if dry else dumps(ck), now, run_id))
+        p = self.pcounts
+        self._store_write("UPDATE syncdash_run_phases SET inserted=?, updated=?, unchanged=?, failed=?, skipped=? "
+                          "WHERE id=?", (p["inserted"], p["updated"], p["unchanged"], p["failed"], p["skipped"],
+                                         self._phase_ids[self.load_phase]))
+        t = time.monotonic()
+        if t - self._last_progress >= PROGRESS_INTERVAL:
+            self._last_progress = t
+            self._store_write("UPDATE syncdash_run_phases SET done=?, total=?, detail=? WHERE id=?",
+                              (batch.done, batch.total, self.config.redact(batch.detail or "") or None,
+                               self._phase_ids[self.load_phase]))
 
     # ---- finalize: deletes ----------------------------------------------------------------------------
 
-    def _finalize(self, conn: sqlite3.Connection) -> None:
+    def _finalize(self) -> None:
         assert self.run is not None and self.run.id is not None
         self._phase_start(self.fin_phase)
         cfg = self.cfg
         if self.mode != "full" or cfg.deletes == "keep" or self.fresh or self.seen is None \
                 or not self.target_exists:
             self._phase_done(self.fin_phase, 0, 0)
-            self._drop_seen(conn)
+            self._drop_seen()
             return
         partial_read = getattr(self.adapter, "truncated", None) or (
             f"--limit-pages {self.opt.limit_pages}" if self.opt.limit_pages else None)
@@ -941,17 +1029,16 @@ class _RunExecution:
             self.warnings.append(f"deletes skipped: {partial_read}, so rows missing from what was read may still "
                                  "exist at the source")
             self._phase_done(self.fin_phase, 0, 0)
-            self._drop_seen(conn)
+            self._drop_seen()
             return
         if self.keyless_errors:
             self.warnings.append(f"deletes skipped: {self.keyless_errors} row(s) failed before their key "
                                  "could be read, so absent rows cannot be told apart from them")
             self._phase_done(self.fin_phase, 0, 0)
-            self._drop_seen(conn)
+            self._drop_seen()
             return
         dry = self.opt.dry_run
-        if not dry:
-            conn.execute("BEGIN IMMEDIATE")
+        self._tx_begin(dry)
         try:
             live = self.target.live_count()
             seen_live = self.counts["inserted"] + self.counts["updated"] + self.counts["unchanged"]
@@ -976,26 +1063,24 @@ class _RunExecution:
             deleted = self.target.delete_absent(cfg.deletes, now, self.run.id) if not dry and n else n
             self._count("deleted", deleted)
             self.changes_kept["delete"] += len(changes)
-            if dry:
-                conn.execute("BEGIN IMMEDIATE")
             if changes:
-                conn.executemany("INSERT INTO syncdash_changes (run_id, source, change, key, before, after) "
-                                 "VALUES (?, ?, ?, ?, ?, ?)", [(self.run.id, cfg.name, *c) for c in changes])
-            conn.execute("UPDATE syncdash_runs SET deleted=? WHERE id=?", (self.counts["deleted"], self.run.id))
-            conn.execute("UPDATE syncdash_run_phases SET deleted=? WHERE id=?",
-                         (self.pcounts["deleted"], self._phase_ids[self.load_phase]))
-            conn.execute("UPDATE syncdash_run_phases SET done=?, total=?, status='done', finished_at=? "
-                         "WHERE id=?", (deleted, n, now, self._phase_ids[self.fin_phase]))
-            conn.execute("COMMIT")
+                self._store_write("INSERT INTO syncdash_changes (run_id, source, change, key, before, after) "
+                                  "VALUES (?, ?, ?, ?, ?, ?)", [(self.run.id, cfg.name, *c) for c in changes],
+                                  many=True)
+            self._store_write("UPDATE syncdash_runs SET deleted=? WHERE id=?", (self.counts["deleted"], self.run.id))
+            self._store_write("UPDATE syncdash_run_phases SET deleted=? WHERE id=?",
+                              (self.pcounts["deleted"], self._phase_ids[self.load_phase]))
+            self._store_write("UPDATE syncdash_run_phases SET done=?, total=?, status='done', finished_at=? "
+                              "WHERE id=?", (deleted, n, now, self._phase_ids[self.fin_phase]))
+            self._tx_commit()
         except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            self._tx_rollback()
             raise
         finally:
-            self._drop_seen(conn)
+            self._drop_seen()
         self._report(self.fin_phase, n, n, None)
 
-    def _drop_seen(self, conn: sqlite3.Connection) -> None:
+    def _drop_seen(self) -> None:
         if self.seen is not None:
             self.seen.drop()
 

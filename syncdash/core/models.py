@@ -54,6 +54,7 @@ class Run(SQLModel, table=True):
     error_type: str | None = None
     warnings: str | None = None  # JSON list
     http: str | None = None  # JSON {"requests": n, "waits": [{url, reason, seconds}]}: REST sources only
+    applied_seq: int = 0  # the last batch journal entry (target in another database) applied here
 
 
 class RunPhase(SQLModel, table=True):
@@ -179,3 +180,12 @@ class Command(SQLModel, table=True):
     claimed_by: str | None = None
     finished_at: NaiveDatetime | None = None
     result: str | None = None
+
+
+class StoreMeta(SQLModel, table=True):
+    """Facts about the store itself (its id)."""
+
+    __tablename__ = "syncdash_meta"
+
+    key: str = Field(primary_key=True)
+    value: str = ""

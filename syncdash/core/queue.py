@@ -2,7 +2,8 @@
 
 Workers claim the most urgent due run in one short write transaction, so two workers (threads or
 daemons) never get the same run; a source never has two runs claimed or running at once. On SQLite
-BEGIN IMMEDIATE serialises claims; the claim is a conditional UPDATE, so it stays atomic elsewhere too.
+BEGIN IMMEDIATE serialises claims; on PostgreSQL claimers lock candidate rows with FOR UPDATE SKIP LOCKED and
+the source's state row, so they pass each other instead of queueing behind one lock.
 A schedule fire carries a unique key (source@fire time): however many daemons see it, it is queued once.
 """
 
@@ -51,24 +52,50 @@ def claim(store: Store, owner: str, *, run_id: int | None = None, now: datetime 
         r = store.get_run(run_id)
         if r is not None:
             sweep(store, now, source=r.source)
+    where = "r.id = ?" if run_id is not None else "(r.not_before IS NULL OR r.not_before <= ?)"
+    params: tuple[Any, ...] = (run_id,) if run_id is not None else (ts,)
+    due_sql = ("SELECT r.id, r.source FROM syncdash_runs r WHERE r.status = 'queued' AND " + where + " AND NOT EXISTS ("
+               "SELECT 1 FROM syncdash_runs o WHERE o.source = r.source AND o.status IN ('claimed', 'running')) "
+               "AND NOT (r.trigger = 'schedule' AND EXISTS (SELECT 1 FROM syncdash_source_state st "
+               "WHERE st.source = r.source AND st.paused)) "
+               "ORDER BY r.priority DESC, r.id")
     with store.engine.begin() as c:  # BEGIN IMMEDIATE on SQLite: one claimer at a time
-        where = "r.id = ?" if run_id is not None else "(r.not_before IS NULL OR r.not_before <= ?)"
-        params: tuple[Any, ...] = (run_id,) if run_id is not None else (ts,)
-        row = c.exec_driver_sql(
-            "SELECT r.id FROM syncdash_runs r WHERE r.status = 'queued' AND " + where + " AND NOT EXISTS ("
-            "SELECT 1 FROM syncdash_runs o WHERE o.source = r.source AND o.status IN ('claimed', 'running')) "
-            "AND NOT (r.trigger = 'schedule' AND EXISTS (SELECT 1 FROM syncdash_source_state st "
-            "WHERE st.source = r.source AND st.paused)) "
-            "ORDER BY r.priority DESC, r.id LIMIT 1", params).first()
-        if row is None:
-            return None
-        got = c.exec_driver_sql(
-            "UPDATE syncdash_runs SET status = 'claimed', owner = ?, heartbeat_at = ? "
-            "WHERE id = ? AND status = 'queued'",
-            (owner, ts, row[0])).rowcount
-        if not got:
-            return None
-    return store.get_run(row[0])
+        if store.is_sqlite:
+            row = c.exec_driver_sql(due_sql + " LIMIT 1", params).first()
+            if row is None:
+                return None
+            got = c.exec_driver_sql(
+                "UPDATE syncdash_runs SET status = 'claimed', owner = ?, heartbeat_at = ? "
+                "WHERE id = ? AND status = 'queued'", (owner, ts, row[0])).rowcount
+            if not got:
+                return None
+            claimed_id = row[0]
+        else:
+            claimed_id = _claim_on_server(c, due_sql, params, owner, ts)
+            if claimed_id is None:
+                return None
+    return store.get_run(claimed_id)
+
+
+def _claim_on_server(c: Any, due_sql: str, params: tuple[Any, ...], owner: str, ts: str) -> int | None:
+    """Several daemons claim at once on a server: candidates are locked with SKIP LOCKED (another claimer's
+    candidates are passed over, not waited for), then the source's state row is locked too, so two claimers of
+    different runs of one source cannot both see it idle; the idle check is repeated under that lock."""
+    for rid, source in c.exec_driver_sql(due_sql + " LIMIT 20 FOR UPDATE OF r SKIP LOCKED", params).fetchall():
+        c.exec_driver_sql("INSERT INTO syncdash_source_state (source, paused) VALUES (?, FALSE) "
+                          "ON CONFLICT (source) DO NOTHING", (source,))
+        if c.exec_driver_sql("SELECT 1 FROM syncdash_source_state WHERE source = ? FOR UPDATE SKIP LOCKED",
+                             (source,)).first() is None:
+            continue  # another claimer holds this source right now
+        busy = c.exec_driver_sql("SELECT 1 FROM syncdash_runs WHERE source = ? AND status IN ('claimed', 'running') "
+                                 "LIMIT 1", (source,)).first()
+        if busy is not None:
+            continue
+        got = c.exec_driver_sql("UPDATE syncdash_runs SET status = 'claimed', owner = ?, heartbeat_at = ? "
+                                "WHERE id = ? AND status = 'queued'", (owner, ts, rid)).rowcount
+        if got:
+            return int(rid)
+    return None
 
 
 def unclaim(store: Store, run_id: int, delay: float = 5.0) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -19,10 +20,20 @@ from typing import Any
 import platformdirs
 from sqlalchemy import Engine, event, inspect
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from syncdash.core import models
+from syncdash.core.dialect import (
+    MYSQL,
+    SQLITE,
+    Conn,
+    dialect_of,
+    mask_url,
+    normalize_url,
+    require_driver,
+    to_format_style,
+)
 from syncdash.core.models import Run, SourceState, utcnow
 from syncdash.errors import AlreadyRunning, StoreError
 
@@ -87,8 +98,16 @@ class Store:
     """The store: runs, phases, errors, source state, changes and commands."""
 
     def __init__(self, url: str | None = None) -> None:
-        self.url = url or default_database_url()
-        self.is_sqlite = self.url.startswith("sqlite")
+        self.url = normalize_url(url or default_database_url())
+        try:
+            self.dialect = dialect_of(self.url)
+        except ValueError as e:
+            raise StoreError(f"database {mask_url(self.url)}: {e}") from None
+        if self.dialect == MYSQL:
+            raise StoreError(f"database {mask_url(self.url)}: the store runs on SQLite or PostgreSQL; MySQL and "
+                             "MariaDB can hold target tables (target: mysql://...)")
+        require_driver(self.url, "store")
+        self.is_sqlite = self.dialect == SQLITE
         path = sqlite_path(self.url)
         if path is not None:
             try:
@@ -99,20 +118,44 @@ class Store:
         connect_args: dict[str, Any] = {}
         if self.is_sqlite:
             connect_args = {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
-        self.engine: Engine = create_engine(self.url, connect_args=connect_args)
-        if self.is_sqlite:
+            self.engine: Engine = create_engine(self.url, connect_args=connect_args)
             self._setup_sqlite(self.engine)
+        else:
+            self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=16)
+            install_qmark(self.engine)
+        self._store_id: str | None = None
         try:
             SQLModel.metadata.create_all(self.engine, tables=[
                 t.__table__ for t in (models.Run, models.RunPhase, models.ItemError, models.SourceState,  # type: ignore[attr-defined]
-                                      models.Change, models.Command, models.Breaker, models.Daemon)
+                                      models.Change, models.Command, models.Breaker, models.Daemon,
+                                      models.StoreMeta)
             ])
             self._add_missing_columns()
             with self.engine.begin() as c:  # ALTER TABLE cannot add a UNIQUE column: the index does the job
                 c.exec_driver_sql("CREATE UNIQUE INDEX IF NOT EXISTS ix_syncdash_runs_fire_key "
                                   "ON syncdash_runs (fire_key)")
-        except OperationalError as e:
-            raise StoreError(f"cannot open the store {self.url}: {e.orig}") from None
+        except (OperationalError, DBAPIError) as e:
+            raise StoreError(f"cannot open the store {mask_url(self.url)}: {e.orig}") from None
+
+    @property
+    def store_id(self) -> str:
+        """This store's identity, kept in it: journals in a separate target database are keyed by it, so
+        two stores writing to one target database never replay each other's batches."""
+        if self._store_id is None:
+            with self.engine.begin() as c:
+                row = c.exec_driver_sql("SELECT value FROM syncdash_meta WHERE key = 'store_id'").first()
+                if row is None:
+                    new = uuid.uuid4().hex
+                    c.exec_driver_sql("INSERT INTO syncdash_meta (key, value) VALUES ('store_id', ?) "
+                                      "ON CONFLICT (key) DO NOTHING", (new,))
+                    row = c.exec_driver_sql("SELECT value FROM syncdash_meta WHERE key = 'store_id'").first()
+            self._store_id = str(row[0]) if row else "unknown"
+        return self._store_id
+
+    def conn(self) -> Conn:
+        """A raw connection of the store's pool, for the engine's batch transactions."""
+        raw = self.engine.raw_connection()
+        return Conn(raw.driver_connection, self.dialect, release=raw.close)
 
     def _add_missing_columns(self) -> None:
         """Stores made by an older syncdash lack columns added since: add them (all have defaults)."""
@@ -126,8 +169,8 @@ class Store:
                     continue
                 ddl = col.type.compile(dialect=self.engine.dialect)
                 default = col.default.arg if col.default is not None and not callable(col.default.arg) else None
-                tail = f" NOT NULL DEFAULT {int(default) if isinstance(default, bool) else default!r}" \
-                    if isinstance(default, int | float) else ""
+                literal = ("TRUE" if default else "FALSE") if isinstance(default, bool) else repr(default)
+                tail = f" NOT NULL DEFAULT {literal}" if isinstance(default, int | float) else ""
                 with self.engine.begin() as c:
                     c.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {ddl}{tail}')
 
@@ -156,9 +199,6 @@ class Store:
             yield s
             s.commit()
 
-    def table_exists(self, name: str) -> bool:
-        return inspect(self.engine).has_table(name)
-
     # ---- leases: a source never runs twice at once ------------------------------------------
 
     def acquire_lease_in(self, s: Session, source: str, run_id: int, owner: str) -> list[int]:
@@ -167,7 +207,10 @@ class Store:
         Returns the ids of runs found dead (owner gone or lease lapsed) and marked interrupted.
         """
         now = utcnow()
-        st = s.get(SourceState, source) or SourceState(source=source)
+        if not self.is_sqlite:  # two claimers on a server: the state row is the lock (SQLite: BEGIN IMMEDIATE)
+            s.connection().exec_driver_sql("INSERT INTO syncdash_source_state (source, paused) VALUES (?, FALSE) "
+                                           "ON CONFLICT (source) DO NOTHING", (source,))
+        st = s.get(SourceState, source, with_for_update=not self.is_sqlite) or SourceState(source=source)
         if st.lock_run_id is not None and st.lock_run_id != run_id:
             alive = owner_alive(st.lock_owner)
             expired = st.lease_until is None or st.lease_until < now
@@ -256,6 +299,18 @@ class Store:
                 "failures=excluded.failures, opened_at=excluded.opened_at, retry_at=excluded.retry_at, "
                 "last_error=excluded.last_error, source=excluded.source, updated_at=excluded.updated_at",
                 (host, state, failures, ts[0], ts[1], last_error, source, ts[2]))
+
+
+def install_qmark(engine: Engine) -> None:
+    """Raw SQL in syncdash uses `?` placeholders (SQLite's); servers' drivers want `%s`. Only driver-level
+    statements (exec_driver_sql) are rewritten: SQLAlchemy's compiled ones already speak the driver's style."""
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _qmark(_conn: Any, _cursor: Any, statement: str, parameters: Any, context: Any,
+               _many: bool) -> tuple[str, Any]:
+        if parameters and context is not None and context.compiled is None:
+            statement = to_format_style(statement)
+        return statement, parameters
 
 
 def dumps(obj: Any) -> str:

@@ -102,23 +102,29 @@ _row_counts: dict[tuple[str, str], tuple[datetime, int | None]] = {}
 ROW_COUNT_EVERY = 10.0  # seconds: counting a million-row table takes tens of milliseconds
 
 
-def table_rows(store: Store, src: SourceConfig, now: datetime) -> int | None:
+def table_rows(store: Store, config: Config, src: SourceConfig, now: datetime) -> int | None:
     """Live rows in the source's tables (cached; None before the first sync created them)."""
     key = (store.url, src.name)
     cached = _row_counts.get(key)
     if cached is not None and (now - cached[0]).total_seconds() < ROW_COUNT_EVERY:
         return cached[1]
-    from syncdash.core.target import q
+    from syncdash.core import target_db
 
     total: int | None = None
-    with store.engine.connect() as c:
+    try:
+        db = target_db.connect(store, target_db.target_url(config, src))
+    except Exception:  # a target database that is down: no count, the dashboard still shows the rest
+        _row_counts[key] = (now, None)
+        return None
+    try:
         for table, _ in src.target_tables():
             try:
-                n = c.exec_driver_sql(f"SELECT COUNT(*) FROM {q(table)} WHERE _deleted_at IS NULL").scalar()
+                n = db.scalar(f"SELECT COUNT(*) FROM {target_db.q(table)} WHERE _deleted_at IS NULL")
             except Exception:
-                c.rollback()
                 continue
             total = (total or 0) + int(n or 0)
+    finally:
+        db.close()
     _row_counts[key] = (now, total)
     return total
 
@@ -156,7 +162,7 @@ def snapshot(store: Store, config: Config, now: datetime | None = None) -> Snaps
         host = _host(src)
         health = verdict(src, st, recent_runs(store, src.name, 3), sched, now)
         views.append(SourceView(src, st, last.get(src.name), health, text, override, nxt,
-                                breakers.get(host) if host else None, table_rows(store, src, now)))
+                                breakers.get(host) if host else None, table_rows(store, config, src, now)))
     return Snapshot(taken_at=now, sources=views,
                     active=[RunView(r, phases.get(r.id or 0, [])) for r in active_runs],
                     errors=errors, queue_depth=queue.depth(store, now), daemons=live_daemons(store, now),
