@@ -132,7 +132,7 @@ def test_line_numbers_on_the_fast_path_with_crlf_and_embedded_newlines(project: 
                                                                         (5, "five")]
 
 
-def test_a_failed_row_keeps_its_old_version_and_is_not_deleted(project: Project) -> None:
+def test_a_failed_row_keeps_its_old_version_and_is_not_deleted(project: Project, tdb: str) -> None:
     """When the new version of a row fails, the stored row stays as it was (not updated, not soft-deleted)."""
     project.config(CONFIG.format(name="keep", batch_size=1000))
     project.write("data/keep.csv", "id,title,plays,released\n1,a,1,01/01/2020\n2,b,2,01/01/2020\n3,c,3,01/01/2020\n")
@@ -142,11 +142,11 @@ def test_a_failed_row_keeps_its_old_version_and_is_not_deleted(project: Project)
     second = project.run_json("keep", expect=3)[0]
     assert second["counts"] == {"inserted": 0, "updated": 1, "unchanged": 1, "deleted": 0, "failed": 1,
                                 "skipped": 0}
-    assert project.query("SELECT id, title, plays, _run_id, _deleted_at FROM keep ORDER BY id") == [
+    assert project.tquery("SELECT id, title, plays, _run_id, _deleted_at FROM keep ORDER BY id") == [
         (1, "a", 1, first["id"], None), (2, "b", 2, first["id"], None), (3, "C", 3, second["id"], None)]
 
 
-def test_a_key_whose_first_row_failed_is_not_a_duplicate_anywhere(project: Project) -> None:
+def test_a_key_whose_first_row_failed_is_not_a_duplicate_anywhere(project: Project, tdb: str) -> None:
     """When the first row with a key fails and a later row with that key is valid, the outcome must not depend
     on batch boundaries, on whether the table was empty (insert-only first load) or on --dry-run: the valid row
     loads and only the broken row is an error."""
@@ -161,14 +161,14 @@ def test_a_key_whose_first_row_failed_is_not_a_duplicate_anywhere(project: Proje
         results = project.run_json(*args, expect=3)
         assert [r["counts"] for r in results] == [want, want], args
     for name in ("small", "large"):
-        assert project.query(f"SELECT id, title FROM {name} ORDER BY id") == [(1, "a2"), (2, "b"), (3, "c")]
+        assert project.tquery(f"SELECT id, title FROM {name} ORDER BY id") == [(1, "a2"), (2, "b"), (3, "c")]
     again = project.run_json("--all", expect=3)
     assert [r["counts"] for r in again] == [{**want, "inserted": 0, "unchanged": 3}] * 2
     lines = {(e["line"], e["error_type"]) for e in errors_json(project, str(again[0]["id"]))}
     assert lines == {(2, "type"), (6, "duplicate")}
 
 
-def test_retry_reprocesses_only_the_failed_items(project: Project) -> None:
+def test_retry_reprocesses_only_the_failed_items(project: Project, tdb: str) -> None:
     """After the data is fixed in place, `retry RUN` loads the failed lines that now parse (resolved as fixed),
     leaves rows that did not fail alone, keeps still-broken lines as unresolved errors and never retries
     duplicates."""
@@ -195,7 +195,7 @@ def test_retry_reprocesses_only_the_failed_items(project: Project) -> None:
     assert (retry["mode"], retry["parent_run_id"], retry["status"]) == ("retry", run["id"], "partial")
     assert retry["counts"] == {"inserted": 2, "updated": 0, "unchanged": 0, "deleted": 0, "failed": 1,
                                "skipped": 0}
-    assert project.query("SELECT id, name, qty FROM items ORDER BY id") == [
+    assert project.tquery("SELECT id, name, qty FROM items ORDER BY id") == [
         (1, "a", 1), (2, "b", 2), (3, "c", 3), (4, "d", 4)]
 
     every = errors_json(project, "--all")
