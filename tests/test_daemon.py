@@ -131,7 +131,7 @@ def test_daemon_killed_mid_run_resumes_on_restart(project: Project, tmp_path: Pa
     assert again.returncode == 0, again.stderr
     assert project.query("SELECT status, resumes FROM syncdash_runs WHERE id=?", (run_id,)) == [("succeeded", 1)]
     clean.run_json("big", expect=0)
-    assert table(project.db) == table(clean.db)
+    assert table(project) == table(clean)
 
 
 def test_sigterm_interrupts_the_run_and_the_next_start_resumes(project: Project) -> None:
