@@ -1,6 +1,7 @@
-"""Daemon figures: idle CPU, queue claim latency and runs per minute for small sources (SQLite store).
+"""Daemon figures: idle CPU, queue claim latency and runs per minute for small sources, on a SQLite store
+(the baseline, same run) and on PostgreSQL (one daemon with --workers, and three daemons sharing the queue).
 
-    python bench/daemon_load.py [--idle 60] [--runs 60] [--workers 3] [--sources 10]
+    python bench/daemon_load.py [--idle 60] [--runs 60] [--workers 3] [--sources 10] [--no-postgres]
 
 Idle: a daemon with schedules far in the future, its CPU time (utime+stime from /proc) over --idle seconds.
 Claim latency: runs queued with `syncdash run --queue`-equivalent inserts while the daemon waits; latency is
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,16 +35,85 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def write_project(root: Path, sources: int) -> Path:
-    (root / "data").mkdir(parents=True)
+def write_project(root: Path, sources: int, url: str) -> Path:
+    (root / "data").mkdir(parents=True, exist_ok=True)
     lines = ["sources:"]
     for i in range(sources):
         (root / "data" / f"s{i}.csv").write_text("id,name\n" + "".join(f"{j},n{j}\n" for j in range(200)))
         lines += [f"  - name: s{i}", "    kind: csv", f"    path: data/s{i}.csv", f"    table: t{i}",
                   "    primary_key: [id]", "    schedule: \"0 0 1 1 *\"", "    fields: {id: {type: int}, name: name}"]
-    cfg = root / "syncdash.yaml"
-    cfg.write_text(f"database: sqlite:///{root / 'store.db'}\n" + "\n".join(lines) + "\n")
+    cfg = root / f"syncdash-{url.split(':')[0]}.yaml"
+    cfg.write_text(f"database: {url}\n" + "\n".join(lines) + "\n")
     return cfg
+
+
+class Scratch:
+    """A scratch PostgreSQL database on 127.0.0.1, dropped afterwards."""
+
+    def __init__(self) -> None:
+        import psycopg
+
+        self.name = f"sd_bench_{uuid.uuid4().hex[:8]}"
+        self._admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+        with psycopg.connect(self._admin, autocommit=True) as c:
+            c.execute(f"CREATE DATABASE {self.name}")
+        self.url = f"postgresql://postgres@127.0.0.1:5432/{self.name}"
+
+    def drop(self) -> None:
+        import psycopg
+
+        from syncdash.core import target_db
+
+        target_db.dispose()
+        with psycopg.connect(self._admin, autocommit=True) as c:
+            c.execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+
+def measure(root: Path, url: str, args: argparse.Namespace, daemons: int, workers: int) -> dict[str, float]:
+    exe = [sys.executable, "-m", "syncdash"]
+    cfg = write_project(root, args.sources, url)
+    store = Store(url)
+    env = {**os.environ, "SYNCDASH_CONFIG": str(cfg)}
+    procs = [subprocess.Popen([*exe, "daemon", "--workers", str(workers)], env=env, stderr=subprocess.DEVNULL)
+             for _ in range(daemons)]
+    out: dict[str, float] = {}
+    try:
+        time.sleep(3)  # start-up (imports, first maintenance) is not idle time
+        if args.idle:
+            c0, t0 = sum(cpu_seconds(p.pid) for p in procs), time.monotonic()
+            time.sleep(args.idle)
+            c1, t1 = sum(cpu_seconds(p.pid) for p in procs), time.monotonic()
+            out["idle_pct"] = 100 * (c1 - c0) / (t1 - t0) / daemons
+        # claim latency: one run at a time, queued while the daemon idles
+        lat = []
+        for i in range(10):
+            rid = queue.enqueue(store, f"s{i % args.sources}", trigger="cli", kind="csv")
+            while (run := store.get_run(rid or 0)) is None or run.started_at is None:
+                time.sleep(0.01)
+            lat.append((run.started_at - run.queued_at).total_seconds())
+            while store.get_run(rid or 0).finished_at is None:  # type: ignore[union-attr]
+                time.sleep(0.01)
+            time.sleep(0.3)
+        out["lat_median_ms"] = statistics.median(lat) * 1000
+        out["lat_max_ms"] = max(lat) * 1000
+        # throughput: everything queued at once
+        ids = [queue.enqueue(store, f"s{i % args.sources}", trigger="cli", kind="csv") for i in range(args.runs)]
+        t_start = time.monotonic()
+        while True:
+            done = [store.get_run(i or 0) for i in ids]
+            if all(r is not None and r.finished_at is not None for r in done):
+                break
+            time.sleep(0.05)
+        elapsed = time.monotonic() - t_start
+        out["runs_per_min"] = args.runs / elapsed * 60
+        out["ok"] = sum(1 for r in done if r is not None and r.status == "succeeded")
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(60)
+        store.engine.dispose()
+    return out
 
 
 def main() -> int:
@@ -52,54 +122,30 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=60)
     ap.add_argument("--workers", type=int, default=3)
     ap.add_argument("--sources", type=int, default=10)
+    ap.add_argument("--no-postgres", action="store_true", help="SQLite only (no server at 127.0.0.1:5432)")
     args = ap.parse_args()
-    exe = [sys.executable, "-m", "syncdash"]
+    rows: list[tuple[str, dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        cfg = write_project(root, args.sources)
-        store = Store(f"sqlite:///{root / 'store.db'}")
-        env = {**os.environ, "SYNCDASH_CONFIG": str(cfg)}
-        daemon = subprocess.Popen([*exe, "daemon", "--workers", str(args.workers)], env=env,
-                                  stderr=subprocess.DEVNULL)
-        try:
-            time.sleep(3)  # start-up (imports, first maintenance) is not idle time
-            c0, t0 = cpu_seconds(daemon.pid), time.monotonic()
-            time.sleep(args.idle)
-            c1, t1 = cpu_seconds(daemon.pid), time.monotonic()
-            idle_pct = 100 * (c1 - c0) / (t1 - t0)
-
-            # claim latency: one run at a time, queued while the daemon idles
-            lat = []
-            for i in range(10):
-                rid = queue.enqueue(store, f"s{i % args.sources}", trigger="cli", kind="csv")
-                while (run := store.get_run(rid or 0)) is None or run.started_at is None:
-                    time.sleep(0.01)
-                lat.append((run.started_at - run.queued_at).total_seconds())
-                while store.get_run(rid or 0).finished_at is None:  # type: ignore[union-attr]
-                    time.sleep(0.01)
-                time.sleep(0.3)
-
-            # throughput: everything queued at once
-            start = datetime.utcnow()
-            ids = [queue.enqueue(store, f"s{i % args.sources}", trigger="cli", kind="csv") for i in range(args.runs)]
-            t_start = time.monotonic()
-            while True:
-                done = [store.get_run(i or 0) for i in ids]
-                if all(r is not None and r.finished_at is not None for r in done):
-                    break
-                time.sleep(0.05)
-            elapsed = time.monotonic() - t_start
-            ok = sum(1 for r in done if r is not None and r.status == "succeeded")
-        finally:
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(60)
-    print(f"daemon on SQLite, {args.sources} sources, {args.workers} worker(s); started {start:%H:%M:%S}")
-    print(f"idle CPU over {args.idle:.0f} s: {idle_pct:.2f}% of one core ({c1 - c0:.2f} s)")
-    print(f"claim latency (queued -> started, idle daemon, 10 runs): median {statistics.median(lat) * 1000:.0f} ms, "
-          f"max {max(lat) * 1000:.0f} ms (idle workers look at the queue once a second)")
-    print(f"throughput: {args.runs} runs of 200 rows in {elapsed:.1f} s = {args.runs / elapsed * 60:.0f} runs/minute "
-          f"({ok} succeeded)")
-    return 0 if ok == args.runs else 1
+        rows.append((f"SQLite, 1 daemon x {args.workers} workers (baseline)",
+                     measure(root / "sqlite", f"sqlite:///{root / 'store.db'}", args, 1, args.workers)))
+        if not args.no_postgres:
+            for daemons, workers in ((1, args.workers), (3, 1)):
+                pg = Scratch()
+                try:
+                    rows.append((f"PostgreSQL, {daemons} daemon(s) x {workers} worker(s)",
+                                 measure(root / f"pg{daemons}", pg.url, args, daemons, workers)))
+                finally:
+                    pg.drop()
+    print(f"{args.sources} sources, {args.runs} queued runs of 200 rows; idle over {args.idle:.0f} s "
+          "(idle workers look at the queue once a second)")
+    base = rows[0][1]["runs_per_min"]
+    print(f"{'store':45} {'idle CPU':>9} {'claim p50':>10} {'claim max':>10} {'runs/min':>9} {'x SQLite':>9}")
+    for name, r in rows:
+        idle = f"{r['idle_pct']:.2f}%" if "idle_pct" in r else "-"
+        print(f"{name:45} {idle:>9} {r['lat_median_ms']:>8.0f}ms {r['lat_max_ms']:>8.0f}ms "
+              f"{r['runs_per_min']:>9.0f} {r['runs_per_min'] / base:>9.2f}")
+    return 0 if all(r["ok"] == args.runs for _, r in rows) else 1
 
 
 if __name__ == "__main__":

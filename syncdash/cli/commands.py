@@ -70,7 +70,7 @@ def _store_for_reading(args: argparse.Namespace) -> tuple[Store, Config | None]:
 
 STARTER = """\
 # syncdash config: `syncdash validate` checks it, `syncdash schema` gives editors completion.
-# database: sqlite:///syncdash.db     # default: the user data dir; postgresql://... later
+# database: sqlite:///syncdash.db     # default: the user data dir; or postgresql://user@host/db
 sources:
   - name: customers
     kind: csv
@@ -119,11 +119,13 @@ def _default_database_url() -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from syncdash.core.dialect import mask_url
     from syncdash.sources.registry import adapter_for
 
     cfg = _config(args)
     render.out.print(f"[green]ok[/] {esc(cfg.file)}: {len(cfg.source_list)} source(s); "
-                     f"store {esc(cfg.redact(cfg.database or _default_database_url()))}")
+                     f"store {esc(cfg.redact(mask_url(cfg.database or _default_database_url())))}"
+                     + (f"; target tables in {esc(cfg.redact(mask_url(cfg.target)))}" if cfg.target else ""))
     for s in cfg.source_list:
         deletes = f", deletes {s.deletes}" if s.mode == "full" else ""
         if s.fields is None:  # a multi-stream source: each stream line says its table and key
@@ -132,6 +134,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             render.out.print(f"- [bold]{esc(s.name)}[/] ({esc(s.kind)}) -> table {esc(s.table)}, "
                              f"key ({esc(', '.join(s.primary_key))}), {s.mode}{deletes}, {len(s.fields)} field(s), "
                              f"batches of {s.batch_size}")
+        if s.target and s.target != cfg.target:
+            render.out.print(f"    target: {esc(cfg.redact(mask_url(s.target)))}")
         if s.schedule:
             from syncdash.core.schedule import parse_schedule
 
