@@ -4,17 +4,20 @@ daemons see it. The store and the target tables live in a scratch database creat
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import Project, ServerDb, server_db
+from conftest import Project, Receiver, ServerDb, server_db
 from test_resume import write_big
 
 from syncdash.core import queue
+from syncdash.core.models import SourceState, utcnow
 from syncdash.core.store import LEASE_SECONDS, Store
 from syncdash.sampleapi import SampleApi
 
@@ -52,7 +55,7 @@ def wait_for(what: str, check: Callable[[], Any], procs: list[subprocess.Popen[s
             return got
         for p in procs:
             if p.poll() is not None and p.returncode not in (0, -signal.SIGKILL):
-                out, err = p.communicate()
+                _out, err = p.communicate()
                 raise AssertionError(f"a daemon exited {p.returncode} while waiting for {what}:\n{err[-3000:]}")
         time.sleep(0.1)
     raise AssertionError(f"not within {timeout}s: {what}")
@@ -96,7 +99,7 @@ def test_three_daemons_share_the_queue_and_run_everything_exactly_once(project: 
         # a source never has two runs at once: its runs started one after the other
         spans = pg.query("SELECT started_at, finished_at FROM syncdash_runs WHERE source = ? ORDER BY started_at",
                          (f"s{i}",))
-        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), spans
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), spans
     assert pg.query("SELECT count(*) FROM players_3 WHERE _deleted_at IS NULL") == [(250,)]
     assert pg.query("SELECT lock_run_id FROM syncdash_source_state WHERE lock_run_id IS NOT NULL") == []
 
@@ -156,3 +159,33 @@ def test_a_killed_daemons_run_is_resumed_by_another_and_a_fire_is_queued_once(pr
     fires = pg.query("SELECT fire_key, count(*) FROM syncdash_runs WHERE source = 'ticker' GROUP BY fire_key")
     assert fires and all(n == 1 for _, n in fires), fires
     assert all(k.startswith("ticker@") for k, _ in fires)
+
+
+def test_an_overdue_source_is_notified_once_by_three_daemons(project: Project, pg: ServerDb,
+                                                             receiver: Receiver) -> None:
+    """The overdue flag lives in the store: of the daemons sharing it, exactly one sends the event."""
+    project.write("data/tick.csv", "id\n1\n")
+    project.config(f"""\
+        database: {pg.url}
+        notify: {{webhooks: ["{receiver.url}"], on: [overdue], backoff: 0.01}}
+        sources:
+          - name: yearly
+            kind: csv
+            path: data/tick.csv
+            table: tick
+            primary_key: [id]
+            schedule: "0 0 1 1 *"
+            fields: {{id: {{type: int}}}}
+        """)
+    store = Store(pg.url)
+    with store.tx() as s:  # its last success was three years ago: two yearly fires came and went since
+        s.add(SourceState(source="yearly", last_success_at=utcnow() - timedelta(days=3 * 366),
+                          last_fire_at=utcnow() - timedelta(days=400)))
+    daemons = [project.popen("daemon") for _ in range(3)]
+    try:
+        wait_for("an overdue event", lambda: receiver.events, daemons, timeout=30)
+        time.sleep(5)  # each daemon looks again every couple of seconds
+    finally:
+        stop_all(daemons)
+    assert [(e["event"], e["source"]) for e in receiver.events] == [("overdue", "yearly")]
+    assert pg.query("SELECT overdue_notified_at IS NOT NULL FROM syncdash_source_state") == [(1,)]

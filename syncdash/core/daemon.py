@@ -85,7 +85,6 @@ class Daemon:
         self._scheduler: Any = None
         self._job_texts: dict[str, str | None] = {}
         self._events: queue_mod.Queue[tuple[list[Any], dict[str, Any]] | None] = queue_mod.Queue()
-        self._overdue_sent: set[str] = set()
         self._last_cleanup: datetime | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------------
@@ -382,13 +381,22 @@ class Daemon:
             if sched is None:
                 continue
             late = verdict(src, st, recent_runs(self.store, src.name, 3), sched, now) == "overdue"
-            if late and src.name not in self._overdue_sent:
+            # the flag lives in the store: of several daemons on one database, the one that sets it notifies
+            with self.store.engine.begin() as c:
+                if late:
+                    c.exec_driver_sql("INSERT INTO syncdash_source_state (source, paused) VALUES (?, FALSE) "
+                                      "ON CONFLICT (source) DO NOTHING", (src.name,))
+                    mine = c.exec_driver_sql(
+                        "UPDATE syncdash_source_state SET overdue_notified_at = ? WHERE source = ? AND "
+                        "overdue_notified_at IS NULL", (format_ts(now), src.name)).rowcount == 1
+                else:
+                    mine = False
+                    c.exec_driver_sql("UPDATE syncdash_source_state SET overdue_notified_at = NULL WHERE source = ? "
+                                      "AND overdue_notified_at IS NOT NULL", (src.name,))
+            if mine:
                 from syncdash.core.notify import build_event
 
-                self._overdue_sent.add(src.name)
                 self._events.put((targets, build_event("overdue", src.name, None)))
-            elif not late:
-                self._overdue_sent.discard(src.name)
 
     def _send_events(self) -> None:
         """Deliveries retry with backoff: they run here, never on a worker (a dead webhook must not slow syncs)."""

@@ -118,6 +118,7 @@ class SourceState(SQLModel, table=True):
     schedule_override: str | None = None  # `syncdash schedule NAME --every/--cron`: beats the config until --reset
     last_fire_at: NaiveDatetime | None = None  # the last schedule fire queued (catch-up starts after it)
     next_fire_at: NaiveDatetime | None = None
+    overdue_notified_at: NaiveDatetime | None = None  # set by the daemon that sent `overdue`; cleared on recovery
     lock_run_id: int | None = None
     lock_owner: str | None = None
     lease_until: NaiveDatetime | None = None
