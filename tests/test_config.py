@@ -233,10 +233,11 @@ def test_schema_is_json_schema_of_the_contract(project: Project) -> None:
     assert proc.returncode == 0, proc.stderr
     schema = json.loads(proc.stdout)
     assert schema["$schema"].startswith("https://json-schema.org/")
-    assert set(schema["properties"]) == {"database", "sources"}
+    assert set(schema["properties"]) == {"database", "target", "sources", "flows", "tenants", "notify", "retention",
+                                         "daemon"}
     assert schema["additionalProperties"] is False
     kinds = schema["properties"]["sources"]["items"]["discriminator"]["mapping"]
-    assert set(kinds) == {"csv", "rest"}
+    assert set(kinds) == {"csv", "rest", "push"}
     source = schema["$defs"][kinds["csv"].rsplit("/", 1)[1]]
     props = source["properties"]
     assert props["kind"]["const"] == "csv"

@@ -9,6 +9,7 @@ from typing import Any
 import platformdirs
 from pydantic import ValidationError
 
+from syncdash.config import tenants
 from syncdash.config.models import Config, KeyedValueError, SourceConfig, redact
 from syncdash.config.yamlfile import LoadedYaml, Path_, load_yaml
 from syncdash.errors import ConfigError, ConfigErrors
@@ -88,6 +89,7 @@ def parse_config(text: str, file: str, env: dict[str, str] | None = None) -> Con
         errors.extend(_errors_from(e, (), y, file))
         raise _redacted(errors, y.secrets) from None
 
+    y.secrets.update(tenants.secret_values(cfg.tenants))
     sources: list[SourceConfig] = []
     seen_names: dict[str, int] = {}
     seen_tables: dict[str, str] = {}
@@ -105,8 +107,14 @@ def parse_config(text: str, file: str, env: dict[str, str] | None = None) -> Con
                 else f"required key is missing (one of: {', '.join(known_kinds())})",
                 file=file, line=y.line_of(where), key=_loc_key(("sources", i, "kind"))))
             continue
+        problem = tenants.check(raw, cfg.tenants)
+        if problem is not None:
+            where, msg = problem
+            errors.append(ConfigError(msg, file=file, line=y.line_of(("sources", i, *where)),
+                                      key=_loc_key(("sources", i, *where))))
+            continue
         try:
-            src = model.model_validate(raw)
+            src = model.model_validate(tenants.prepare_raw(raw))
         except ValidationError as e:
             errors.extend(_errors_from(e, ("sources", i), y, file))
             continue
@@ -129,16 +137,59 @@ def parse_config(text: str, file: str, env: dict[str, str] | None = None) -> Con
             continue
         y.secrets.update(v for v in src.secret_values() if v)
         src._secrets = y.secrets
+        src._tenants = cfg.tenants
         bind = getattr(src, "bind_config_file", None)
         if bind is not None:
             bind(Path(file))
         sources.append(src)
+    _parse_flows(cfg, y, file, sources, seen_names, errors)
     if errors:
         raise _redacted(errors, y.secrets)
     cfg._sources = sources
     cfg._file = file
     cfg._secrets = y.secrets
     return cfg
+
+
+def _parse_flows(cfg: Config, y: LoadedYaml, file: str, sources: list[SourceConfig], seen_names: dict[str, int],
+                 errors: list[ConfigError]) -> None:
+    """Flows share the sources' namespace (they are queued, scheduled and shown like sources); their steps must
+    name sources of this file, not other flows."""
+    from syncdash.sources.registry import flow_config_model
+
+    model = flow_config_model()
+    steps_ok = {s.name for s in sources}
+    for i, raw in enumerate(cfg.flows):
+        where = ("flows", i)
+        if not isinstance(raw, dict):
+            errors.append(ConfigError("each flow must be a mapping", file=file, line=y.line_of(where),
+                                      key=_loc_key(where)))
+            continue
+        if "kind" in raw:
+            errors.append(ConfigError("unknown key", file=file, line=y.line_of((*where, "kind")),
+                                      key=_loc_key((*where, "kind"))))
+            continue
+        try:
+            flow = model.model_validate({**raw, "kind": "flow"})
+        except ValidationError as e:
+            errors.extend(_errors_from(e, where, y, file))
+            continue
+        if flow.name in seen_names:
+            errors.append(ConfigError(
+                f"duplicate name {flow.name!r} (first defined at line {seen_names[flow.name]}); flows and sources "
+                "share one namespace", file=file, line=y.line_of((*where, "name")), key=_loc_key((*where, "name"))))
+            continue
+        bad = [j for j, step in enumerate(flow.steps) if step not in steps_ok]
+        if bad:
+            j = bad[0]
+            known = ", ".join(sorted(steps_ok)) or "none"
+            errors.append(ConfigError(
+                f"step {flow.steps[j]!r} is not a source of this file (steps are sources and pushes; known: {known})",
+                file=file, line=y.line_of((*where, "steps", j)), key=_loc_key((*where, "steps", j))))
+            continue
+        seen_names[flow.name] = y.line_of((*where, "name")) or 0
+        flow._secrets = y.secrets
+        sources.append(flow)
 
 
 def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:

@@ -130,8 +130,19 @@ class SourceConfig(Strict):
     catch_up: bool = Field(default=False, description="Fire times missed while nothing ran: one run (true) or none")
     run_retry: RunRetry = Field(default_factory=RunRetry)
     notify: NotifyConfig | None = Field(default=None, description="Events of this source (adds to the global notify)")
+    for_each_tenant: bool = Field(default=False, description="Run once per tenant (see `tenants:`), each its own "
+                                                             "phase, with {tenant.KEY} filled from its set")
+    tenant_column: str = Field(default="tenant", description="for_each_tenant: the column holding the tenant's "
+                                                             "name; it joins the primary key")
 
     _jd = duration_validator("jitter")
+    _tenants: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
+    _tenant: str | None = PrivateAttr(default=None)
+
+    @field_validator("tenant_column")
+    @classmethod
+    def _tenant_column(cls, v: str) -> str:
+        return check_identifier(v, "tenant_column")
 
     @model_validator(mode="after")
     def _schedule(self) -> SourceConfig:
@@ -241,6 +252,10 @@ class Config(Strict):
         default=None, description="SQLAlchemy URL of the database holding the target tables (sqlite, postgresql "
                                   "or mysql); default: the store's database")
     sources: list[dict[str, Any]] = Field(default_factory=list)
+    flows: list[dict[str, Any]] = Field(default_factory=list, description="Sources and pushes run in order as one run")
+    tenants: dict[str, dict[str, str | int | float | bool]] = Field(
+        default_factory=dict, description="Named credential sets; a source with for_each_tenant runs once per "
+                                          "tenant, with {tenant.KEY} filled from that tenant's set")
     notify: NotifyConfig | None = Field(default=None, description="Webhooks and/or a command for run events")
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     daemon: DaemonConfig = Field(default_factory=lambda: DaemonConfig())

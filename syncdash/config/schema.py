@@ -12,11 +12,16 @@ from syncdash.sources.registry import all_config_models
 def json_schema() -> dict[str, Any]:
     models = tuple(all_config_models())
     source_union = Annotated[Union[models], Field(discriminator="kind")] if len(models) > 1 else models[0]  # noqa: UP007
+    from syncdash.config.models import Config
+    from syncdash.sources.registry import flow_config_model
+
+    top = {name: (f.annotation, f) for name, f in Config.model_fields.items() if name not in ("sources", "flows")}
     root = create_model(
         "SyncdashConfig",
         __config__={"extra": "forbid"},
-        database=(str | None, Field(default=None, description="SQLAlchemy URL of the store")),
         sources=(list[source_union], Field(default_factory=list)),  # type: ignore[valid-type]
+        flows=(list[flow_config_model()], Field(default_factory=list)),  # type: ignore[misc]
+        **top,  # type: ignore[arg-type]
     )
     schema = root.model_json_schema(by_alias=True)
     for definition in schema["$defs"].values():

@@ -24,7 +24,7 @@ from syncdash.core.dialect import Conn, database_errors, integrity_errors, trans
 from syncdash.core.models import FINAL_STATUSES, ItemError, Run, RunPhase, SourceState, utcnow
 from syncdash.core.readahead import Prepared
 from syncdash.core.store import LEASE_SECONDS, Store, dumps, format_ts, owner_id
-from syncdash.core.target import FAILED, q
+from syncdash.core.target import FAILED, q, scope_sql
 from syncdash.errors import (
     AlreadyRunning,
     DeleteGuardTripped,
@@ -59,6 +59,7 @@ class RunOptions:
     run_id: int | None = None  # a queued run claimed by the caller (queue.claim): executed under that id
     shutdown: threading.Event | None = None  # the daemon is stopping: end as `interrupted`, resume next start
     backfill_from: str | None = None  # incremental: send this instead of the stored cursor
+    flow_run_id: int | None = None  # a step of this flow run (the flow's run detail lists its steps' runs)
 
 
 QUEUED_OPTIONS = ("full", "dry_run", "limit_pages", "backfill_from", "retry_of", "retry_errors")
@@ -123,8 +124,10 @@ class Engine:
         options = options or RunOptions()
         cfg = self.source_config(name)
         adapter: Source = adapter_for(cfg.kind)(cfg)
+        # pulls, pushes and flows share the run's life (lease, phases, checkpoints, errors, resume, finish)
+        execution = _execution_class(getattr(adapter, "execution", "pull"))
         try:
-            return _RunExecution(self.store, self.config, cfg, adapter, options).execute()
+            return execution(self.store, self.config, cfg, adapter, options).execute()
         finally:
             close = getattr(adapter, "close", None)
             if close is not None:
@@ -168,6 +171,7 @@ class _RunExecution:
         self.fin_phase = "finalize"
         self.pcounts = dict.fromkeys(COUNT_NAMES, 0)
         self.screening = False
+        self.step_failures: list[str] = []  # flows with on_error: continue: steps that failed
         # the store's and the target's connections (one and the same when the target is the store's database)
         self.target_url = target_db.target_url(config, cfg)
         self.same_db = target_db.same_database(store, self.target_url)
@@ -190,7 +194,7 @@ class _RunExecution:
             if self._early_error is not None:
                 raise self._early_error
             self._execute_phases()
-            status = "partial" if self.counts["failed"] else "succeeded"
+            status = "partial" if self.counts["failed"] or self.step_failures else "succeeded"
         except RunInterrupted:
             status, error = "interrupted", "stopped by a daemon shutdown; resumes on its next start"
         except RunCancelled:
@@ -236,10 +240,12 @@ class _RunExecution:
                 run.kind, run.mode, run.dry_run, run.status = self.cfg.kind, self.mode, self.opt.dry_run, "running"
                 run.started_at, run.heartbeat_at, run.owner, run.fingerprint = now, now, self.owner, self.fingerprint
                 run.parent_run_id = run.parent_run_id or self.opt.retry_of
+                run.flow_run_id = run.flow_run_id or self.opt.flow_run_id
             else:
                 run = Run(source=self.cfg.name, kind=self.cfg.kind, trigger=self.opt.trigger, mode=self.mode,
                           dry_run=self.opt.dry_run, status="running", started_at=now, heartbeat_at=now,
-                          owner=self.owner, fingerprint=self.fingerprint, parent_run_id=self.opt.retry_of)
+                          owner=self.owner, fingerprint=self.fingerprint, parent_run_id=self.opt.retry_of,
+                          flow_run_id=self.opt.flow_run_id)
             s.add(run)
             s.flush()
             assert run.id is not None
@@ -301,15 +307,19 @@ class _RunExecution:
                                                _change_table().c.change == kind)).one()
         else:
             with self.store.tx() as s:
-                seq = 0
-                for st in self.streams:
-                    load, fin = self._phase_names(st)
-                    for name, unit in ((load, st.unit), (fin, "rows")):
-                        ph = RunPhase(run_id=self.run.id, seq=seq, name=name, unit=unit)
-                        s.add(ph)
-                        s.flush()
-                        self._phase_ids[name] = ph.id or 0
-                        seq += 1
+                for seq, (name, unit) in enumerate(self._phase_specs()):
+                    ph = RunPhase(run_id=self.run.id, seq=seq, name=name, unit=unit)
+                    s.add(ph)
+                    s.flush()
+                    self._phase_ids[name] = ph.id or 0
+
+    def _phase_specs(self) -> list[tuple[str, str]]:
+        """(name, unit) of the run's phases, in order: a load and a finalize phase per stream."""
+        out = []
+        for st in self.streams:
+            load, fin = self._phase_names(st)
+            out += [(load, st.unit), (fin, "rows")]
+        return out
 
     def _phase_names(self, stream: Any) -> tuple[str, str]:
         if len(self.streams) == 1:
@@ -539,8 +549,8 @@ class _RunExecution:
     def _collect_adapter_warnings(self) -> None:
         for st in self.streams:
             self.warnings.extend(self.config.redact(w) for w in getattr(st, "warnings", []))
-        client = getattr(self.source_adapter, "_client", None)
-        waits = getattr(client, "waits", None)
+        clients = getattr(self.source_adapter, "http_clients", lambda: [])()
+        waits = [w for c in clients for w in c.waits]
         if waits:
             total = sum(w.seconds for w in waits)
             kinds: dict[str, int] = {}
@@ -549,16 +559,20 @@ class _RunExecution:
             what = ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1])[:6])
             self.warnings.append(f"waited {len(waits)} time(s), {total:.1f} s in total: {what}")
             self.waits = [{"url": w.url, "reason": w.reason, "seconds": round(w.seconds, 3)} for w in waits]
-        if client is not None:
-            self.requests = client.attempts
+        if clients:
+            self.requests = sum(c.attempts for c in clients)
 
-    def _parent_rows(self, table: str, columns: list[str], key: list[str]) -> list[dict[str, Any]]:
-        """Live rows of an earlier stream's table, in key order: what a for_each stream fans out over."""
+    def _parent_rows(self, table: str, columns: list[str], key: list[str],
+                     scope: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Live rows of an earlier stream's table (of one tenant, with scope), in key order: what a for_each
+        stream fans out over."""
         assert self.tdb is not None
         cols = ", ".join(q(c) for c in columns)
         order = ", ".join(q(c) for c in key)
+        where, params = scope_sql(scope, "")
         try:
-            rows = self.tdb.all(f"SELECT {cols} FROM {q(table)} WHERE _deleted_at IS NULL ORDER BY {order}")
+            rows = self.tdb.all(f"SELECT {cols} FROM {q(table)} WHERE _deleted_at IS NULL{where} ORDER BY {order}",
+                                params)
         except database_errors():
             return []  # a dry run before the first real one: the parent table does not exist yet
         return [{c: (v.isoformat() if hasattr(v, "isoformat") else v) for c, v in zip(columns, r, strict=True)}
@@ -1040,12 +1054,13 @@ class _RunExecution:
         dry = self.opt.dry_run
         self._tx_begin(dry)
         try:
-            live = self.target.live_count()
+            scope = getattr(self.adapter, "scope", None) or None
+            live = self.target.live_count(scope)
             seen_live = self.counts["inserted"] + self.counts["updated"] + self.counts["unchanged"]
             # every row this run inserted, updated or found unchanged is live now, so at most
             # live - seen_live rows are absent: an unchanged re-run skips the scan (not in a dry run,
             # which inserted nothing)
-            n = 0 if (not dry and live <= seen_live) else self.target.collect_absent(self.seen)
+            n = 0 if (not dry and live <= seen_live) else self.target.collect_absent(self.seen, scope)
             ratio = cfg.max_delete_ratio
             if n and ratio is not None and live and n / live > ratio:
                 raise DeleteGuardTripped(
@@ -1192,3 +1207,15 @@ def _count() -> Any:
     from sqlalchemy import func
 
     return func.count()
+
+
+def _execution_class(kind: str) -> type[_RunExecution]:
+    if kind == "push":
+        from syncdash.core.push_run import PushExecution
+
+        return PushExecution
+    if kind == "flow":
+        from syncdash.core.flow import FlowExecution
+
+        return FlowExecution
+    return _RunExecution

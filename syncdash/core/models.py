@@ -13,7 +13,8 @@ from sqlmodel import Field, SQLModel
 RUN_STATUSES = ("queued", "claimed", "running", "succeeded", "partial", "failed", "cancelled", "interrupted")
 FINAL_STATUSES = ("succeeded", "partial", "failed", "cancelled")
 # who goes first when several runs are due: a person waiting beats a timer beats a retry
-PRIORITY = {"cli": 30, "console": 30, "api": 30, "demo": 30, "resume": 25, "schedule": 20, "retry": 10}
+PRIORITY = {"cli": 30, "console": 30, "api": 30, "demo": 30, "flow": 30, "resume": 25, "schedule": 20,
+            "retry": 10}
 
 
 def utcnow() -> datetime:
@@ -42,6 +43,7 @@ class Run(SQLModel, table=True):
     owner: str | None = None  # pid@host of the process executing it
     resumes: int = 0
     parent_run_id: int | None = None  # the run a retry re-processes
+    flow_run_id: int | None = Field(default=None, index=True)  # the flow run this run is a step of
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -190,3 +192,18 @@ class StoreMeta(SQLModel, table=True):
 
     key: str = Field(primary_key=True)
     value: str = ""
+
+
+class Pushed(SQLModel, table=True):
+    """What a push last sent for a key: only rows whose content differs from this are sent again."""
+
+    __tablename__ = "syncdash_pushed"
+
+    source: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)  # JSON list of the key columns' values
+    scope: str = Field(default="", index=True)  # the tenant, for a push run once per tenant
+    hash: int = 0  # of the request URL and body
+    url: str = ""  # where it went (secrets masked)
+    ref: str | None = None  # JSON of the row values the URL templates read (to address a delete)
+    run_id: int | None = None
+    pushed_at: NaiveDatetime = Field(default_factory=utcnow)

@@ -128,7 +128,7 @@ class Store:
             SQLModel.metadata.create_all(self.engine, tables=[
                 t.__table__ for t in (models.Run, models.RunPhase, models.ItemError, models.SourceState,  # type: ignore[attr-defined]
                                       models.Change, models.Command, models.Breaker, models.Daemon,
-                                      models.StoreMeta)
+                                      models.StoreMeta, models.Pushed)
             ])
             self._add_missing_columns()
             with self.engine.begin() as c:  # ALTER TABLE cannot add a UNIQUE column: the index does the job

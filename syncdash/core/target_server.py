@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from syncdash.core.dialect import MYSQL, POSTGRES, Conn
-from syncdash.core.target import FAILED, keys_json, q
+from syncdash.core.target import FAILED, keys_json, q, scope_sql
 from syncdash.errors import TargetError
 
 _PG_TYPES = {"str": "TEXT", "int": "BIGINT", "float": "DOUBLE PRECISION", "bool": "BOOLEAN", "date": "DATE",
@@ -163,8 +163,9 @@ class ServerTargetTable:
     def is_empty(self) -> bool:
         return self.db.one(f"SELECT 1 FROM {self.qt} LIMIT 1") is None
 
-    def live_count(self) -> int:
-        return int(self.db.scalar(f"SELECT count(*) FROM {self.qt} WHERE _deleted_at IS NULL") or 0)
+    def live_count(self, scope: dict[str, Any] | None = None) -> int:
+        where, params = scope_sql(scope, "")
+        return int(self.db.scalar(f"SELECT count(*) FROM {self.qt} WHERE _deleted_at IS NULL{where}", params) or 0)
 
     # ---- reads --------------------------------------------------------------------------------
 
@@ -270,12 +271,15 @@ class ServerTargetTable:
         self.db.execute(f"DROP TEMPORARY TABLE IF EXISTS {name}" if self.dialect == MYSQL
                         else f"DROP TABLE IF EXISTS pg_temp.{name}")
 
-    def collect_absent(self, seen: ServerSeenKeys) -> int:
+    def collect_absent(self, seen: ServerSeenKeys, scope: dict[str, Any] | None = None) -> int:
         pk = ", ".join(f"t.{q(k)}" for k in self.pk)
+        where, params = scope_sql(scope)
         self._drop_temp(self._absent)
         temp = "TEMPORARY" if self.dialect == MYSQL else "TEMP"
-        self.db.execute(f"CREATE {temp} TABLE {self._absent} AS SELECT {pk} FROM {self.qt} t "
-                        f"WHERE t._deleted_at IS NULL AND NOT {seen.contains_sql('t')}")
+        # created empty, then filled: PostgreSQL takes no parameters in CREATE TABLE AS
+        self.db.execute(f"CREATE {temp} TABLE {self._absent} AS SELECT {pk} FROM {self.qt} t WHERE 1 = 0")
+        self.db.execute(f"INSERT INTO {self._absent} SELECT {pk} FROM {self.qt} t "
+                        f"WHERE t._deleted_at IS NULL AND NOT {seen.contains_sql('t')}{where}", params)
         return int(self.db.scalar(f"SELECT count(*) FROM {self._absent}") or 0)
 
     def _on_absent(self) -> str:

@@ -61,7 +61,8 @@ class RunContext:
     cursors: dict[str, Any] = field(default_factory=dict)  # stored incremental cursor per stream
     redact: Callable[[str], str] = lambda s: s
     add_secret: Callable[[str], None] = lambda s: None  # a token obtained at run time (OAuth2)
-    parent_rows: Callable[[str, list[str], list[str]], list[dict[str, Any]]] | None = None  # for_each
+    # for_each: (table, columns, key, scope) -> the earlier stream's live rows (scope: {column: value} filter)
+    parent_rows: Callable[..., list[dict[str, Any]]] | None = None
 
 
 class CheckpointInvalid(Exception):

@@ -12,7 +12,10 @@ if TYPE_CHECKING:
 _KINDS: dict[str, str] = {
     "csv": "syncdash.sources.csvfile:CsvSourceConfig:CsvSource",
     "rest": "syncdash.sources.rest:RestSourceConfig:RestSource",
+    "push": "syncdash.sources.push:PushConfig:PushTarget",
 }
+# kinds the config declares elsewhere than `sources:` (flows: ...)
+_INTERNAL: dict[str, str] = {"flow": "syncdash.sources.flow:FlowConfig:FlowAdapter"}
 
 
 def known_kinds() -> list[str]:
@@ -20,12 +23,16 @@ def known_kinds() -> list[str]:
 
 
 def _load(kind: str, idx: int) -> Any:
-    mod, *names = _KINDS[kind].split(":")
+    mod, *names = (_KINDS.get(kind) or _INTERNAL[kind]).split(":")
     return getattr(import_module(mod), names[idx])
 
 
 def config_model_for(kind: str) -> type[SourceConfig] | None:
     return _load(kind, 0) if kind in _KINDS else None
+
+
+def flow_config_model() -> Any:
+    return _load("flow", 0)
 
 
 def adapter_for(kind: str) -> Any:

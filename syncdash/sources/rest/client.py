@@ -29,9 +29,9 @@ from syncdash.sources.rest.config import (
     BasicAuth,
     BearerAuth,
     CircuitBreaker,
+    HttpSettings,
     OAuth2ClientCredentials,
     RateLimit,
-    RestSourceConfig,
     RetryPolicy,
 )
 
@@ -194,7 +194,7 @@ class HostBreaker:
 class RestClient:
     """One per source run, shared by its streams and fetch threads."""
 
-    def __init__(self, cfg: RestSourceConfig, *, store: Any | None = None,
+    def __init__(self, cfg: HttpSettings, *, store: Any | None = None,
                  redact: Callable[[str], str] = lambda s: s, add_secret: Callable[[str], None] | None = None,
                  cancel: threading.Event | None = None) -> None:
         self.cfg = cfg
@@ -222,10 +222,14 @@ class RestClient:
     # ---- public ------------------------------------------------------------------------------
 
     def fetch(self, url: str, params: dict[str, Any] | None = None, method: str | None = None,
-              body: Any = None) -> Response:
-        """The JSON body of url, after auth, rate limit, breaker and retries; FetchError when it fails for good."""
-        method = method or self.cfg.method
-        body = body if body is not None else self.cfg.body
+              body: Any = None, headers: dict[str, str] | None = None, accept: frozenset[int] = frozenset()
+              ) -> Response:
+        """The JSON body of url, after auth, rate limit, breaker and retries; FetchError when it fails for good.
+
+        accept: error statuses answered as a Response instead of raised (a push's rejected records).
+        """
+        method = method or getattr(self.cfg, "method", "GET")
+        body = body if body is not None else getattr(self.cfg, "body", None)
         shown = self.show_url(url, params)
         retrying = Retrying(stop=stop_after_attempt(self.policy.attempts), wait=self._wait,
                             retry=retry_if_exception(lambda e: isinstance(e, _Retry)),
@@ -233,7 +237,7 @@ class RestClient:
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._attempt(method, url, params, body, shown)
+                    return self._attempt(method, url, params, body, shown, headers, accept)
         except _Retry as e:
             tries = self.policy.attempts
             e.error.args = (f"{e.error} (gave up after {tries} {'try' if tries == 1 else 'tries'})",)
@@ -274,7 +278,8 @@ class RestClient:
             self.waits.append(Wait(url, reason, backoff))
         return backoff
 
-    def _attempt(self, method: str, url: str, params: dict[str, Any] | None, body: Any, shown: str) -> Response:
+    def _attempt(self, method: str, url: str, params: dict[str, Any] | None, body: Any, shown: str,
+                 extra: dict[str, str] | None = None, accept: frozenset[int] = frozenset()) -> Response:
         host = urlsplit(url).netloc
         breaker = self._breaker(host)
         breaker.before()
@@ -286,6 +291,8 @@ class RestClient:
         with self._lock:
             self.attempts += 1
         headers, params = self._auth(dict(params or {}))
+        if extra:
+            headers = {**extra, **headers}
         started = time.monotonic()
         try:
             # httpx's params= replaces a URL's own query (next links carry theirs): merge instead
@@ -316,6 +323,9 @@ class RestClient:
                 raise _Retry(FetchError(f"{method} {shown}: HTTP {status}; body: {preview}", error_type="http",
                                         status=status, url=shown), retry_after)
             breaker.success()  # the host answered: it is up, the request was wrong
+            if status in accept:
+                return Response(url=shown, status=status, headers=resp.headers, content=content, elapsed=elapsed,
+                                preview=self._preview, method=method)
             kind = "auth" if status in (401, 403) else "http"
             hint = " (check the source's auth)" if kind == "auth" else ""
             raise FetchError(f"{method} {shown}: HTTP {status}{hint}; body: {preview}", error_type=kind,

@@ -234,11 +234,11 @@ class RestStream(_Endpoint):
         return v
 
 
-class RestSourceConfig(SourceConfig, _Endpoint):
-    kind: Literal["rest"]
-    url: str | None = Field(default=None, description="The endpoint (or give base_url and streams)")
-    base_url: str | None = None
+class HttpSettings(Strict):
+    """How a source or a push talks HTTP: auth, rate limit, retries, breaker, timeout (RestClient reads these)."""
+
     auth: Auth | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
     rate_limit: Annotated[RateLimit | None, WithJsonSchema({"anyOf": [
         {"type": "string", "description": "e.g. 10/minute"}, {"type": "object", "properties": {
             "rate": {"type": "string"}, "burst": {"type": "integer"}, "shared": {"type": "boolean"}}},
@@ -249,14 +249,24 @@ class RestSourceConfig(SourceConfig, _Endpoint):
     concurrency: int = Field(default=1, ge=1, le=64,
                              description="Parallel page fetches (page/offset with a known total, for_each)")
     verify_tls: bool = True
+
+    _dt = duration_validator("timeout")
+
+    def secret_values(self) -> list[str]:
+        """Literal credentials are masked like ${VAR} values: they must never reach the store or a log."""
+        return self.auth.secrets() if self.auth is not None else []
+
+
+class RestSourceConfig(SourceConfig, _Endpoint, HttpSettings):
+    kind: Literal["rest"]
+    url: str | None = Field(default=None, description="The endpoint (or give base_url and streams)")
+    base_url: str | None = None
     streams: list[RestStream] | None = None
     # with streams, these live on each stream instead
     table: str | None = Field(default=None, description="Target table, created if missing")  # type: ignore[assignment]
     primary_key: list[str] | None = None  # type: ignore[assignment]
     fields: dict[str, FieldSpec] | None = None  # type: ignore[assignment]
     batch_size: int = Field(default=1000, ge=1, le=1_000_000)
-
-    _d = duration_validator("timeout")
 
     @field_validator("table")
     @classmethod
@@ -320,8 +330,7 @@ class RestSourceConfig(SourceConfig, _Endpoint):
         return "".join(self.stream_config(i).mapping_fingerprint()[:4] for i in range(len(self.streams)))
 
     def secret_values(self) -> list[str]:
-        """Literal credentials are masked like ${VAR} values: they must never reach the store or a log."""
-        return self.auth.secrets() if self.auth is not None else []
+        return HttpSettings.secret_values(self)
 
     def target_tables(self) -> list[tuple[str, tuple[str | int, ...]]]:
         if self.streams:

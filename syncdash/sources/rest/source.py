@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from syncdash.config.tenants import TENANT_FIELD
 from syncdash.core.mapping import Mapper, build_mapper
 from syncdash.errors import FetchError, SchemaMismatch, UsageError
 from syncdash.sources.base import Batch, CheckpointInvalid, RecordProblem, RunContext
@@ -33,18 +34,33 @@ class RestSource:
     unit = "records"
     read_ahead = False
 
-    def __init__(self, config: RestSourceConfig) -> None:
+    def __init__(self, config: RestSourceConfig, tenant: str | None = None) -> None:
         self.config = config
         self.ctx = RunContext()
         self._client: RestClient | None = None
+        self._groups: list[RestSource] = []
+        if config.for_each_tenant and tenant is None:
+            # one group (own client: own credentials) per tenant; each stream a phase named after its tenant
+            from syncdash.config.tenants import expand
+
+            self._groups = [RestSource(c, tenant=t) for t, c in expand(config)]
+            self._streams = [st for g in self._groups for st in g.streams()]
+            return
         if config.streams:
-            self._streams = [RestStreamSource(self, config.stream_config(i), st.name)
+            self._streams = [RestStreamSource(self, config.stream_config(i), st.name, tenant)
                              for i, st in enumerate(config.streams)]
         else:
-            self._streams = [RestStreamSource(self, config, "load")]
+            self._streams = [RestStreamSource(self, config, "load", tenant)]
 
     def bind(self, ctx: RunContext) -> None:
         self.ctx = ctx
+        for g in self._groups:
+            g.bind(ctx)
+
+    def http_clients(self) -> list[RestClient]:
+        """The clients this run used (one per tenant): their waits and request counts go into the run."""
+        own = [self._client] if self._client is not None else []
+        return own + [c for g in self._groups for c in g.http_clients()]
 
     @property
     def client(self) -> RestClient:
@@ -60,6 +76,8 @@ class RestSource:
         if self._client is not None:
             self._client.close()
             self._client = None
+        for g in self._groups:
+            g.close()
 
     def describe(self) -> list[str]:
         lines = []
@@ -81,10 +99,14 @@ class RestStreamSource:
     read_ahead = False
     replayable = False  # full syncs keep their seen keys in the store: a resume must not refetch
 
-    def __init__(self, parent: RestSource, config: RestSourceConfig, phase: str) -> None:
+    def __init__(self, parent: RestSource, config: RestSourceConfig, name: str, tenant: str | None = None) -> None:
         self.parent = parent
         self.config = config
-        self.phase = phase
+        self.name = name  # the stream's own name ("load" for a one-endpoint source): what for_each refers to
+        # the phase: unique in the run; with tenants the tenant's name (and the stream's, with several)
+        self.phase = name if tenant is None else (tenant if name == "load" else f"{name} {tenant}")
+        self.tenant = tenant
+        self.scope = {} if tenant is None else {config.tenant_column: tenant}
         self.warnings: list[str] = []
         self.cursor_max: Any = None
         self.truncated: str | None = None  # why the stream did not read everything (then nothing is deleted)
@@ -312,7 +334,15 @@ class RestStreamSource:
         if not isinstance(found, list):
             raise FetchError(f"{resp.url}: records {c.records or '(body)'} is a {type(found).__name__}, not a list",
                              error_type="parse", url=resp.url, retryable=False)
+        if self.tenant is not None:
+            for r in found:
+                if isinstance(r, dict):
+                    r[TENANT_FIELD] = self.tenant
         return found
+
+    @property
+    def _tag(self) -> dict[str, str]:
+        return {} if self.tenant is None else {TENANT_FIELD: self.tenant}
 
     def _total(self, resp: Response) -> int | None:
         c = self.config
@@ -359,7 +389,7 @@ class RestStreamSource:
         c = self.config
         ctx = self.parent.ctx
         client = self.parent.client
-        parent = next(s for s in self.parent.streams() if s.phase == c._for_each)
+        parent = next(s for s in self.parent.streams() if s.name == c._for_each)
         template = c._for_each_path or ""
         names = _PLACEHOLDER.findall(template)
         pc = parent.config
@@ -370,7 +400,7 @@ class RestStreamSource:
                                  f"field of stream {parent.phase} ({', '.join(pc.fields)})")
         if ctx.parent_rows is None:
             raise SchemaMismatch(f"source {c.name}: stream {self.phase} needs the rows of {parent.phase}")
-        rows = ctx.parent_rows(pc.table, list(pc.fields), pc.primary_key)
+        rows = ctx.parent_rows(pc.table, list(pc.fields), pc.primary_key, self.scope)
         total = len(rows)
         done = int(start["index"]) if start else 0
         base = (self.parent.config.base_url or self.parent.config.url or "").rstrip("/")
@@ -400,7 +430,7 @@ class RestStreamSource:
                     recs = rec if isinstance(rec, list) else [rec]
                     for r in recs:
                         if isinstance(r, dict):
-                            records.append({**r, "_parent": row})
+                            records.append({**r, "_parent": row, **self._tag})
                             lines.append(i)
                 done += len(chunk)
                 yield Batch(records=records, mapper=self.mapper, lines=lines, file=f"{c.url}", problems=problems,
