@@ -230,7 +230,8 @@ def test_pushed_rows_that_disappear_are_sent_as_deletes(project: Project,
     ("sources:\n  - name: p\n    kind: push\n    key: id\n    url: http://h/x\n    body: {id: id}\n", 3,
      "sources.0.from_table: give from_table or query (one of them)"),
     ("sources:\n  - name: p\n    kind: push\n    for_each_tenant: true\n    key: id\n    url: http://h/x\n"
-     "    body: {id: id}\n    from_table: t\n", 5, "sources.0.for_each_tenant: for_each_tenant needs a top-level `tenants:` mapping"),
+     "    body: {id: id}\n    from_table: t\n", 5,
+     "sources.0.for_each_tenant: for_each_tenant needs a top-level `tenants:` mapping"),
 ])
 def test_flow_push_and_tenant_config_errors_name_the_line(project: Project, snippet: str, line: int,
                                                           message: str) -> None:
