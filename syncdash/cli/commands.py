@@ -128,7 +128,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
                      + (f"; target tables in {esc(cfg.redact(mask_url(cfg.target)))}" if cfg.target else ""))
     for s in cfg.source_list:
         deletes = f", deletes {s.deletes}" if s.mode == "full" else ""
-        if s.fields is None:  # a multi-stream source: each stream line says its table and key
+        if s.kind in ("flow", "push"):  # their describe() line says what they do
+            render.out.print(f"- [bold]{esc(s.name)}[/] ({esc(s.kind)})")
+        elif s.fields is None:  # a multi-stream source: each stream line says its table and key
             render.out.print(f"- [bold]{esc(s.name)}[/] ({esc(s.kind)}), {s.mode}{deletes}")
         else:
             render.out.print(f"- [bold]{esc(s.name)}[/] ({esc(s.kind)}) -> table {esc(s.table)}, "
@@ -251,7 +253,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if args.all and args.names:
         raise UsageError("give source names or --all, not both")
-    names = [s.name for s in cfg.source_list] if args.all else list(args.names)
+    # --all: every source and push; flows run their steps again, so they are run by name
+    names = [s.name for s in cfg.source_list if s.kind != "flow"] if args.all else list(args.names)
     if not names:
         raise UsageError("which sources? give one or more names, or --all")
     for n in names:
@@ -552,6 +555,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                                         .order_by(col(Change.id)).limit(args.changes)))
             change_counts[kind] = s.exec(select(func.count()).select_from(Change).where(
                 Change.run_id == run.id, Change.change == kind)).one()
+        steps = list(s.exec(select(Run).where(Run.flow_run_id == run.id).order_by(col(Run.id))))
     config_opt = f" --config {cfg.file}" if cfg and cfg.file else ""
     # --full only changes anything for an incremental source; a full source runs full anyway
     src = cfg.source(run.source) if cfg else None
@@ -572,6 +576,8 @@ def cmd_show(args: argparse.Namespace) -> int:
                                 "after": json.loads(c.after) if c.after else None} for c in v]
                            for k, v in changes.items()}
         data["changes_recorded"] = change_counts
+        if run.kind == "flow":
+            data["steps"] = [render.run_json(r) for r in steps]
         data["rerun"] = rerun
         render.print_json(data)
         return EXIT_OK
@@ -588,16 +594,24 @@ def cmd_show(args: argparse.Namespace) -> int:
     for w in json.loads(run.warnings) if run.warnings else []:
         o.print(f"[yellow]warning:[/] {esc(w)}")
     o.print("phases:")
+    width = max([9, *(len(p.name) for p in phases)])
     for p in phases:
         took = (p.finished_at - p.started_at).total_seconds() if p.finished_at and p.started_at else None
         total = f"/{p.total}" if p.total is not None else ""
-        o.print(esc(f"  {p.name:9} {p.status:8} {p.done}{total} {p.unit}"
+        o.print(esc(f"  {p.name:{width}} {p.status:8} {p.done}{total} {p.unit}"
                     + (f" in {took:.2f}s" if took is not None else "")))
+    if steps:
+        o.print("step runs (`syncdash show RUN` for each one's errors and changes):")
+        for r in steps:
+            st = render.STATUS_STYLE.get(r.status, "")
+            o.print(f"  run {r.id} {esc(r.source)} [{st}]{esc(r.status)}[/]: +{r.inserted} ~{r.updated} "
+                    f"={r.unchanged} -{r.deleted} !{r.failed}" + (f" ({esc(r.error)})" if r.error else ""))
     if n_errors:
         o.print(f"errors ({n_errors}, first {len(errors)}):")
         for e in errors:
             o.print(esc(f"  {e.item or '-'} [{e.error_type}] {e.message}" + (" (resolved)" if e.resolved_at else "")))
-    o.print("what changed:")
+    if run.kind != "flow":
+        o.print("what changed:")
     for kind in ("insert", "update", "delete"):
         n = change_counts[kind]
         if not n:
