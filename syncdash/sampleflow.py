@@ -142,9 +142,12 @@ class ScoringApi(_TenantApi):
         return (200, [], _dumps({"accepted": len(items)}))
 
 
-def demo_participants(tenant: str, event: str, n: int) -> list[dict[str, Any]]:
+def demo_participants(tenant: str, event: str, n: int, base: int | None = None) -> list[dict[str, Any]]:
+    """n participants of one tenant's event; ids from `base` (default 1000 for tenants named a..., else 2000),
+    bibs from base // 10."""
     first = ("Aoife", "Brian", "Ciara", "Dara", "Eimear", "Fionn", "Grainne", "Hugh", "Isolde", "Jack")
     last = ("Byrne", "Kelly", "Walsh", "Ryan", "Doyle", "Nolan", "Quinn", "Burke")
-    base = 1000 if tenant.startswith("a") else 2000
+    if base is None:
+        base = 1000 if tenant.startswith("a") else 2000
     return [{"id": base + i, "event_id": event, "first_name": first[i % len(first)], "last_name": last[i % len(last)],
              "bib": base // 10 + i, "email": f"runner{base + i}@example.com"} for i in range(n)]

@@ -640,9 +640,12 @@ def cmd_errors(args: argparse.Namespace) -> int:
     with store.session() as s:
         qy = select(ItemError).order_by(col(ItemError.id)).limit(max(1, args.limit))
         if args.run is not None:
-            if s.get(Run, args.run) is None:
+            run = s.get(Run, args.run)
+            if run is None:
                 raise UsageError(f"no run {args.run}")
-            qy = qy.where(ItemError.run_id == args.run)
+            # a flow's errors are its steps' (each step is its source's own run)
+            ids = [args.run, *s.exec(select(Run.id).where(Run.flow_run_id == args.run))]
+            qy = qy.where(col(ItemError.run_id).in_(ids))
         if args.source:
             qy = qy.where(ItemError.source == args.source)
         if not args.all:
