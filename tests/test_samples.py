@@ -42,9 +42,11 @@ def test_sample_config_validates(project: Project) -> None:
     sample.write_text((__import__("pathlib").Path(__file__).parents[1] / "config.sample.yaml").read_text())
     proc = project.cli("--config", str(sample), "validate", env={"CRM_EXPORT_DIR": "/srv/crm-secret-dir",
                                                                    "PLAYERS_TOKEN": "tok", "PAYMENTS_KEY": "key",
-                                                                   "WEBHOOK_SECRET": "whs"})
+                                                                   "WEBHOOK_SECRET": "whs", "ACME_SCORE_TOKEN": "a1",
+                                                                   "GLOBEX_SCORE_TOKEN": "g1"})
     assert proc.returncode == 0, proc.stderr
     assert "music_catalog" in proc.stdout and "crm_contacts" in proc.stdout
+    assert "race_day (flow)" in proc.stdout and "participants_to_scoring (push)" in proc.stdout
     assert "crm-secret-dir" not in proc.stdout + proc.stderr
 
 
