@@ -22,7 +22,11 @@ def test_demo_syncs_sample_sources_twice(project: Project) -> None:
                        "ORDER BY id").fetchall()
     day = [("music_catalog", "partial"), ("crm_contacts", "succeeded"), ("partner_stores", "succeeded"),
            ("league_players", "succeeded")]
-    assert [r[1:3] for r in runs] == [*day, *day, ("partner_feed", "failed"), ("partner_feed", "failed")]
+    flow = [("race_day", "partial"), ("registrations", "succeeded"), ("participants_to_scoring", "partial"),
+            ("race_results", "succeeded")]
+    assert [r[1:3] for r in runs] == [*day, *day, ("partner_feed", "failed"), ("partner_feed", "failed"), *flow]
+    # the flow: 2 tenants x 24 participants pulled and pushed (one bib refused), 47 results back
+    assert [r[3] for r in runs[10:]] == [48 + 47 + 47, 48, 47, 47] and runs[12][6] == 1
     assert runs[3][3] == 30 and runs[7][3:5] == (0, 3)  # the API's second answer: only the 3 touched players
     errors = con.execute("SELECT error_type FROM syncdash_runs WHERE source = 'partner_feed'").fetchall()
     assert errors == [("breaker",), ("breaker",)]
