@@ -299,20 +299,30 @@ def cmd_retry(args: argparse.Namespace) -> int:
         raise UsageError(f"no run {args.run}")
     if cfg.source(run.source) is None:
         raise UsageError(f"run {run.id} belongs to source {run.source!r}, which is not in {cfg.file}")
+    from syncdash.core.models import Run
+
     with store.session() as s:
-        n = s.exec(select(func.count()).select_from(ItemError).where(
-            ItemError.run_id == run.id, col(ItemError.resolved_at).is_(None), ItemError.retryable == True)).one()  # noqa: E712
-    if not n:
+        # a flow's failed items are its step runs': each step with some is retried as its own run
+        targets = [run] if run.kind != "flow" else list(s.exec(select(Run).where(Run.flow_run_id == run.id)
+                                                                .order_by(col(Run.id))))
+        counts = {r.id: s.exec(select(func.count()).select_from(ItemError).where(
+            ItemError.run_id == r.id, col(ItemError.resolved_at).is_(None), ItemError.retryable == True)).one()  # noqa: E712
+            for r in targets}
+    jobs = [(r.source, RunOptions(trigger="retry", retry_of=r.id)) for r in targets if counts[r.id]]
+    if not jobs:
         if getattr(args, "json", False):
             render.print_json([])  # scripts always get JSON: no retry run, so an empty list of runs
         else:
             render.out.print(f"run {run.id} has no unresolved retryable errors")
         return EXIT_OK
-    render.err.print(f"retrying {n} failed item(s) of run {run.id} ({run.source})")
-    code = _run_many(args, cfg, store, [(run.source, RunOptions(trigger="retry", retry_of=run.id))])
+    for r in targets:
+        if counts[r.id]:
+            render.err.print(f"retrying {counts[r.id]} failed item(s) of run {r.id} ({r.source})")
+    code = _run_many(args, cfg, store, jobs)
     with store.session() as s:
         rows = s.exec(select(ItemError.resolution, func.count()).where(
-            ItemError.run_id == run.id, ItemError.retryable == True).group_by(ItemError.resolution)).all()  # noqa: E712
+            col(ItemError.run_id).in_([r.id for r in targets]), ItemError.retryable == True)  # noqa: E712
+            .group_by(ItemError.resolution)).all()
     summary = {str(k or "unresolved"): v for k, v in rows}
     if not getattr(args, "json", False):
         render.out.print("items: " + esc(", ".join(f"{v} {k}" for k, v in sorted(summary.items()))))

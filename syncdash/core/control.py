@@ -53,7 +53,27 @@ def retry_errors(store: Store, config: Config, run_id: int, error_ids: list[int]
     run = store.get_run(run_id)
     if run is None:
         raise UsageError(f"no run {run_id}")
+    if run.kind == "flow":  # a flow's failed items belong to its step runs: retry each step that has some
+        ids = [request_run(store, config, step.source, trigger="retry", retry_of=step.id, retry_errors=error_ids)
+               for step in _steps_with_errors(store, run_id, error_ids)]
+        if not ids:
+            raise UsageError(f"flow run {run_id} has no step with retryable failed items")
+        return ids[0]
     return request_run(store, config, run.source, trigger="retry", retry_of=run_id, retry_errors=error_ids)
+
+
+def _steps_with_errors(store: Store, flow_run_id: int, error_ids: list[int] | None) -> list[Run]:
+    """The flow's step runs holding unresolved retryable errors (only those among error_ids, when given)."""
+    from sqlmodel import col, select
+
+    from syncdash.core.models import ItemError
+
+    errs = select(ItemError.run_id).where(col(ItemError.resolved_at).is_(None), ItemError.retryable == True)  # noqa: E712
+    if error_ids:
+        errs = errs.where(col(ItemError.id).in_(error_ids))
+    with store.session() as s:
+        return list(s.exec(select(Run).where(Run.flow_run_id == flow_run_id, col(Run.id).in_(errs))
+                           .order_by(col(Run.id))))
 
 
 def last_failed_run(store: Store, source: str) -> Run | None:

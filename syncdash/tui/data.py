@@ -195,6 +195,7 @@ class RunDetail:
     errors: list[ItemError]
     changes: list[Change]
     change_counts: dict[str, int]
+    steps: list[Run] = field(default_factory=list)  # a flow's step runs: their errors and changes are the flow's
 
 
 def run_detail(store: Store, run_id: int, limit: int = 200) -> RunDetail | None:
@@ -203,12 +204,15 @@ def run_detail(store: Store, run_id: int, limit: int = 200) -> RunDetail | None:
         if run is None:
             return None
         phases = _phases(s, [run_id]).get(run_id, [])
-        errors = list(s.exec(select(ItemError).where(ItemError.run_id == run_id).order_by(col(ItemError.id))
+        steps = list(s.exec(select(Run).where(Run.flow_run_id == run_id).order_by(col(Run.id))))
+        ids = [run_id, *(r.id for r in steps)]
+        errors = list(s.exec(select(ItemError).where(col(ItemError.run_id).in_(ids)).order_by(col(ItemError.id))
                              .limit(limit)))
-        changes = list(s.exec(select(Change).where(Change.run_id == run_id).order_by(col(Change.id)).limit(limit)))
-        counts = {k: n for k, n in s.exec(select(Change.change, func.count()).where(Change.run_id == run_id)
+        changes = list(s.exec(select(Change).where(col(Change.run_id).in_(ids)).order_by(col(Change.id))
+                              .limit(limit)))
+        counts = {k: n for k, n in s.exec(select(Change.change, func.count()).where(col(Change.run_id).in_(ids))
                                           .group_by(Change.change))}
-    return RunDetail(run, phases, errors, changes, counts)
+    return RunDetail(run, phases, errors, changes, counts, steps)
 
 
 def error_groups(store: Store, limit: int = 500) -> list[ItemError]:

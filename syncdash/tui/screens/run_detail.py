@@ -76,6 +76,10 @@ class RunDetailScreen(Screen[None]):
         if r.error:
             lines.append(f"[red]error ({r.error_type}):[/] {escape(r.error)}")
         lines += [f"[yellow]warning:[/] {escape(w)}" for w in warnings]
+        if d.steps:
+            lines.append("steps: " + " → ".join(
+                f"{escape(s.source)} run {s.id} {fmt.styled(s.status, fmt.STATUS_STYLE.get(s.status, ''))}"
+                for s in d.steps))
         self.query_one("#run-summary", Static).update("\n".join(lines))
         ph = self.query_one("#phases", DataTable)
         ph.clear()
