@@ -28,12 +28,13 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from console_fixtures import SCREENS, make_app  # noqa: E402
 
 # README order; every name is a console_fixtures.SCREENS entry
-SHOTS = ["dashboard", "run_detail", "errors", "source_detail", "history", "dashboard_80x24", "help"]
+SHOTS = ["dashboard", "run_detail", "errors", "source_detail", "history", "dashboard_80x24", "help", "flow_dashboard",
+         "flow_run_detail"]
 
 
 async def shoot(name: str, workdir: Path, out: Path) -> Path:
-    size, get_there = SCREENS[name]
-    app = make_app(workdir / name)
+    size, get_there, *scenario = SCREENS[name]
+    app = make_app(workdir / name, *scenario)
     async with app.run_test(size=size) as pilot:
         await get_there(pilot)
         await pilot.wait_for_scheduled_animations()

@@ -245,22 +245,132 @@ def create_targets(store: Store) -> None:
                                   (live + 1 + i, DIFF_RUN, "2025-03-14 09:59:19.400000"))
 
 
-def build(root: Path) -> tuple[Config, Store]:
+# ---- a race-day flow half way through: its push step is sending the second tenant's participants ----
+
+FLOW_CONFIG = """\
+tenants:
+  acme: {reg_token: reg-acme, score_token: score-acme, event: "101"}
+  globex: {reg_token: reg-globex, score_token: score-globex, event: "202"}
+flows:
+  - name: race_day
+    description: registrations -> scoring -> results
+    schedule: every 30m
+    steps: [registrations, participants_to_scoring, results]
+sources:
+  - name: registrations
+    kind: rest
+    for_each_tenant: true
+    url: https://reg.example.com/v1/events/{tenant.event}/participants
+    auth: {type: bearer, token: "{tenant.reg_token}"}
+    records: participants
+    table: participants
+    primary_key: [id]
+    fields: {id: {type: int}, event_id: event_id, first_name: first_name, bib: {type: int}}
+  - name: participants_to_scoring
+    kind: push
+    for_each_tenant: true
+    from_table: participants
+    key: [id]
+    url: https://scoring.example.com/v1/events/{event_id}/participants
+    batch: 50
+    body: {externalId: id, bib: bib, firstName: first_name}
+    auth: {type: bearer, token: "{tenant.score_token}"}
+  - name: results
+    kind: rest
+    for_each_tenant: true
+    url: https://scoring.example.com/v1/events/{tenant.event}/results
+    auth: {type: bearer, token: "{tenant.score_token}"}
+    records: results
+    table: results
+    primary_key: [external_id]
+    fields: {external_id: {from: externalId, type: int}, time_s: {type: int}}
+"""
+FLOW_RUN = 5  # the running flow
+
+
+def populate_flow(store: Store) -> None:
+    started = ago(minutes=2)
+    runs = [
+        _run(1, "race_day", "flow", "succeeded", ago(minutes=32), 41.0, inserted=700, unchanged=0, failed=1),
+        _run(2, "registrations", "rest", "succeeded", ago(minutes=32), 12.0, trigger="flow", inserted=240),
+        _run(3, "participants_to_scoring", "push", "partial", ago(minutes=31, seconds=48), 22.0, trigger="flow",
+             inserted=239, failed=1),
+        _run(4, "results", "rest", "succeeded", ago(minutes=31, seconds=26), 7.0, trigger="flow", inserted=239),
+        _run(FLOW_RUN, "race_day", "flow", "running", started, None, owner=OTHER_OWNER, inserted=3, updated=9,
+             unchanged=228 + 96),
+        _run(6, "registrations", "rest", "succeeded", started, 14.0, trigger="flow", inserted=3, updated=9,
+             unchanged=228),
+        _run(7, "participants_to_scoring", "push", "running", started + timedelta(seconds=14), None,
+             trigger="flow", owner=OTHER_OWNER, inserted=3, updated=9, unchanged=96),
+    ]
+    for r in runs[1:4]:
+        r.flow_run_id = 1
+    for r in runs[5:]:
+        r.flow_run_id = FLOW_RUN
+    runs[4].checkpoint = json.dumps({"step": 1, "failed": [], "runs": {"registrations": 6}})
+    flow_phases = [
+        RunPhase(run_id=FLOW_RUN, seq=0, name="registrations", status="done", done=240, total=240, unit="rows",
+                 detail="run 6: succeeded", started_at=started, finished_at=started + timedelta(seconds=14),
+                 inserted=3, updated=9, unchanged=228),
+        RunPhase(run_id=FLOW_RUN, seq=1, name="participants_to_scoring", status="running", done=168, total=240,
+                 unit="rows", detail="globex: key globex, 2047", started_at=started + timedelta(seconds=14),
+                 unchanged=96 + 60, updated=9, inserted=3),
+        RunPhase(run_id=FLOW_RUN, seq=2, name="results", status="pending", unit="rows"),
+    ]
+    t = started + timedelta(seconds=14)
+    push_phases = [
+        RunPhase(run_id=7, seq=0, name="acme", status="done", done=120, total=120, unit="rows", started_at=t,
+                 finished_at=t + timedelta(seconds=40), updated=9, unchanged=111),
+        RunPhase(run_id=7, seq=1, name="acme deletes", status="done", done=0, total=0, unit="rows",
+                 started_at=t + timedelta(seconds=40), finished_at=t + timedelta(seconds=40)),
+        RunPhase(run_id=7, seq=2, name="globex", status="running", done=48, total=120, unit="rows",
+                 detail="key globex, 2047", started_at=t + timedelta(seconds=40), inserted=3, unchanged=45),
+        RunPhase(run_id=7, seq=3, name="globex deletes", status="pending", unit="rows"),
+    ]
+    done_phases = [p for r in runs[:4] for p in _finished_phases(r, "rows", r.inserted)]
+    done_phases += _finished_phases(runs[5], "rows", 240)
+    error = ItemError(run_id=3, source="participants_to_scoring", phase="acme", item="key tenant='acme', id=1003",
+                      item_key=json.dumps(["acme", 1003]), error_type="rejected", code="HTTP 422",
+                      message="POST https://scoring.example.com/v1/events/101/participants: HTTP 422: record 0: "
+                              "bib 103 is not a valid bib number",
+                      payload=json.dumps({"externalId": 1003, "bib": 103, "firstName": "Dara"}),
+                      created_at=ago(minutes=31, seconds=40))
+    states = [SourceState(source="race_day", last_run_id=1, last_status="succeeded",
+                          last_success_at=runs[0].finished_at, last_success_run_id=1, last_fire_at=started,
+                          lock_run_id=FLOW_RUN, lock_owner=OTHER_OWNER, lease_until=NOW + timedelta(seconds=45)),
+              SourceState(source="participants_to_scoring", last_run_id=3, last_status="partial",
+                          last_success_at=runs[2].finished_at, lock_run_id=7, lock_owner=OTHER_OWNER,
+                          lease_until=NOW + timedelta(seconds=45))]
+    with store.tx() as s:
+        for r in runs:
+            s.add(r)
+        s.flush()
+        for row in (*flow_phases, *push_phases, *done_phases, error, *states):
+            s.add(row)
+
+
+SCENARIOS: dict[str, tuple[str, Callable[[Store], None]]] = {
+    "main": (CONFIG, lambda store: (populate(store), create_targets(store))),
+    "flow": (FLOW_CONFIG, populate_flow),
+}
+
+
+def build(root: Path, scenario: str = "main") -> tuple[Config, Store]:
     """The config (written to root/syncdash.yaml, paths relative to it) and a populated store in root."""
+    text, fill = SCENARIOS[scenario]
     root.mkdir(parents=True, exist_ok=True)
-    (root / "syncdash.yaml").write_text(CONFIG, encoding="utf-8")
-    config = parse_config(CONFIG, "syncdash.yaml")
+    (root / "syncdash.yaml").write_text(text, encoding="utf-8")
+    config = parse_config(text, "syncdash.yaml")
     store = Store(f"sqlite:///{root / 'console.db'}")
-    populate(store)
-    create_targets(store)
+    fill(store)
     return config, store
 
 
-def make_app(root: Path, **kw: Any) -> Any:
+def make_app(root: Path, scenario: str = "main", **kw: Any) -> Any:
     """A read-only console (nothing scheduled or run) on the deterministic store, with the fixed clock."""
     from syncdash.tui.app import SyncdashApp
 
-    config, store = build(root)
+    config, store = build(root, scenario)
     kw.setdefault("host", False)
     kw.setdefault("poll_interval", 3600.0)  # the first poll only: nothing changes under the screenshot
     kw.setdefault("clock", fixed_clock)
@@ -379,8 +489,16 @@ def _source(p: Any) -> bool:
 WIDE = (120, 40)
 SMALL = (80, 24)
 
-# name: (terminal size, how to get there from a fresh app)
-SCREENS: dict[str, tuple[tuple[int, int], Step]] = {
+def _flow_dashboard(p: Any) -> bool:
+    return on_screen(p, "DashboardScreen") and len(p.app.screen.query(".run-card")) == 2 and rows(p, "#sources") == 4
+
+
+def _flow_detail(p: Any) -> bool:
+    return (on_screen(p, "RunDetailScreen") and rows(p, "#phases") == 3 and "steps:" in text(p, "#run-summary"))
+
+
+# name: (terminal size, how to get there from a fresh app[, store scenario])
+SCREENS: dict[str, tuple[Any, ...]] = {
     "dashboard": (WIDE, steps(dashboard_ready, repaint)),
     "dashboard_80x24": (SMALL, steps(dashboard_ready, repaint)),
     "history": (WIDE, steps(dashboard_ready, press("h"), until(_history, "the run history"), repaint)),
@@ -393,4 +511,10 @@ SCREENS: dict[str, tuple[tuple[int, int], Step]] = {
                                   repaint)),
     "help": (WIDE, steps(dashboard_ready, press("question_mark"),
                          until(lambda p: on_screen(p, "HelpScreen"), "the help screen"), repaint)),
+    # a flow half way: its card shows a bar per step, the push step's card a bar per tenant
+    "flow_dashboard": (WIDE, steps(until(_flow_dashboard, "the flow's run cards"), repaint), "flow"),
+    "flow_run_detail": (WIDE, steps(until(_flow_dashboard, "the flow's run cards"), press("h"),
+                                    until(lambda p: on_screen(p, "HistoryScreen") and rows(p, "#runs") == 7,
+                                          "the run history"), press("down", "down", "enter"),
+                                    until(_flow_detail, f"the detail of flow run {FLOW_RUN}"), repaint), "flow"),
 }

@@ -26,5 +26,5 @@ def _plain_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("screen", list(SCREENS))
 def test_console_snapshot(snap_compare: Any, tmp_path: Path, screen: str) -> None:
-    size, get_there = SCREENS[screen]
-    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=get_there)
+    size, get_there, *scenario = SCREENS[screen]
+    assert snap_compare(make_app(tmp_path, *scenario), terminal_size=size, run_before=get_there)
