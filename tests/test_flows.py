@@ -242,3 +242,20 @@ def test_flow_push_and_tenant_config_errors_name_the_line(project: Project, snip
     proc = project.cli("validate")
     assert proc.returncode == 2, proc.stdout
     assert f"{path}:{line}: {message}" in proc.stderr, proc.stderr
+
+
+def test_a_queued_flow_runs_in_the_daemon_like_a_source(project: Project,
+                                                        apis: tuple[RegistrationApi, ScoringApi]) -> None:
+    reg, score = apis
+    config(project, reg, score)
+    assert project.cli("pause", "race_day").returncode == 0
+    queued = project.cli("run", "race_day", "--queue", "--json")
+    [item] = json.loads(queued.stdout)
+    done = project.cli("daemon", "--once")
+    assert done.returncode == 0, done.stderr
+    # a manual run is not held back by the pause (only schedule fires are); its steps run as flow-triggered runs
+    assert project.query("SELECT status, kind FROM syncdash_runs WHERE id=?", (item["run_id"],)) == [
+        ("succeeded", "flow")]
+    assert [s["status"] for s in runs_of(project, item["run_id"]).values()] == ["succeeded"] * 3
+    status = {s["source"]: s for s in json.loads(project.cli("status", "--json").stdout)}
+    assert status["race_day"]["health"] == "paused" and status["race_day"]["kind"] == "flow"
