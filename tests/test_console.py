@@ -78,7 +78,7 @@ def setup(project: Project) -> None:
 
 def test_sync_from_the_dashboard_shows_progress_and_lands_in_history(project: Project) -> None:
     setup(project)
-    write_big(project, 1, n=800_000)  # a few seconds: long enough to watch
+    write_big(project, 1, n=1_600_000)  # ~5 s here: long enough to watch even when the machine is loaded
 
     async def scenario() -> None:
         app = make_app(project)

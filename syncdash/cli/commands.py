@@ -186,7 +186,18 @@ def _print_result(r: RunResult, dry: bool) -> None:
         render.out.print(f"  [red]error:[/] {esc(r.error)}")
     if r.counts["failed"]:
         render.out.print(f"  see: syncdash errors {r.run_id}")
-    if dry and r.sample:
+    rows = [s["after"] for s in r.sample if s["change"] == "insert" and isinstance(s.get("after"), dict)]
+    if dry and rows:  # the extracted rows as they would land: what tuning selectors and mappings needs
+        from rich.table import Table
+
+        cols = [k for k in rows[0] if not k.startswith("_")]
+        table = Table(title=f"rows that would be inserted (first {len(rows)})", title_justify="left")
+        for col in cols:
+            table.add_column(col, overflow="fold")
+        for row in rows:
+            table.add_row(*("" if row.get(col) is None else esc(str(row[col])) for col in cols))
+        render.out.print(table)
+    if dry and r.sample and any(s["change"] != "insert" for s in r.sample):
         render.out.print("  sample of changes:")
         for s in r.sample:
             render.out.print("    " + esc(f"{s['change']:6} key={s['key']} " + (
@@ -741,3 +752,55 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     return run_demo(args)
 
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """What this machine gives syncdash: the config, the store, database drivers, and the browser of each web
+    source (which one, found how, its version). Non-zero when something a configured source needs is missing."""
+    import importlib.metadata as md
+    import platform
+
+    from syncdash.core.dialect import mask_url
+    from syncdash.sources.web.browser import BrowserNotFound, browser_version, find_browser
+
+    problems = 0
+
+    def line(ok: bool | None, what: str, detail: str) -> None:
+        mark = {True: "[green]ok[/]  ", False: "[red]FAIL[/]", None: "[yellow]--[/]  "}[ok]
+        render.out.print(f"{mark} {what:<18} {detail}")
+
+    line(True, "python", f"{platform.python_version()} ({esc(sys.executable)})")
+    cfg: Config | None = None
+    try:
+        cfg = _config(args)
+        line(True, "config", f"{esc(cfg.file)}: {len(cfg.source_list)} source(s)")
+    except ConfigError as e:
+        line(None if not args.config else False, "config", esc(str(e).splitlines()[0]))
+        problems += bool(args.config)
+    url = (cfg.database if cfg else None) or _default_database_url()
+    try:
+        store = _store(url)
+        with store.engine.connect():
+            pass
+        line(True, "store", esc(mask_url(url)))
+    except Exception as e:  # any failure to open it is what doctor is for
+        line(False, "store", f"{esc(mask_url(url))}: {esc(str(e).splitlines()[0])}")
+        problems += 1
+    for pkg, why in (("psycopg", "PostgreSQL stores and targets"), ("pymysql", "MySQL/MariaDB targets"),
+                     ("playwright", "web sources")):
+        try:
+            line(True, pkg, f"{md.version(pkg)} ({why})")
+        except md.PackageNotFoundError:
+            line(None, pkg, f"not installed ({why}: pip install 'syncdash[{pkg if pkg == 'playwright' else ''}]')")
+    webs = [s for s in (cfg.source_list if cfg else []) if s.kind == "web"]
+    wanted = {getattr(getattr(s, "browser", None), "executable", None): s.name for s in webs} or {None: None}
+    for exe, src in wanted.items():
+        label = f"browser ({src})" if src else "browser"
+        try:
+            found = find_browser(exe, source=src)
+        except BrowserNotFound as e:
+            line(False if src else None, label, esc(str(e)))
+            problems += bool(src)
+            continue
+        line(True, label, f"{esc(found.path)} (found by {found.how}): {esc(browser_version(found.path))}")
+    return EXIT_OK if not problems else EXIT_FAILED

@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
     s.add_argument("--json", action="store_true")
 
+    sub.add_parser("doctor", parents=[common], help="check the store, drivers and the browser web sources use")
+
     s = sub.add_parser("console", parents=[common], help="the console (what `syncdash` alone opens)")
     s.add_argument("--attach-only", action="store_true", help="never host the workers, only read and queue")
 

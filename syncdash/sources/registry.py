@@ -13,6 +13,7 @@ _KINDS: dict[str, str] = {
     "csv": "syncdash.sources.csvfile:CsvSourceConfig:CsvSource",
     "rest": "syncdash.sources.rest:RestSourceConfig:RestSource",
     "push": "syncdash.sources.push:PushConfig:PushTarget",
+    "web": "syncdash.sources.web:WebSourceConfig:WebSource",
 }
 # kinds the config declares elsewhere than `sources:` (flows: ...)
 _INTERNAL: dict[str, str] = {"flow": "syncdash.sources.flow:FlowConfig:FlowAdapter"}

@@ -77,6 +77,8 @@ class RunCard(Vertical):
         self.query_one(".run-title", Label).update(
             f"[b]run {r.id}[/b] · {escape(r.source)} · {r.trigger} · {r.status} · {took}{resumed}")
         box = self.query_one(".phases", Vertical)
+        if not box.is_attached:  # composed but not mounted yet (a fast run): the next snapshot draws it
+            return
         for ph in view.phases:
             row = self._phase_rows.get(ph.name)
             if row is None:
