@@ -24,9 +24,13 @@ def test_demo_syncs_sample_sources_twice(project: Project) -> None:
            ("league_players", "succeeded")]
     flow = [("race_day", "partial"), ("registrations", "succeeded"), ("participants_to_scoring", "partial"),
             ("race_results", "succeeded")]
-    assert [r[1:3] for r in runs] == [*day, *day, ("partner_feed", "failed"), ("partner_feed", "failed"), *flow]
+    assert [r[1:3] for r in runs] == [*day, *day, ("partner_feed", "failed"), ("partner_feed", "failed"), *flow,
+                                      ("league_ratings", "partial")]
+    # the web page: 60 players read by Chromium, one without a name, two 503s retried
+    assert runs[14][3:] == (59, 0, 0, 1)
+    assert con.execute("SELECT games, club FROM ratings WHERE id = 12").fetchone() == (156, "Old Town")
     # the flow: 2 tenants x 24 participants pulled and pushed (one bib refused), 47 results back
-    assert [r[3] for r in runs[10:]] == [48 + 47 + 47, 48, 47, 47] and runs[12][6] == 1
+    assert [r[3] for r in runs[10:14]] == [48 + 47 + 47, 48, 47, 47] and runs[12][6] == 1
     assert runs[3][3] == 30 and runs[7][3:5] == (0, 3)  # the API's second answer: only the 3 touched players
     errors = con.execute("SELECT error_type FROM syncdash_runs WHERE source = 'partner_feed'").fetchall()
     assert errors == [("breaker",), ("breaker",)]

@@ -220,3 +220,19 @@ def test_doctor_reports_the_browser_and_its_version(project: Project, site: Samp
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "/usr/bin/chromium" in proc.stdout and "Chromium" in proc.stdout
     assert "playwright" in proc.stdout.lower()
+
+
+@pytest.mark.parametrize(("old", "new", "expect"), [
+    ('regex: "([0-9.]+)"', 'regex: "([0-9.+"', "regex '([0-9.+' does not compile"),
+    ("pages: {end: .empty}", 'pages: {end: .empty}\n    next: "a.next"', "give either {page} in url or next:"),
+    ("url_field: profile_url", "url_field: nope", "url_field 'nope' is not a list field"),
+    ("club: .club", "club: {from: x}", "web fields are read with selector:"),
+], ids=["regex", "page-and-next", "url-field", "from"])
+def test_config_errors_name_the_key_and_line(project: Project, site: SampleSite, old: str, new: str,
+                                             expect: str) -> None:
+    text = web_source(site)
+    assert old in text
+    project.config(text.replace(old, new))
+    proc = project.cli("validate")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert expect in proc.stderr and "syncdash.yaml:" in proc.stderr, proc.stderr

@@ -19,10 +19,10 @@ from syncdash.cli import render
 from syncdash.cli.render import esc
 
 CONFIG = """\
-# The syncdash demo: three CSV sources, two REST sources and a race-day flow (pull for two tenants, push to a
-# scoring system, pull results back) showing the main options. Edit the data and run
+# The syncdash demo: three CSV sources, two REST sources, a JavaScript-rendered web page and a race-day flow (pull
+# for two tenants, push to a scoring system, pull results back) showing the main options. Edit the data and run
 #   syncdash --config {config} run --all
-# (the REST sources read sample APIs that `syncdash demo` serves on {api} and others while it runs)
+# (the REST and web sources read sample servers that `syncdash demo` runs on {api} and others while it runs)
 database: sqlite:///{db}
 tenants:                           # one credential set per timing customer; literal tokens are masked like ${{VAR}}
   harbour_runners: {{reg_token: demo-reg-harbour, score_token: demo-score-harbour, event: "101"}}
@@ -118,6 +118,30 @@ sources:
     fields:
       id: {{from: id, type: int}}
       name: profile.display_name
+
+  - name: league_ratings
+    kind: web
+    description: a ratings page rendered by JavaScript, plus each player's profile page, read by headless Chromium
+    url: {site}/players?page={{page}}
+    pages: {{end: .empty, max: 20}}
+    wait_for: "table.players tbody tr"
+    rows: "table.players tbody tr"
+    concurrency: 2
+    retry: {{attempts: 3, initial: 0.2s, max: 1s}}
+    table: ratings
+    primary_key: [id]
+    schedule: every 5m
+    fields:
+      id: {{selector: td.id, type: int}}
+      name: {{selector: "td.name a", required: true}}
+      profile_url: {{selector: "td.name a", attr: href}}
+      elo: {{selector: td.elo, type: float, regex: "([0-9.]+)"}}
+    detail:
+      url_field: profile_url
+      wait_for: .profile
+      fields:
+        games: {{selector: .games, type: int}}
+        club: .club
 
   - name: registrations
     kind: rest
@@ -235,7 +259,8 @@ def default_demo_dir() -> Path:
 
 def write_demo(root: Path, api: str = "http://127.0.0.1:8787", partner: str = "http://127.0.0.1:8788",
                registration: str = "http://127.0.0.1:8789",
-               scoring: str = "http://127.0.0.1:8790") -> tuple[Path, list[list[str]]]:
+               scoring: str = "http://127.0.0.1:8790",
+               site: str = "http://127.0.0.1:8791") -> tuple[Path, list[list[str]]]:
     """A fresh demo directory: config, day-one data, empty store. `api`, `partner`: the sample APIs' URLs
     (two servers, so the partner's open circuit breaker, kept per host, does not stop the other source)."""
     if root.exists():
@@ -248,7 +273,7 @@ def write_demo(root: Path, api: str = "http://127.0.0.1:8787", partner: str = "h
     root.mkdir(parents=True, exist_ok=True)
     config = root / "syncdash.yaml"
     config.write_text(CONFIG.format(config=config, db=root / "syncdash.db", api=api, partner=partner,
-                                    registration=registration, scoring=scoring), encoding="utf-8")
+                                    registration=registration, scoring=scoring, site=site), encoding="utf-8")
     songs = _day_one(root / "data", random.Random(2026))
     return config, songs
 
@@ -274,6 +299,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from syncdash.cli.main import EXIT_FAILED, EXIT_PARTIAL, main
     from syncdash.sampleapi import SampleApi
     from syncdash.sampleflow import RegistrationApi, ScoringApi, demo_participants
+    from syncdash.samplesite import SampleSite
 
     root = Path(args.dir).expanduser().resolve() if args.dir else default_demo_dir()
     life = 4 * 3600
@@ -283,8 +309,8 @@ def run_demo(args: argparse.Namespace) -> int:
                             people,
                             latency=0.01, lifetime=life) as registration, \
             ScoringApi({t: (s, e) for t, (_r, s, e) in DEMO_TENANTS.items()}, latency=0.01,
-                       lifetime=life) as scoring:
-        config, songs = write_demo(root, api.url, partner.url, registration.url, scoring.url)
+                       lifetime=life) as scoring, SampleSite(60, delay=0.1, lifetime=life) as site:
+        config, songs = write_demo(root, api.url, partner.url, registration.url, scoring.url, site.url)
         render.out.rule("[bold]syncdash demo[/]")
         render.out.print(f"config and sample data in {esc(root)}; sample API on {esc(api.url)}\n")
         render.out.print("[bold]1. first sync[/]: CSV files and a paged API into an empty SQLite store "
@@ -310,10 +336,16 @@ def run_demo(args: argparse.Namespace) -> int:
         scoring.fail("/v1/events/202/participants", 503, times=1)
         flow = main(["--config", str(config), "run", "race_day"])
         scoring.reject_bibs = set()  # fixed upstream: `r` on its error in the console sends it again
-        render.out.print("\n[bold]5. history[/]")
+        render.out.print("\n[bold]5. a web page rendered by JavaScript[/]: headless Chromium reads a ratings table "
+                         "page by page and each player's profile page; one row has no name (an item error), and "
+                         "the site answers 503 twice on the way (retried)")
+        site.missing_name = {13}
+        site.fail("/players?page=2", 503, times=2)
+        main(["--config", str(config), "run", "league_ratings"])
+        render.out.print("\n[bold]6. history[/]")
         main(["--config", str(config), "runs"])
         if sys.stdout.isatty() and not getattr(args, "no_console", False):
-            render.out.print("\n[bold]6. the console[/]: every source runs each minute; q quits")
+            render.out.print("\n[bold]7. the console[/]: every source runs each minute; q quits")
             api.clear_faults()  # the partner stays down: its breaker and retries show
             from syncdash.cli.commands import _store
             from syncdash.config import load_config
