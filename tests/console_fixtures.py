@@ -461,9 +461,16 @@ async def repaint(pilot: Any) -> None:
     sometimes leave its header line rendered with the column widths it had while empty, until the next repaint
     (the console's next poll). A screenshot taken in that window would differ from run to run.
     """
+    from syncdash.tui.widgets import PhaseRow
+
     for screen in pilot.app.screen_stack:  # the help is a modal: the dashboard shows through
         for widget in screen.query("*"):
-            widget.refresh()
+            widget.refresh(layout=True)  # a label set late (a phase's text) changes its bar's width
+    await pilot.pause()
+    # a progress bar rounds its fill to the width it had when last updated: update each at its final width
+    for screen in pilot.app.screen_stack:
+        for row in screen.query(PhaseRow):
+            row.refill()
     await pilot.pause()
 
 
@@ -490,7 +497,16 @@ WIDE = (120, 40)
 SMALL = (80, 24)
 
 def _flow_dashboard(p: Any) -> bool:
-    return on_screen(p, "DashboardScreen") and len(p.app.screen.query(".run-card")) == 2 and rows(p, "#sources") == 4
+    """Both cards, and every phase of the snapshot drawn: rows mounted, bars and texts set (a later refresh)."""
+    from textual.widgets import ProgressBar
+
+    snap = p.app.snapshot
+    screen = p.app.screen
+    phases = sum(len(v.phases) for v in snap.active) if snap is not None else -1
+    texts = [str(t.render()) for t in screen.query(".phase-text")]
+    bars = list(screen.query(ProgressBar))
+    return (on_screen(p, "DashboardScreen") and len(screen.query(".run-card")) == 2 and rows(p, "#sources") == 4
+            and len(texts) == phases and all(texts) and all(b.total is not None for b in bars))
 
 
 def _flow_detail(p: Any) -> bool:

@@ -237,7 +237,7 @@ def test_schema_is_json_schema_of_the_contract(project: Project) -> None:
                                          "daemon"}
     assert schema["additionalProperties"] is False
     kinds = schema["properties"]["sources"]["items"]["discriminator"]["mapping"]
-    assert set(kinds) == {"csv", "rest", "push"}
+    assert set(kinds) == {"csv", "rest", "push", "web"}
     source = schema["$defs"][kinds["csv"].rsplit("/", 1)[1]]
     props = source["properties"]
     assert props["kind"]["const"] == "csv"

@@ -236,3 +236,43 @@ def test_config_errors_name_the_key_and_line(project: Project, site: SampleSite,
     proc = project.cli("validate")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert expect in proc.stderr and "syncdash.yaml:" in proc.stderr, proc.stderr
+
+
+def test_a_detail_page_that_never_renders_is_an_item_error_the_console_opens(project: Project,
+                                                                            site: SampleSite) -> None:
+    import asyncio
+
+    from syncdash.config import load_config
+    from syncdash.core.store import Store
+    from syncdash.tui.app import SyncdashApp
+
+    site.never("/players/7")
+    project.config(web_source(site, timeout="1s", attempts=1))
+    [res] = project.run_json("players", expect=3)
+    assert res["counts"]["inserted"] == N - 1 and res["counts"]["failed"] == 1
+    [(item, message)] = project.query("SELECT item, message FROM syncdash_item_errors")
+    assert item == f"{site.url}/players?page=1:7" and f"{site.url}/players/7" in message and ".profile" in message
+    shot, html = message.split("screenshot ")[1].split(", html ")
+    html = html.split()[0]
+    assert Path(shot).exists() and Path(html).exists()
+
+    async def scenario() -> None:
+        cfg = load_config(project.root / "syncdash.yaml")
+        app = SyncdashApp(cfg, Store(cfg.database), host=False, poll_interval=0.2)
+        os.environ.pop("DISPLAY", None)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause(0.5)
+            await pilot.press("e")
+            for _ in range(100):
+                if app.screen.query("#errors") and app.screen.query_one("#errors").row_count == 1:
+                    break
+                await pilot.pause(0.05)
+            await pilot.press("o")
+            for _ in range(100):
+                if app.clipboard:
+                    break
+                await pilot.pause(0.05)
+            assert app.clipboard == f"{shot}\n{html}"
+            await pilot.press("q")
+
+    asyncio.run(scenario())

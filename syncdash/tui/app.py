@@ -230,6 +230,29 @@ class SyncdashApp(App[None]):
         self.call_from_thread(self.notify, f"retrying the failed items of run {run_id} as run {rid}")
 
     @work(thread=True, group="actions", exit_on_error=False)
+    def open_artifacts(self, text: str | None) -> None:
+        """A web page that never rendered: show its screenshot and HTML in a desktop viewer when there is one
+        (a console browser would take over this terminal, so none is tried without a display); else copy the
+        paths so they can be opened elsewhere."""
+        import os
+        import sys
+        import webbrowser
+        from pathlib import Path
+
+        from syncdash.tui.format import artifact_paths
+
+        paths = artifact_paths(text)
+        if not paths:
+            self.call_from_thread(self.notify, "No screenshot or HTML saved for this error.", severity="warning")
+            return
+        desktop = sys.platform == "darwin" or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+        opened = desktop and all(webbrowser.open(Path(p).as_uri()) for p in paths if Path(p).exists())
+        if not opened:
+            self.call_from_thread(self.copy_to_clipboard, "\n".join(paths))
+        self.call_from_thread(self.notify, ("Opened " if opened else "No desktop to open them on; paths copied: ")
+                              + "  ".join(paths))
+
+    @work(thread=True, group="actions", exit_on_error=False)
     def resolve(self, ids: list[int]) -> None:
         n = data.resolve_errors(self.store, ids)
         self.call_from_thread(self.notify, f"{n} error(s) marked resolved")

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 from syncdash.humanize import age, until  # noqa: F401  (the console's names for them)
+
+_ARTIFACTS = re.compile(r"screenshot (\S+?), html (\S+?)(?=[\s;)]|$)")
+
+
+def artifact_paths(text: str | None) -> list[str]:
+    """The screenshot and HTML a web source saved for a page that never rendered, as its error names them."""
+    m = _ARTIFACTS.search(text or "")
+    return [m.group(1), m.group(2)] if m else []
 
 HEALTH_STYLE = {"healthy": "green", "overdue": "yellow", "failing": "red", "paused": "magenta", "running": "cyan",
                 "never run": "dim"}

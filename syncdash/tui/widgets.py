@@ -8,6 +8,7 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
+from textual.widget import MountError
 from textual.widgets import Label, ProgressBar, Static
 
 from syncdash.tui import format as fmt
@@ -20,13 +21,28 @@ class PhaseRow(Horizontal):
     def __init__(self, phase: PhaseView) -> None:
         super().__init__(classes="phase")
         self.phase_name = phase.name
+        self._last: tuple[PhaseView, datetime] | None = None
 
     def compose(self) -> ComposeResult:
         yield Label(escape(self.phase_name), classes="phase-name")
         yield ProgressBar(total=None, show_eta=False, show_percentage=True, classes="phase-bar")
         yield Label("", classes="phase-text")
 
+    def on_resize(self) -> None:
+        self.refill()
+
+    def refill(self) -> None:
+        """The bar rounds its fill to the width it had when updated: fill it again at the width it has now."""
+        bar = self.query(ProgressBar)
+        if self._last is None or not bar:
+            return
+        b = bar.first(ProgressBar)
+        progress, total = b.progress, b.total
+        b.update(total=total, progress=0 if progress else 1)  # a different value, so the next one re-validates
+        b.update(total=total, progress=progress)
+
     def show(self, phase: PhaseView, now: datetime) -> None:
+        self._last = (phase, now)
         try:
             bar = self.query_one(ProgressBar)
         except NoMatches:
@@ -77,13 +93,15 @@ class RunCard(Vertical):
         self.query_one(".run-title", Label).update(
             f"[b]run {r.id}[/b] · {escape(r.source)} · {r.trigger} · {r.status} · {took}{resumed}")
         box = self.query_one(".phases", Vertical)
-        if not box.is_attached:  # composed but not mounted yet (a fast run): the next snapshot draws it
-            return
         for ph in view.phases:
             row = self._phase_rows.get(ph.name)
             if row is None:
-                row = self._phase_rows[ph.name] = PhaseRow(ph)
-                box.mount(row)
+                row = PhaseRow(ph)
+                try:
+                    box.mount(row)
+                except MountError:  # the run ended and its card was removed before this callback ran
+                    return
+                self._phase_rows[ph.name] = row
                 row.call_after_refresh(row.show, ph, now)
             else:
                 row.show(ph, now)

@@ -27,6 +27,7 @@ class ErrorsScreen(Screen[None]):
         Binding("R", "retry_all", "Retry all retryable"),
         Binding("x", "resolve", "Mark resolved"),
         Binding("y", "copy", "Copy details"),
+        Binding("o", "open", "Open screenshot", show=False),
         Binding("g", "top", "Top", show=False),
         Binding("G", "bottom", "Bottom", show=False),
     ]
@@ -127,6 +128,10 @@ class ErrorsScreen(Screen[None]):
             self.app.copy_to_clipboard(f"{e.source} run {e.run_id} {e.item}: {e.error_type}: {e.message}\n"
                                        f"payload: {e.payload}")
             self.notify("Error details copied.")
+
+    def action_open(self) -> None:
+        e = self.errors.get(self._selected() or -1)
+        self.app.open_artifacts(e.message if e is not None else None)
 
     def action_top(self) -> None:
         self.query_one("#errors", DataTable).move_cursor(row=0)

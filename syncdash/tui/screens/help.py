@@ -18,9 +18,9 @@ HELP = """\
              enter open source · / filter · g/G top/bottom · tab next panel
 [b]History[/b]      enter open run · / filter (words, source:X status:Y trigger:Z)
              n/b next/previous page · r retry failed items
-[b]Run detail[/b]   r retry failed items · c cancel · escape back
+[b]Run detail[/b]   r retry failed items · c cancel · o page screenshot · escape back
 [b]Errors[/b]       r retry selected · R retry all retryable · x mark resolved
-             y copy details
+             y copy details · o open a web page's screenshot and HTML
 [b]Source[/b]       s sync · f full · d dry run · p pause/resume · R retry errors
              enter open run
 

@@ -24,12 +24,13 @@ if TYPE_CHECKING:
 
 class RunDetailScreen(Screen[None]):
     BINDINGS = [Binding("escape", "back", "Back"), Binding("r", "retry", "Retry failed items"),
-                Binding("c", "cancel", "Cancel run")]
+                Binding("c", "cancel", "Cancel run"), Binding("o", "open", "Open screenshot", show=False)]
     app: SyncdashApp
 
     def __init__(self, run_id: int) -> None:
         super().__init__()
         self.run_id = run_id
+        self._detail: data.RunDetail | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -63,6 +64,7 @@ class RunDetailScreen(Screen[None]):
         self.app.call_from_thread(self._show, detail)
 
     def _show(self, d: data.RunDetail | None) -> None:
+        self._detail = d
         if d is None:
             self.query_one("#run-summary", Static).update(f"No run {self.run_id} in the store.")
             return
@@ -119,6 +121,12 @@ class RunDetailScreen(Screen[None]):
 
     def action_retry(self) -> None:
         self.app.retry_run(self.run_id)
+
+    def action_open(self) -> None:
+        """The run's error, or else the first of its errors that saved a screenshot of the page."""
+        d = self._detail
+        texts = ([d.run.error] if d.run.error else []) + [e.message for e in d.errors] if d is not None else []
+        self.app.open_artifacts(next((t for t in texts if "screenshot " in t), None))
 
     def action_cancel(self) -> None:
         self.app.cancel_run(self.run_id)
