@@ -23,7 +23,7 @@ demo: install
 	$(BIN)/syncdash demo
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 lint: install
 	$(BIN)/ruff check syncdash tests bench
