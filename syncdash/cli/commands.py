@@ -32,6 +32,7 @@ from syncdash.config.models import Config, check_identifier
 from syncdash.errors import AlreadyRunning, ConfigError, UsageError
 
 if TYPE_CHECKING:
+    from syncdash.config.models import HttpApiConfig
     from syncdash.core.engine import RunOptions, RunResult
     from syncdash.core.models import Change
     from syncdash.core.store import Store
@@ -427,6 +428,32 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _http_settings(cfg: Config, args: argparse.Namespace) -> HttpApiConfig | None:
+    """The HTTP API's settings: daemon.http, with --http's address beating its listen. --once never serves it
+    (the process exits when the queue is empty), so --http with --once is a usage error."""
+    import os
+
+    from pydantic import ValidationError
+
+    from syncdash.config.models import HttpApiConfig
+
+    if args.http is None:
+        return None if args.once else cfg.daemon.http
+    if args.once:
+        raise UsageError("--http needs a daemon that keeps running; --once exits when the queue is empty")
+    base = cfg.daemon.http.model_dump() if cfg.daemon.http is not None else {
+        "token": os.environ.get("SYNCDASH_API_TOKEN") or None}
+    try:
+        settings = HttpApiConfig.model_validate({**base, "listen": args.http})
+    except ValidationError as e:
+        reason = e.errors()[0]["msg"].removeprefix("Value error, ")
+        raise UsageError(f"--http {args.http}: {reason}") from None
+    for secret in settings.secret_values():
+        cfg.add_secret(secret)
+    render.set_secrets(cfg.secrets)
+    return settings
+
+
 def cmd_daemon(args: argparse.Namespace) -> int:
     import logging
     import signal
@@ -443,7 +470,8 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     root.propagate = False
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be 1 or more")
-    daemon = Daemon(cfg, store, workers=args.workers or cfg.daemon.workers, once=args.once)
+    daemon = Daemon(cfg, store, workers=args.workers or cfg.daemon.workers, once=args.once,
+                    http=_http_settings(cfg, args))
 
     def on_signal(signum: int, _frame: object) -> None:
         logging.getLogger("syncdash.daemon").info("signal %s: finishing the current batches, then stopping",

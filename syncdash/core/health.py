@@ -97,3 +97,11 @@ def source_rows(store: Store, config: Config, now: datetime | None = None) -> li
             "next_run": iso(nxt) if nxt and not (st and st.paused) else None,
         })
     return rows
+
+
+def source_host(src: SourceConfig) -> str | None:
+    """The host a REST source talks to: its circuit breaker's key."""
+    from urllib.parse import urlsplit
+
+    url = getattr(src, "url", None) or getattr(src, "base_url", None)
+    return urlsplit(url).netloc if url else None
