@@ -169,6 +169,7 @@ def build_app(api: views.Api) -> Starlette:
         return JSONResponse({"error": "internal error (see the daemon's log)"}, status_code=500)
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: server_error})
+    app.router.redirect_slashes = False  # /v1/runs/ is a 404 like any unknown path, not a redirect
     public = {ep.path for ep in ENDPOINTS if ep.public}
     if api.settings.metrics_public:
         public.add("/metrics")
