@@ -164,24 +164,25 @@ def resume(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> 
 
 # ---- runs and errors ---------------------------------------------------------------------------------------
 
-def _page(items: list[Any], limit: int) -> tuple[list[Any], str | None]:
-    """One more than the page was read: when it is there, the page's last id is the cursor of the next one."""
+def _paged(api: Api, model: Any, conds: list[Any], query: dict[str, Any]) -> tuple[list[Any], str | None]:
+    """Newest first, `limit` at a time; one more than the page is read: when it is there, the page's last id is
+    the cursor of the next page (ids only grow, so a page never shifts when new rows arrive)."""
+    limit = query.get("limit", 50)
+    qy = select(model).where(*conds).order_by(col(model.id).desc()).limit(limit + 1)
+    if "cursor" in query:
+        qy = qy.where(col(model.id) < query["cursor"])
+    with api.store.session() as s:
+        items = list(s.exec(qy))
     if len(items) > limit:
         return items[:limit], str(items[limit - 1].id)
     return items, None
 
 
 def runs(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> tuple[int, Any]:
-    limit = query.get("limit", 50)
-    qy = select(Run).order_by(col(Run.id).desc()).limit(limit + 1)
-    if "source" in query:
-        qy = qy.where(Run.source == query["source"])
+    conds = [Run.source == query["source"]] if "source" in query else []
     if "status" in query:
-        qy = qy.where(Run.status == query["status"])
-    if "cursor" in query:
-        qy = qy.where(col(Run.id) < query["cursor"])
-    with api.store.session() as s:
-        page, nxt = _page(list(s.exec(qy)), limit)
+        conds.append(Run.status == query["status"])
+    page, nxt = _paged(api, Run, conds, query)
     return 200, {"runs": [run_json(r) for r in page], "next_cursor": nxt}
 
 
@@ -249,19 +250,13 @@ def retry(api: Api, path: dict[str, str], query: dict[str, Any], body: schemas.R
 
 
 def errors(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> tuple[int, Any]:
-    limit = query.get("limit", 50)
-    qy = select(ItemError).order_by(col(ItemError.id).desc()).limit(limit + 1)
-    if "source" in query:
-        qy = qy.where(ItemError.source == query["source"])
+    conds = [ItemError.source == query["source"]] if "source" in query else []
     if "type" in query:
-        qy = qy.where(ItemError.error_type == query["type"])
+        conds.append(ItemError.error_type == query["type"])
     if "resolved" in query:
         resolved = col(ItemError.resolved_at)
-        qy = qy.where(resolved.is_not(None) if query["resolved"] else resolved.is_(None))
-    if "cursor" in query:
-        qy = qy.where(col(ItemError.id) < query["cursor"])
-    with api.store.session() as s:
-        page, nxt = _page(list(s.exec(qy)), limit)
+        conds.append(resolved.is_not(None) if query["resolved"] else resolved.is_(None))
+    page, nxt = _paged(api, ItemError, conds, query)
     return 200, {"errors": [error_json(e) for e in page], "next_cursor": nxt}
 
 
