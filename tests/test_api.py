@@ -372,6 +372,34 @@ def test_an_unreachable_store_is_a_503(tmp_path: Path) -> None:
     assert runs.status_code == 503
 
 
+def test_metrics_public_and_the_token_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from syncdash.api.app import build_app
+    from syncdash.api.views import Api
+    from syncdash.cli.commands import _http_settings
+    from syncdash.config.load import parse_config
+    from syncdash.config.models import HttpApiConfig
+    from syncdash.core.models import utcnow
+    from syncdash.core.store import Store
+
+    cfg = parse_config("sources: []\n", "x.yaml")
+    monkeypatch.setenv("SYNCDASH_API_TOKEN", API_TOKEN)
+    settings = _http_settings(cfg, argparse.Namespace(http="0.0.0.0:8787", once=False))
+    assert settings is not None and settings.token == API_TOKEN and API_TOKEN in cfg.secrets
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    host = type("Host", (), {"owner": "1@h:1", "workers": 1, "started_at": utcnow(), "http_url": None})()
+    app = build_app(Api(cfg, store, host, HttpApiConfig(token=API_TOKEN, metrics_public=True)))  # type: ignore[arg-type]
+
+    async def ask() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c:
+            return [await c.get("/metrics"), await c.get("/v1/runs")]
+
+    public, private = asyncio.run(ask())
+    assert public.status_code == 200 and "syncdash_queue_depth 0" in public.text
+    assert private.status_code == 401
+
+
 # ---- fuzz: no request, however odd, is a 5xx -------------------------------------------------------------
 
 NAMES = st.sampled_from(["small", "scores", "nope", "", "Small", "a/b", "%00", "..", "x" * 200]) | st.text(max_size=20)
