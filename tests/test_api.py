@@ -49,7 +49,7 @@ sources:
     path: data/big.csv
     table: big
     primary_key: [id]
-    batch_size: 100
+    batch_size: 50
     fields: {id: {type: int}, name: name, amount: {type: float}}
   - name: scores
     kind: rest
@@ -92,7 +92,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     project = new_project(tmp_path_factory.mktemp("api"))
     project.config(CONFIG)
     project.write("data/small.csv", "id,plays\n1,10\n2,x\n3,30\n")
-    write_big(project, 1, n=200_000)
+    write_big(project, 1, n=400_000)  # 8000 batches: it is still running when cancelled
     port = free_port()
     proc = project.popen("daemon", "--http", f"127.0.0.1:{port}", "--log-format", "text",
                          env={"SYNCDASH_API_TOKEN": API_TOKEN, "REST_SECRET": REST_SECRET})
@@ -197,7 +197,8 @@ def test_cancel_a_running_and_a_queued_run_and_skip_when_running(served: Served)
         assert (r.status_code, r.json()["result"]) == (202, "cancelled before it started")
         r = c.post(f"/v1/runs/{rid}/cancel")
         assert r.status_code == 202 and r.json()["result"] == "stopping after the current batch"
-        assert wait_run(c, rid)["status"] == "cancelled"
+        ended = wait_run(c, rid)
+        assert ended["status"] == "cancelled", ended
         assert c.get(f"/v1/runs/{qid}").json()["status"] == "cancelled"
         done = c.post(f"/v1/runs/{rid}/cancel")
         assert done.status_code == 409 and "nothing to cancel" in done.json()["error"]
