@@ -128,3 +128,9 @@ class CircuitOpen(SourceUnavailable):
     """A host's circuit breaker is open: the stream fails fast instead of hammering a sick server."""
 
     error_type = "breaker"
+
+
+class HttpApiError(SyncdashError):
+    """The daemon's HTTP API cannot start (port in use, missing package)."""
+
+    exit_code = 2

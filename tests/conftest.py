@@ -204,6 +204,11 @@ def tdb(request: pytest.FixtureRequest, project: Project) -> Iterator[str]:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[Project]:
+    yield new_project(tmp_path)
+
+
+def new_project(tmp_path: Path) -> Project:
+    """A Project in tmp_path with isolated user dirs (also for module-scoped fixtures)."""
     home = tmp_path / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCDASH_")}
@@ -217,7 +222,7 @@ def project(tmp_path: Path) -> Iterator[Project]:
     )
     root = tmp_path / "proj"
     root.mkdir()
-    yield Project(root, env)
+    return Project(root, env)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -32,8 +32,9 @@ from syncdash.config.models import Config, check_identifier
 from syncdash.errors import AlreadyRunning, ConfigError, UsageError
 
 if TYPE_CHECKING:
+    from syncdash.config.models import HttpApiConfig
     from syncdash.core.engine import RunOptions, RunResult
-    from syncdash.core.models import Change, Run, SourceState
+    from syncdash.core.models import Change
     from syncdash.core.store import Store
 
 STATUS_EXIT = {"succeeded": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
@@ -342,53 +343,16 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 # ---- status / runs / show / errors ----------------------------------------------------------------
 
-def _latest_runs(store: Store) -> dict[str, Run]:
-    from sqlalchemy import func
-    from sqlmodel import col, select
-
-    from syncdash.core.models import Run
-
-    with store.session() as s:
-        ids = s.exec(select(func.max(Run.id)).where(Run.dry_run == False).group_by(Run.source)).all()  # noqa: E712
-        return {r.source: r for r in s.exec(select(Run).where(col(Run.id).in_([i for i in ids if i])))}
-
-
 def cmd_status(args: argparse.Namespace) -> int:
-    from datetime import UTC
-
-    from syncdash.core.daemon import schedule_of, schedule_text
-    from syncdash.core.health import live_daemons, recent_runs, verdict
+    from syncdash.core.health import latest_runs, live_daemons, source_rows
     from syncdash.core.models import utcnow
 
     cfg = _config(args)
     store = _store(cfg.database)
-    latest = _latest_runs(store)
-    states = store.source_states()
     now = utcnow()
-    rows = []
-    for src in cfg.source_list:
-        run = latest.get(src.name)
-        st: SourceState | None = states.get(src.name)
-        running = st is not None and st.lock_run_id is not None
-        sched = schedule_of(src, st.schedule_override if st else None)
-        text, _, overridden = schedule_text(src, st.schedule_override if st else None)
-        nxt = sched.next_fire(now.replace(tzinfo=UTC)).replace(tzinfo=None) if sched and src.enabled else None
-        health = verdict(src, st, recent_runs(store, src.name), sched, now)
-        rows.append({
-            "source": src.name, "kind": src.kind, "table": ", ".join(t for t, _ in src.target_tables()),
-            "status": "running" if running else (run.status if run else "never run"),
-            "health": health,
-            "schedule": text, "schedule_override": overridden, "enabled": src.enabled,
-            "last_run": run.id if run else None,
-            "last_run_status": run.status if run else None,
-            "last_run_at": render.iso(run.started_at) if run else None,
-            "last_success_at": render.iso(st.last_success_at) if st else None,
-            "last_success_age_s": round((now - st.last_success_at).total_seconds()) if st and st.last_success_at
-            else None,
-            "running_run": st.lock_run_id if running and st else None,
-            "paused": bool(st.paused) if st else False,
-            "next_run": render.iso(nxt) if nxt and not (st and st.paused) else None,
-        })
+    rows = source_rows(store, cfg, now)
+    latest = latest_runs(store)
+    states = store.source_states()
     daemons = live_daemons(store, now)
     if args.json:
         render.print_json(rows)
@@ -475,6 +439,32 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _http_settings(cfg: Config, args: argparse.Namespace) -> HttpApiConfig | None:
+    """The HTTP API's settings: daemon.http, with --http's address beating its listen. --once never serves it
+    (the process exits when the queue is empty), so --http with --once is a usage error."""
+    import os
+
+    from pydantic import ValidationError
+
+    from syncdash.config.models import HttpApiConfig
+
+    if args.http is None:
+        return None if args.once else cfg.daemon.http
+    if args.once:
+        raise UsageError("--http needs a daemon that keeps running; --once exits when the queue is empty")
+    base = cfg.daemon.http.model_dump() if cfg.daemon.http is not None else {
+        "token": os.environ.get("SYNCDASH_API_TOKEN") or None}
+    try:
+        settings = HttpApiConfig.model_validate({**base, "listen": args.http})
+    except ValidationError as e:
+        reason = e.errors()[0]["msg"].removeprefix("Value error, ")
+        raise UsageError(f"--http {args.http}: {reason}") from None
+    for secret in settings.secret_values():
+        cfg.add_secret(secret)
+    render.set_secrets(cfg.secrets)
+    return settings
+
+
 def cmd_daemon(args: argparse.Namespace) -> int:
     import logging
     import signal
@@ -491,7 +481,8 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     root.propagate = False
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be 1 or more")
-    daemon = Daemon(cfg, store, workers=args.workers or cfg.daemon.workers, once=args.once)
+    daemon = Daemon(cfg, store, workers=args.workers or cfg.daemon.workers, once=args.once,
+                    http=_http_settings(cfg, args))
 
     def on_signal(signum: int, _frame: object) -> None:
         logging.getLogger("syncdash.daemon").info("signal %s: finishing the current batches, then stopping",

@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, help="runs executed at once (default: daemon.workers, 1)")
     s.add_argument("--once", action="store_true", help="run what is due and queued, then exit (cron, timers)")
     s.add_argument("--log-format", choices=("json", "text"), default="json", help="log lines (default json)")
+    s.add_argument("--http", metavar="HOST:PORT",
+                   help="serve the HTTP API here (beats daemon.http.listen; without a daemon.http block the token "
+                        "is $SYNCDASH_API_TOKEN)")
 
     for name, what in (("pause", "stop a source's schedule from firing"), ("resume", "let it fire again")):
         s = sub.add_parser(name, parents=[common], help=what)

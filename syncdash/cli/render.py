@@ -22,12 +22,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from syncdash import humanize
+from syncdash.core.shapes import error_json, iso, run_json  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from syncdash.core.engine import Progress as RunProgress
-    from syncdash.core.models import ItemError, Run
+    from syncdash.core.models import Run
 
 STATUS_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "cancelled": "magenta",
                 "interrupted": "red", "running": "cyan", "queued": "blue", "claimed": "cyan"}
@@ -116,36 +117,6 @@ def duration(run: Run) -> str:
     end = run.finished_at or _now()
     secs = (end - run.started_at).total_seconds()
     return f"{secs:.1f}s" if secs < 120 else f"{secs / 60:.1f}m"
-
-
-def iso(ts: datetime | None) -> str | None:
-    return None if ts is None else ts.isoformat(timespec="seconds") + "Z"
-
-
-def run_json(run: Run) -> dict[str, Any]:
-    """The stable --json shape of a run (documented in the README)."""
-    return {
-        "id": run.id, "source": run.source, "kind": run.kind, "trigger": run.trigger, "mode": run.mode,
-        "dry_run": run.dry_run, "status": run.status, "started_at": iso(run.started_at),
-        "finished_at": iso(run.finished_at),
-        "duration_s": None if run.started_at is None or run.finished_at is None
-        else round((run.finished_at - run.started_at).total_seconds(), 3),
-        "counts": {k: getattr(run, k) for k in ("inserted", "updated", "unchanged", "deleted", "failed", "skipped")},
-        "resumes": run.resumes, "parent_run_id": run.parent_run_id, "error": run.error,
-        "error_type": run.error_type, "warnings": json.loads(run.warnings) if run.warnings else [],
-        "http": json.loads(run.http) if run.http else None,
-    }
-
-
-def error_json(e: ItemError) -> dict[str, Any]:
-    """The stable --json shape of an item error."""
-    return {
-        "id": e.id, "run_id": e.run_id, "source": e.source, "phase": e.phase, "item": e.item,
-        "key": json.loads(e.item_key) if e.item_key else None, "file": e.file, "line": e.line,
-        "column": e.column, "error_type": e.error_type, "message": e.message, "retryable": e.retryable,
-        "attempts": e.attempts, "payload": json.loads(e.payload) if e.payload else None,
-        "resolved_at": iso(e.resolved_at), "resolution": e.resolution,
-    }
 
 
 def print_json(obj: Any) -> None:

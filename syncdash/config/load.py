@@ -90,6 +90,8 @@ def parse_config(text: str, file: str, env: dict[str, str] | None = None) -> Con
         raise _redacted(errors, y.secrets) from None
 
     y.secrets.update(tenants.secret_values(cfg.tenants))
+    if cfg.daemon.http is not None:
+        y.secrets.update(cfg.daemon.http.secret_values())
     sources: list[SourceConfig] = []
     seen_names: dict[str, int] = {}
     seen_tables: dict[str, str] = {}

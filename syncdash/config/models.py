@@ -238,8 +238,77 @@ class SourceConfig(Strict):
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+LISTEN_RE = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>[0-9]{1,5})$")
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """host:port (or [v6]:port) of the HTTP API; ValueError says what is accepted."""
+    m = LISTEN_RE.match(value.strip()) if isinstance(value, str) else None
+    if m is None or int(m.group("port")) > 65535:
+        raise ValueError(f"listen {value!r} is not host:port (e.g. 127.0.0.1:8787, [::1]:8787, 0.0.0.0:8787)")
+    return m.group("v6") or m.group("host"), int(m.group("port"))
+
+
+def is_loopback(host: str) -> bool:
+    """Only these addresses are safe without a token; a host name other than localhost may resolve anywhere."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class HttpApiConfig(Strict):
+    """The daemon's HTTP API (off unless this block or `syncdash daemon --http` is given)."""
+
+    listen: str = Field(default="127.0.0.1:8787", description="host:port to bind; anything but loopback needs "
+                                                               "a token")
+    token: str | None = Field(default=None, min_length=1,
+                              description='Bearer token for every endpoint but /v1/health: use "${VAR}"')
+    read_token: str | None = Field(default=None, min_length=1,
+                                   description="Bearer token that may GET but not POST (dashboards, scrapers)")
+    metrics_public: bool = Field(default=False, description="/metrics without a token (Prometheus scrapers)")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        parse_listen(v)
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _bind(self) -> HttpApiConfig:
+        host, _ = parse_listen(self.listen)
+        if not is_loopback(host) and not self.token:
+            raise KeyedValueError(
+                f"refusing to serve the HTTP API on {self.listen} without a token: anyone who can reach it could "
+                'run and cancel syncs; set daemon.http.token (e.g. "${SYNCDASH_API_TOKEN}") or listen on '
+                "127.0.0.1", "token")
+        if self.read_token and not self.token:
+            raise KeyedValueError("read_token needs a token too (the read-write one)", "read_token")
+        if self.read_token and self.read_token == self.token:
+            raise KeyedValueError("read_token must differ from token", "read_token")
+        return self
+
+    @property
+    def host(self) -> str:
+        return parse_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return parse_listen(self.listen)[1]
+
+    def secret_values(self) -> list[str]:
+        """Literal tokens are masked like ${VAR} values: never in a response, a log or the store."""
+        return [t for t in (self.token, self.read_token) if t]
+
+
 class DaemonConfig(Strict):
     workers: int = Field(default=1, ge=1, le=64, description="Runs executed at once by `syncdash daemon`")
+    http: HttpApiConfig | None = Field(default=None, description="The HTTP API: trigger runs, status, runs, errors, "
+                                                                 "health and Prometheus metrics (off by default)")
 
 
 class Config(Strict):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from syncdash.config.models import Config, SourceConfig
+from syncdash.config.models import Config, HttpApiConfig, SourceConfig
 from syncdash.core import queue
 from syncdash.core.engine import Engine, RunResult, options_from_queue
 from syncdash.core.models import Run, utcnow
@@ -67,7 +67,8 @@ class Active:
 class Daemon:
     def __init__(self, config: Config, store: Store, *, workers: int = 1, once: bool = False,
                  clock: Callable[[], datetime] = utcnow, kind: str = "daemon",
-                 on_result: Callable[[Run, RunResult, bool], None] | None = None) -> None:
+                 on_result: Callable[[Run, RunResult, bool], None] | None = None,
+                 http: HttpApiConfig | None = None) -> None:
         self.config = config
         self.store = store
         self.workers = max(1, workers)
@@ -86,14 +87,22 @@ class Daemon:
         self._job_texts: dict[str, str | None] = {}
         self._events: queue_mod.Queue[tuple[list[Any], dict[str, Any]] | None] = queue_mod.Queue()
         self._last_cleanup: datetime | None = None
+        self.http = http  # the HTTP API's settings; served while run() runs (not with once)
+        self.http_url: str | None = None
+        self._api: Any = None
+        self.started_at = clock()
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
     def run(self) -> int:
         """Serve until stop() (or, with once, until nothing due is left). Returns the exit code."""
-        self._register()
-        log.info("daemon started", extra={"owner": self.owner, "workers": self.workers, "once": self.once})
+        self.started_at = self.clock()
+        if self.http is not None and not self.once:
+            self._start_api()  # before registering: the daemon's row says where the API is
         try:
+            self._register()
+            log.info("daemon started", extra={"owner": self.owner, "workers": self.workers, "once": self.once,
+                                              "http": self.http_url})
             self.maintain()
             if self.once:
                 self._work_until_empty()
@@ -122,9 +131,35 @@ class Daemon:
         self.stopping.set()
         self.wake.set()
 
+    def poke(self) -> None:
+        """Something was queued (by the API): wake an idle worker now instead of at its next poll."""
+        self.wake.set()
+
+    def is_stopping(self) -> bool:
+        return self.stopping.is_set()
+
+    def _start_api(self) -> None:
+        from syncdash.errors import HttpApiError
+
+        assert self.http is not None
+        try:
+            from syncdash.api.app import build_app
+            from syncdash.api.server import ApiServer
+            from syncdash.api.views import Api
+        except ImportError as e:
+            raise HttpApiError(f"the HTTP API needs starlette and uvicorn ({e.name} is missing): "
+                               "pip install 'syncdash[api]'") from None
+        server = ApiServer(build_app(Api(self.config, self.store, self, self.http)), self.http.host,
+                           self.http.port)
+        self.http_url = server.start()
+        self._api = server
+
     def _shutdown(self) -> None:
         self.stopping.set()
         self.wake.set()
+        if self._api is not None:  # first: no new request may queue work into a stopping daemon
+            self._api.stop()
+            self._api = None
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         if not self.once:
@@ -141,9 +176,9 @@ class Daemon:
         with self.store.engine.begin() as c:
             c.exec_driver_sql("DELETE FROM syncdash_daemons WHERE owner = ?", (self.owner,))
             c.exec_driver_sql(
-                "INSERT INTO syncdash_daemons (owner, host, pid, kind, workers, started_at, heartbeat_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (self.owner, socket.gethostname(), os.getpid(), self.kind, self.workers, now, now))
+                "INSERT INTO syncdash_daemons (owner, host, pid, kind, workers, started_at, heartbeat_at, http) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.owner, socket.gethostname(), os.getpid(), self.kind, self.workers, now, now, self.http_url))
 
     # ---- maintenance: heartbeat, sweep, schedules, commands ---------------------------------------------
 
@@ -426,7 +461,7 @@ class JsonLogFormatter(logging.Formatter):
     """One JSON object per line, with the run id and source when the record has them."""
 
     FIELDS = ("source", "run_id", "trigger", "status", "counts", "error", "owner", "workers", "once", "runs",
-              "fire", "after_s", "attempt")
+              "fire", "after_s", "attempt", "http")
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import select
 
-from syncdash.config.models import SourceConfig
+from syncdash.config.models import Config, SourceConfig
 from syncdash.core.models import Daemon, Run, SourceState, utcnow
 from syncdash.core.store import LEASE_SECONDS, Store
 
@@ -52,3 +52,56 @@ def live_daemons(store: Store, now: datetime | None = None) -> list[Daemon]:
     with store.session() as s:
         return list(s.exec(select(Daemon).where(Daemon.stopped_at == None,  # noqa: E711
                                                 Daemon.heartbeat_at > now - timedelta(seconds=LEASE_SECONDS / 2))))
+
+
+def latest_runs(store: Store) -> dict[str, Run]:
+    """Each source's newest real (not dry) run, whatever its status."""
+    from sqlalchemy import func
+    from sqlmodel import col
+
+    with store.session() as s:
+        ids = s.exec(select(func.max(Run.id)).where(Run.dry_run == False).group_by(Run.source)).all()  # noqa: E712
+        return {r.source: r for r in s.exec(select(Run).where(col(Run.id).in_([i for i in ids if i])))}
+
+
+def source_rows(store: Store, config: Config, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Per source: health verdict, schedule, next fire, last run and success. `syncdash status --json` prints
+    these rows and the HTTP API serves them, so both always say the same thing."""
+    from syncdash.core.daemon import schedule_of, schedule_text
+    from syncdash.core.shapes import iso
+
+    now = now or utcnow()
+    latest = latest_runs(store)
+    states = store.source_states()
+    rows = []
+    for src in config.source_list:
+        run = latest.get(src.name)
+        st = states.get(src.name)
+        running = st is not None and st.lock_run_id is not None
+        sched = schedule_of(src, st.schedule_override if st else None)
+        text, _, overridden = schedule_text(src, st.schedule_override if st else None)
+        nxt = sched.next_fire(now.replace(tzinfo=UTC)).replace(tzinfo=None) if sched and src.enabled else None
+        rows.append({
+            "source": src.name, "kind": src.kind, "table": ", ".join(t for t, _ in src.target_tables()),
+            "status": "running" if running else (run.status if run else "never run"),
+            "health": verdict(src, st, recent_runs(store, src.name), sched, now),
+            "schedule": text, "schedule_override": overridden, "enabled": src.enabled,
+            "last_run": run.id if run else None,
+            "last_run_status": run.status if run else None,
+            "last_run_at": iso(run.started_at) if run else None,
+            "last_success_at": iso(st.last_success_at) if st else None,
+            "last_success_age_s": round((now - st.last_success_at).total_seconds()) if st and st.last_success_at
+            else None,
+            "running_run": st.lock_run_id if running and st else None,
+            "paused": bool(st.paused) if st else False,
+            "next_run": iso(nxt) if nxt and not (st and st.paused) else None,
+        })
+    return rows
+
+
+def source_host(src: SourceConfig) -> str | None:
+    """The host a REST source talks to: its circuit breaker's key."""
+    from urllib.parse import urlsplit
+
+    url = getattr(src, "url", None) or getattr(src, "base_url", None)
+    return urlsplit(url).netloc if url else None

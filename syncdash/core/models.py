@@ -154,6 +154,7 @@ class Daemon(SQLModel, table=True):
     started_at: NaiveDatetime = Field(default_factory=utcnow)
     heartbeat_at: NaiveDatetime = Field(default_factory=utcnow)
     stopped_at: NaiveDatetime | None = None
+    http: str | None = None  # the HTTP API's base URL (http://127.0.0.1:8787) when it serves one
 
 
 class Change(SQLModel, table=True):

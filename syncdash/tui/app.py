@@ -16,6 +16,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from rich.markup import escape
 from textual import work
 from textual.app import App
 from textual.binding import Binding
@@ -171,6 +172,9 @@ class SyncdashApp(App[None]):
             ds = [d for d in snap.daemons if d.kind == "daemon"]
             who = "[b]attached[/b] to daemon " + ", ".join(d.owner.split(":")[0] for d in ds) if ds else \
                 "[yellow]attached daemon is gone[/]: restart the console to host the workers"
+            api = next((d.http for d in ds if d.http), None)
+            if api:
+                who += f"  ·  API {escape(api)}"
         else:
             who = "[b]read-only[/b]: no daemon; runs queue until one starts"
         return f"{who}  ·  queue {snap.queue_depth}  ·  {snap.unresolved} unresolved error(s)"

@@ -91,13 +91,6 @@ def _phases(s: Any, run_ids: list[int]) -> dict[int, list[PhaseView]]:
     return out
 
 
-def _host(src: SourceConfig) -> str | None:
-    from urllib.parse import urlsplit
-
-    url = getattr(src, "url", None) or getattr(src, "base_url", None)
-    return urlsplit(url).netloc if url else None
-
-
 _row_counts: dict[tuple[str, str], tuple[datetime, int | None]] = {}
 ROW_COUNT_EVERY = 10.0  # seconds: counting a million-row table takes tens of milliseconds
 
@@ -132,7 +125,7 @@ def table_rows(store: Store, config: Config, src: SourceConfig, now: datetime) -
 def snapshot(store: Store, config: Config, now: datetime | None = None) -> Snapshot:
     """Everything the dashboard shows, in a handful of queries."""
     from syncdash.core.daemon import schedule_of, schedule_text
-    from syncdash.core.health import live_daemons, recent_runs, verdict
+    from syncdash.core.health import live_daemons, recent_runs, source_host, verdict
 
     now = now or utcnow()
     with store.session() as s:
@@ -159,7 +152,7 @@ def snapshot(store: Store, config: Config, now: datetime | None = None) -> Snaps
         nxt = None
         if sched is not None and src.enabled and not (st and st.paused):
             nxt = sched.next_fire(now.replace(tzinfo=UTC)).replace(tzinfo=None)
-        host = _host(src)
+        host = source_host(src)
         health = verdict(src, st, recent_runs(store, src.name, 3), sched, now)
         views.append(SourceView(src, st, last.get(src.name), health, text, override, nxt,
                                 breakers.get(host) if host else None, table_rows(store, config, src, now)))

@@ -1,0 +1,274 @@
+"""The API's handlers: plain synchronous functions over the store, run in a worker thread by app.py.
+
+Each takes (api, path parameters, query, body) and returns (status, JSON-able data) or raises ApiError.
+Runs, pauses, cancels and retries go through core.control, the one path every trigger takes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from syncdash.api import metrics as metrics_mod
+from syncdash.api import schemas
+from syncdash.api.schemas import ApiError, parse_id
+from syncdash.config.models import Config, HttpApiConfig, SourceConfig
+from syncdash.core import control, queue
+from syncdash.core.health import live_daemons, source_host, source_rows
+from syncdash.core.models import FINAL_STATUSES, Change, ItemError, Run, RunPhase, utcnow
+from syncdash.core.shapes import error_json, iso, run_json
+from syncdash.core.store import Store
+
+SECRET_KEY = re.compile(r"token|password|secret|api_?key|authorization|credential", re.IGNORECASE)
+LIST_RUNS = 5  # last runs per source in GET /v1/sources
+DETAIL_RUNS = 20  # and in GET /v1/sources/{name}
+FIRST_ERRORS = 20  # item errors listed in GET /v1/runs/{id}
+
+
+class Host(Protocol):
+    """What the API needs of the daemon it serves in (core.daemon.Daemon)."""
+
+    owner: str
+    workers: int
+    started_at: datetime
+    http_url: str | None
+
+    def command(self, action: str, source: str | None, run_id: int | None, args: dict[str, Any]) -> Any: ...
+
+    def poke(self) -> None: ...
+
+    def is_stopping(self) -> bool: ...
+
+
+@dataclass
+class Api:
+    config: Config
+    store: Store
+    host: Host
+    settings: HttpApiConfig
+
+    def uptime(self) -> float:
+        return (utcnow() - self.host.started_at).total_seconds()
+
+
+# ---- health and sources -----------------------------------------------------------------------------------
+
+def health(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> tuple[int, Any]:
+    rows = source_rows(api.store, api.config)
+    stopping = api.host.is_stopping()
+    return (503 if stopping else 200), {
+        "status": "stopping" if stopping else "ok",
+        "daemon": {"owner": api.host.owner.split(":")[0], "workers": api.host.workers,
+                   "started_at": iso(api.host.started_at), "uptime_s": round(api.uptime(), 3),
+                   "http": api.host.http_url},
+        "queue_depth": queue.depth(api.store),
+        "sources": {r["source"]: r["health"] for r in rows},
+        "daemons": len(live_daemons(api.store)),
+    }
+
+
+def _source(api: Api, name: str) -> SourceConfig:
+    src = api.config.source(name)
+    if src is None:
+        known = ", ".join(s.name for s in api.config.source_list) or "none"
+        raise ApiError(404, f"unknown source {name[:100]!r}; sources: {known}")
+    return src
+
+
+def _masked(value: Any, config: Config, key: str = "") -> Any:
+    """A config value as JSON with every credential masked: by key name, and by value (${VAR} and literal
+    secrets the loader collected), and database URLs' passwords."""
+    from syncdash.core.dialect import mask_url
+
+    if isinstance(value, dict):
+        return {k: _masked(v, config, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, config, key) for v in value]
+    if isinstance(value, str):
+        if value and SECRET_KEY.search(key) and key not in ("token_url",):
+            return "***"
+        masked = config.redact(value)
+        return mask_url(masked) if "://" in masked and "@" in masked else masked
+    return value
+
+
+def _summary(api: Api, src: SourceConfig, row: dict[str, Any], n_runs: int,
+             breakers: dict[str, Any]) -> dict[str, Any]:
+    host = source_host(src)
+    b = breakers.get(host) if host else None
+    with api.store.session() as s:
+        runs = list(s.exec(select(Run).where(Run.source == src.name).order_by(col(Run.id).desc()).limit(n_runs)))
+    return {
+        "name": src.name, "kind": src.kind, "description": src.description,
+        "tables": [t for t, _ in src.target_tables()],
+        "config": _masked(src.model_dump(mode="json", by_alias=True), api.config),
+        "schedule": {"text": row["schedule"], "timezone": src.timezone, "override": row["schedule_override"],
+                     "enabled": src.enabled, "next_fire": row["next_run"]},
+        "state": {k: row[k] for k in ("health", "status", "paused", "running_run", "last_run", "last_run_status",
+                                      "last_run_at", "last_success_at", "last_success_age_s")},
+        "breaker": None if b is None else {"host": b.host, "state": b.state, "failures": b.failures,
+                                           "retry_at": iso(b.retry_at), "last_error": b.last_error},
+        "last_runs": [run_json(r) for r in runs],
+    }
+
+
+def sources(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> tuple[int, Any]:
+    rows = source_rows(api.store, api.config)
+    breakers = {b.host: b for b in api.store.breakers()}
+    return 200, {"sources": [_summary(api, src, row, LIST_RUNS, breakers)
+                             for src, row in zip(api.config.source_list, rows, strict=True)]}
+
+
+def source(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> tuple[int, Any]:
+    src = _source(api, path["name"])
+    rows = {r["source"]: r for r in source_rows(api.store, api.config)}
+    breakers = {b.host: b for b in api.store.breakers()}
+    return 200, _summary(api, src, rows[src.name], DETAIL_RUNS, breakers)
+
+
+def _running(store: Store, name: str) -> int | None:
+    with store.session() as s:
+        return s.exec(select(Run.id).where(Run.source == name, col(Run.status).in_(queue.ACTIVE))
+                      .order_by(col(Run.id))).first()
+
+
+def trigger(api: Api, path: dict[str, str], query: dict[str, Any], body: schemas.RunRequest) -> tuple[int, Any]:
+    src = _source(api, path["name"])
+    if body.if_running == "skip" and (busy := _running(api.store, src.name)) is not None:
+        raise ApiError(409, f"source {src.name!r} is already running (run {busy}); not queued", run_id=busy)
+    rid = control.request_run(api.store, api.config, src.name, trigger="api", full=body.mode == "full",
+                              dry_run=body.dry_run)
+    api.host.poke()
+    return 202, {"run_id": rid, "status": "queued", "source": src.name, "url": f"/v1/runs/{rid}"}
+
+
+def _pause(api: Api, name: str, paused: bool) -> tuple[int, Any]:
+    src = _source(api, name)
+    control.set_paused(api.store, src.name, paused)
+    return 200, {"source": src.name, "paused": paused}
+
+
+def pause(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> tuple[int, Any]:
+    return _pause(api, path["name"], True)
+
+
+def resume(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> tuple[int, Any]:
+    return _pause(api, path["name"], False)
+
+
+# ---- runs and errors ---------------------------------------------------------------------------------------
+
+def _paged(api: Api, model: Any, conds: list[Any], query: dict[str, Any]) -> tuple[list[Any], str | None]:
+    """Newest first, `limit` at a time; one more than the page is read: when it is there, the page's last id is
+    the cursor of the next page (ids only grow, so a page never shifts when new rows arrive)."""
+    limit = query.get("limit", 50)
+    qy = select(model).where(*conds).order_by(col(model.id).desc()).limit(limit + 1)
+    if "cursor" in query:
+        qy = qy.where(col(model.id) < query["cursor"])
+    with api.store.session() as s:
+        items = list(s.exec(qy))
+    if len(items) > limit:
+        return items[:limit], str(items[limit - 1].id)
+    return items, None
+
+
+def runs(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> tuple[int, Any]:
+    conds = [Run.source == query["source"]] if "source" in query else []
+    if "status" in query:
+        conds.append(Run.status == query["status"])
+    page, nxt = _paged(api, Run, conds, query)
+    return 200, {"runs": [run_json(r) for r in page], "next_cursor": nxt}
+
+
+def _get_run(api: Api, path: dict[str, str]) -> Run:
+    run = api.store.get_run(parse_id(path["id"]))
+    if run is None:
+        raise ApiError(404, f"no run {path['id']}")
+    return run
+
+
+def run(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> tuple[int, Any]:
+    r = _get_run(api, path)
+    with api.store.session() as s:
+        phases = list(s.exec(select(RunPhase).where(RunPhase.run_id == r.id).order_by(col(RunPhase.seq))))
+        steps = list(s.exec(select(Run).where(Run.flow_run_id == r.id).order_by(col(Run.id))))
+        ids = [r.id, *(st.id for st in steps)]  # a flow's errors and changes are its steps'
+        by_type = dict(s.exec(select(ItemError.error_type, func.count()).where(col(ItemError.run_id).in_(ids))
+                              .group_by(ItemError.error_type)).all())
+        unresolved = s.exec(select(func.count()).select_from(ItemError).where(
+            col(ItemError.run_id).in_(ids), col(ItemError.resolved_at).is_(None))).one()
+        first = list(s.exec(select(ItemError).where(col(ItemError.run_id).in_(ids)).order_by(col(ItemError.id))
+                            .limit(FIRST_ERRORS)))
+        changes = dict(s.exec(select(Change.change, func.count()).where(col(Change.run_id).in_(ids))
+                              .group_by(Change.change)).all())
+    data = run_json(r)
+    data["phases"] = [{"name": p.name, "status": p.status, "done": p.done, "total": p.total, "unit": p.unit,
+                       "detail": p.detail, "counts": {k: getattr(p, k) for k in ("inserted", "updated", "unchanged",
+                                                                                  "deleted", "failed", "skipped")},
+                       "started_at": iso(p.started_at), "finished_at": iso(p.finished_at)} for p in phases]
+    data["errors"] = {"total": sum(by_type.values()), "unresolved": int(unresolved), "by_type": by_type,
+                      "first": [error_json(e) for e in first]}
+    data["changes"] = {k: int(changes.get(k, 0)) for k in ("insert", "update", "delete")}
+    data["steps"] = [run_json(st) for st in steps]
+    data["queued_at"] = iso(r.queued_at)
+    data["attempt"] = r.attempt
+    return 200, data
+
+
+def cancel(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> tuple[int, Any]:
+    r = _get_run(api, path)
+    if r.status in (*FINAL_STATUSES, "interrupted"):
+        raise ApiError(409, f"run {r.id} is {r.status}: nothing to cancel")
+    result = control.request_cancel(api.store, r.id or 0, hosted=api.host)
+    return 202, {"run_id": r.id, "result": result}
+
+
+def retry(api: Api, path: dict[str, str], query: dict[str, Any], body: schemas.RetryRequest) -> tuple[int, Any]:
+    r = _get_run(api, path)
+    if api.config.source(r.source) is None:
+        raise ApiError(409, f"run {r.id}'s source {r.source!r} is no longer in the config")
+    with api.store.session() as s:
+        steps = select(Run.id).where(Run.flow_run_id == r.id)
+        qy = select(func.count()).select_from(ItemError).where(
+            col(ItemError.run_id).in_([r.id, *s.exec(steps)]), col(ItemError.resolved_at).is_(None),
+            ItemError.retryable == True)  # noqa: E712
+        if body.error_ids:
+            qy = qy.where(col(ItemError.id).in_(body.error_ids))
+        n = s.exec(qy).one()
+    if not n:
+        which = "of the given error_ids " if body.error_ids else ""
+        raise ApiError(409, f"run {r.id} has no unresolved retryable failed items {which}to retry")
+    rid = control.retry_errors(api.store, api.config, r.id or 0, body.error_ids)
+    api.host.poke()
+    return 202, {"run_id": rid, "retry_of": r.id, "items": int(n), "status": "queued", "url": f"/v1/runs/{rid}"}
+
+
+def errors(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> tuple[int, Any]:
+    conds = [ItemError.source == query["source"]] if "source" in query else []
+    if "type" in query:
+        conds.append(ItemError.error_type == query["type"])
+    if "resolved" in query:
+        resolved = col(ItemError.resolved_at)
+        conds.append(resolved.is_not(None) if query["resolved"] else resolved.is_(None))
+    page, nxt = _paged(api, ItemError, conds, query)
+    return 200, {"errors": [error_json(e) for e in page], "next_cursor": nxt}
+
+
+# ---- documents ----------------------------------------------------------------------------------------------
+
+def openapi(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> tuple[int, Any]:
+    return 200, schemas.openapi(api.settings.metrics_public)
+
+
+def metrics(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> tuple[int, Any]:
+    return 200, metrics_mod.render(api.store, uptime_s=api.uptime())
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, default=str)
