@@ -101,7 +101,8 @@ def test_page_template_with_detail_pages_and_a_row_missing_a_field(project: Proj
     [(item, message, etype)] = project.query("SELECT item, message, error_type FROM syncdash_item_errors")
     assert item == f"{site.url}/players?page=2:7", "the page URL and the row's index on it"
     assert "name" in message and "required" in message and etype == "missing"
-    assert list_hits(site) == {n: 1 for n in range(1, PAGES + 2)}, "each list page once; the one after ends the walk"
+    hits = list_hits(site)  # each list page once; the one after ends the walk (concurrency 2 may fetch one more)
+    assert set(hits.values()) == {1} and set(range(1, PAGES + 2)) <= set(hits) <= set(range(1, PAGES + 3))
     assert sum(v for k, v in site.hits.items() if k.startswith("/players/")) == N - 1
     # honest change counts: nothing changed upstream, nothing is rewritten
     [again] = project.run_json("players", expect=3)
