@@ -89,6 +89,31 @@ class FieldSpec(Strict):
         return self
 
 
+def named_fields(v: Any, expand: Any) -> Any:
+    """A `fields:` mapping with every column name checked (the name is the error's key); `expand(name, spec)`
+    turns a kind's shorthand (a plain value) into a mapping, or refuses the spec."""
+    if not isinstance(v, dict):
+        return v
+    out: dict[Any, Any] = {}
+    for name, spec in v.items():
+        try:
+            check_identifier(name, "column name")
+        except ValueError as e:
+            raise KeyedValueError(str(e), name) from None
+        out[name] = expand(name, spec)
+    return out
+
+
+def _from_shorthand(name: str, spec: Any) -> Any:
+    """`name: Column` is short for `{from: Column}` (a CSV header, a position or a JSON path)."""
+    if isinstance(spec, str | int) and not isinstance(spec, bool):
+        return {"from": spec}
+    if not isinstance(spec, dict | FieldSpec):
+        raise KeyedValueError(f"field {name}: give the source column's name, or a mapping with from/type/required/"
+                              f"default/format (got {type(spec).__name__})", name)
+    return spec
+
+
 class RunRetry(Strict):
     """A failed run whose cause may pass (network, timeout, 5xx, breaker) is queued again, later each time."""
 
@@ -186,22 +211,7 @@ class SourceConfig(Strict):
     @field_validator("fields", mode="before")
     @classmethod
     def _fields(cls, v: Any) -> Any:
-        if not isinstance(v, dict):
-            return v
-        out: dict[Any, Any] = {}
-        for name, spec in v.items():
-            try:
-                check_identifier(name, "column name")
-            except ValueError as e:
-                raise KeyedValueError(str(e), name) from None
-            if isinstance(spec, str | int) and not isinstance(spec, bool):
-                spec = {"from": spec}
-            elif not isinstance(spec, dict | FieldSpec):
-                raise KeyedValueError(
-                    f"field {name}: give the source column's name, or a mapping with from/type/required/"
-                    f"default/format (got {type(spec).__name__})", name)
-            out[name] = spec
-        return out
+        return named_fields(v, _from_shorthand)
 
     @model_validator(mode="after")
     def _keys(self) -> SourceConfig:

@@ -20,8 +20,8 @@ from syncdash.config.models import (
     KeyedValueError,
     SourceConfig,
     Strict,
-    check_identifier,
     duration_validator,
+    named_fields,
 )
 from syncdash.sources.rest.config import CircuitBreaker, RateLimit, RetryPolicy
 
@@ -54,26 +54,21 @@ class WebField(FieldSpec):
         return v
 
 
-def _web_fields(v: Any) -> Any:
+def _selector_shorthand(name: str, spec: Any) -> Any:
     """`name: "td.name"` is short for `{selector: "td.name"}` (a web field's source is a selector)."""
-    if not isinstance(v, dict):
-        return v
-    out: dict[Any, Any] = {}
-    for name, spec in v.items():
-        try:
-            check_identifier(name, "column name")
-        except ValueError as e:
-            raise KeyedValueError(str(e), name) from None
-        if isinstance(spec, str):
-            spec = {"selector": spec}
-        elif not isinstance(spec, dict | WebField):
-            raise KeyedValueError(f"field {name}: give a CSS selector, or a mapping with selector/attr/regex/type/"
-                                  f"required/default/format (got {type(spec).__name__})", name)
-        elif isinstance(spec, dict) and "from" in spec:
-            raise KeyedValueError(f"field {name}: web fields are read with selector: (and attr:), not from:", name,
-                                  "from")
-        out[name] = spec
-    return out
+    if isinstance(spec, str):
+        return {"selector": spec}
+    if not isinstance(spec, dict | WebField):
+        raise KeyedValueError(f"field {name}: give a CSS selector, or a mapping with selector/attr/regex/type/"
+                              f"required/default/format (got {type(spec).__name__})", name)
+    if isinstance(spec, dict) and "from" in spec:
+        raise KeyedValueError(f"field {name}: web fields are read with selector: (and attr:), not from:", name,
+                              "from")
+    return spec
+
+
+def _web_fields(v: Any) -> Any:
+    return named_fields(v, _selector_shorthand)
 
 
 class PageRange(Strict):
@@ -131,8 +126,6 @@ class WebSourceConfig(SourceConfig):
     circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
     batch_size: int = Field(default=1000, ge=1, le=1_000_000)
 
-    _list_fields: dict[str, WebField] = PrivateAttr(default_factory=dict)
-
     @field_validator("fields", mode="before")
     @classmethod
     def _fields(cls, v: Any) -> Any:
@@ -166,7 +159,6 @@ class WebSourceConfig(SourceConfig):
         out = handler(v)
         if isinstance(out, WebSourceConfig):
             out._detail_names = names
-            out._list_fields = {k: f for k, f in out.fields.items() if k not in names}
         return out
 
     @model_validator(mode="after")
@@ -185,7 +177,7 @@ class WebSourceConfig(SourceConfig):
 
     @property
     def list_fields(self) -> dict[str, WebField]:
-        return self._list_fields or dict(self.fields)
+        return {k: f for k, f in self.fields.items() if k not in self._detail_names}
 
     @property
     def detail_names(self) -> list[str]:
