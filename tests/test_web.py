@@ -243,6 +243,8 @@ def test_a_detail_page_that_never_renders_is_an_item_error_the_console_opens(pro
                                                                             site: SampleSite) -> None:
     import asyncio
 
+    from test_console import until
+
     from syncdash.config import load_config
     from syncdash.core.store import Store
     from syncdash.tui.app import SyncdashApp
@@ -262,17 +264,12 @@ def test_a_detail_page_that_never_renders_is_an_item_error_the_console_opens(pro
         app = SyncdashApp(cfg, Store(cfg.database), host=False, poll_interval=0.2)
         os.environ.pop("DISPLAY", None)
         async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.pause(0.5)
+            await until(lambda: app.snapshot is not None, pilot, what="first snapshot")
             await pilot.press("e")
-            for _ in range(100):
-                if app.screen.query("#errors") and app.screen.query_one("#errors").row_count == 1:
-                    break
-                await pilot.pause(0.05)
+            await until(lambda: app.screen.query("#errors") and app.screen.query_one("#errors").row_count == 1,
+                        pilot, what="the error is listed")
             await pilot.press("o")
-            for _ in range(100):
-                if app.clipboard:
-                    break
-                await pilot.pause(0.05)
+            await until(lambda: app.clipboard, pilot, what="the paths copied")
             assert app.clipboard == f"{shot}\n{html}"
             await pilot.press("q")
 
