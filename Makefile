@@ -25,8 +25,13 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -n 2
 
+# ruff; the layer contracts (import-linter, see pyproject.toml); no import cycles or private names crossing
+# modules (tools/check_imports.py); mypy over the package.
 lint: install
-	$(BIN)/ruff check syncdash tests bench
+	$(BIN)/ruff check syncdash syncdash_demo tests bench tools screenshots
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python tools/check_imports.py
+	$(BIN)/mypy
 
 # Both benches run even when the first misses a target; the exit code is non-zero if either did.
 # The REST bench times dlt too once bench/.venv-dlt exists (`python bench/rest_load.py --with-dlt` creates it).

@@ -213,7 +213,7 @@ async def run(args: argparse.Namespace, csv_path: Path, work: Path) -> int:
     from textual.widgets import DataTable
 
     from syncdash.config.load import load_config
-    from syncdash.core.store import Store
+    from syncdash.store.db import Store
     from syncdash.tui.app import SyncdashApp
 
     db = work / "syncdash.db"

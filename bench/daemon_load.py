@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from syncdash.core import queue
-from syncdash.core.store import Store
+from syncdash.store import queue
+from syncdash.store.db import Store
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -62,7 +62,7 @@ class Scratch:
     def drop(self) -> None:
         import psycopg
 
-        from syncdash.core import target_db
+        from syncdash.targets import open as target_db
 
         target_db.dispose()
         with psycopg.connect(self._admin, autocommit=True) as c:

@@ -1,6 +1,6 @@
 """REST load benchmark: `syncdash run` of a paged REST source against plain httpx loops and dlt, in the same run.
 
-Starts `python -m syncdash.sampleapi` (100,000 players, pages of 1,000, 20 ms latency per page, a remote API
+Starts `python -m syncdash_demo.sampleapi` (100,000 players, pages of 1,000, 20 ms latency per page, a remote API
 as /work/shared/PERFORMANCE.md recommends) in its own process, warms its page cache, then times whole
 processes (median of --repeat runs, interleaved so machine noise hits every method alike):
 
@@ -164,10 +164,10 @@ def measure(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | No
 
 
 class Server:
-    """`python -m syncdash.sampleapi` in its own process; `url` once it printed its listening line."""
+    """`python -m syncdash_demo.sampleapi` in its own process; `url` once it printed its listening line."""
 
     def __init__(self, records: int, latency: float, lifetime: float) -> None:
-        cmd = [sys.executable, "-m", "syncdash.sampleapi", "--port", "0", "--records", str(records),
+        cmd = [sys.executable, "-m", "syncdash_demo.sampleapi", "--port", "0", "--records", str(records),
                "--latency", str(latency), "--lifetime", str(lifetime)]
         self.errlog = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop(), the server outlives __init__)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.errlog, text=True)

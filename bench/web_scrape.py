@@ -1,6 +1,6 @@
 """Web scrape benchmark: `syncdash run` of a `kind: web` source against a hand-written Playwright loop, same run.
 
-Starts `python -m syncdash.samplesite` in its own process (1,000 players: 50 list pages of 20 rows, each row's
+Starts `python -m syncdash_demo.samplesite` in its own process (1,000 players: 50 list pages of 20 rows, each row's
 profile page; every page renders its content from a script after --delay seconds, as JavaScript sites do),
 then times whole processes with the same Debian Chromium:
 
@@ -131,7 +131,7 @@ def main() -> int:
     ap.add_argument("--delay", type=float, default=0.02, help="seconds each page's script waits before rendering")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    site_proc = subprocess.Popen([sys.executable, "-m", "syncdash.samplesite", "--players", str(a.players),
+    site_proc = subprocess.Popen([sys.executable, "-m", "syncdash_demo.samplesite", "--players", str(a.players),
                                   "--page-size", "20", "--delay", str(a.delay), "--lifetime", "1800"],
                                  stdout=subprocess.PIPE, text=True)
     try:

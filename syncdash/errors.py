@@ -79,6 +79,12 @@ class SchemaMismatch(SourceError):
     error_type = "schema"
 
 
+class CheckpointInvalid(SourceError):
+    """The checkpoint no longer matches the input (the file changed): the engine restarts from the beginning."""
+
+    error_type = "checkpoint"
+
+
 class TargetError(SyncdashError):
     """The target table cannot hold what the config describes."""
 

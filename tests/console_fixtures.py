@@ -16,8 +16,8 @@ from typing import Any
 
 from syncdash.config.load import parse_config
 from syncdash.config.models import Config
-from syncdash.core.models import Change, ItemError, Run, RunPhase, SourceState
-from syncdash.core.store import Store
+from syncdash.store.db import Store
+from syncdash.store.models import Change, ItemError, Run, RunPhase, SourceState
 
 NOW = datetime(2025, 3, 14, 12, 0, 0)
 OTHER_OWNER = "1@otherhost:0"  # a worker on another host: never swept as dead from here

@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from syncdash.core import queue
-from syncdash.core.models import FINAL_STATUSES
-from syncdash.core.shapes import COUNTS
-from syncdash.core.store import Store
+from syncdash.store import queue
+from syncdash.store.db import Store
+from syncdash.store.models import FINAL_STATUSES
+from syncdash.store.shapes import COUNTS
 
 BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
 BREAKER_STATES = ("closed", "open", "half_open")

@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from syncdash import __version__
-from syncdash.core.models import RUN_STATUSES
 from syncdash.errors import SyncdashError
+from syncdash.store.models import RUN_STATUSES
 
 MAX_BODY = 64 * 1024
 MAX_ID = 2**63 - 1  # a database integer; bigger ones would overflow the driver

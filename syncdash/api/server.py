@@ -10,9 +10,13 @@ import logging
 import socket
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syncdash.errors import HttpApiError
+
+if TYPE_CHECKING:
+    from syncdash.config.models import HttpApiConfig
+    from syncdash.service.daemon import Daemon
 
 log = logging.getLogger("syncdash.api")
 START_TIMEOUT = 15.0
@@ -83,3 +87,26 @@ class ApiServer:
                 self.thread.join(STOP_TIMEOUT)
         if self.sock is not None:
             self.sock.close()
+
+
+class ApiService:
+    """The HTTP API as a service the daemon runs beside its workers (`service.daemon.HttpService`).
+
+    The CLI builds it and hands it to the daemon, so the service layer never imports a web framework."""
+
+    def __init__(self, settings: HttpApiConfig) -> None:
+        self.settings = settings
+        self.server: ApiServer | None = None
+
+    def start(self, daemon: Daemon) -> str:
+        from syncdash.api.app import build_app
+        from syncdash.api.views import Api
+
+        self.server = ApiServer(build_app(Api(daemon.config, daemon.store, daemon, self.settings)),
+                                self.settings.host, self.settings.port)
+        return self.server.start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None

@@ -19,11 +19,12 @@ from syncdash.api import metrics as metrics_mod
 from syncdash.api import schemas
 from syncdash.api.schemas import ApiError, parse_id
 from syncdash.config.models import Config, HttpApiConfig, SourceConfig
-from syncdash.core import control, queue
-from syncdash.core.health import live_daemons, source_host, source_rows
-from syncdash.core.models import FINAL_STATUSES, Change, ItemError, Run, RunPhase, utcnow
-from syncdash.core.shapes import error_json, iso, run_json
-from syncdash.core.store import Store
+from syncdash.store import commands as control
+from syncdash.store import queue
+from syncdash.store.db import Store
+from syncdash.store.health import live_daemons, source_host, source_rows
+from syncdash.store.models import FINAL_STATUSES, Change, ItemError, Run, RunPhase, utcnow
+from syncdash.store.shapes import error_json, iso, run_json
 
 SECRET_KEY = re.compile(r"token|password|secret|api_?key|authorization|credential", re.IGNORECASE)
 LIST_RUNS = 5  # last runs per source in GET /v1/sources
@@ -84,7 +85,7 @@ def _source(api: Api, name: str) -> SourceConfig:
 def _masked(value: Any, config: Config, key: str = "") -> Any:
     """A config value as JSON with every credential masked: by key name, and by value (${VAR} and literal
     secrets the loader collected), and database URLs' passwords."""
-    from syncdash.core.dialect import mask_url
+    from syncdash.common.dialect import mask_url
 
     if isinstance(value, dict):
         return {k: _masked(v, config, str(k)) for k, v in value.items()}

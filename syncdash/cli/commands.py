@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from syncdash.cli import render
-from syncdash.cli.main import (
+from syncdash.cli.process import (
     EXIT_BUSY,
     EXIT_CANCELLED,
     EXIT_FAILED,
@@ -29,13 +29,13 @@ from syncdash.cli.render import esc
 from syncdash.config import load_config
 from syncdash.config.load import find_config_file
 from syncdash.config.models import Config, check_identifier
-from syncdash.errors import AlreadyRunning, ConfigError, UsageError
+from syncdash.errors import AlreadyRunning, ConfigError, HttpApiError, UsageError
 
 if TYPE_CHECKING:
     from syncdash.config.models import HttpApiConfig
-    from syncdash.core.engine import RunOptions, RunResult
-    from syncdash.core.models import Change
-    from syncdash.core.store import Store
+    from syncdash.engine import RunOptions, RunResult
+    from syncdash.store.db import Store
+    from syncdash.store.models import Change
 
 STATUS_EXIT = {"succeeded": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
 
@@ -46,8 +46,8 @@ def _config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def _store(url: str | None) -> Store:
-    from syncdash.core.store import Store
+def open_store(url: str | None) -> Store:
+    from syncdash.store.db import Store
 
     return Store(url)
 
@@ -62,9 +62,9 @@ def _store_for_reading(args: argparse.Namespace) -> tuple[Store, Config | None]:
         try:
             find_config_file(None)
         except ConfigError:
-            return _store(None), None
+            return open_store(None), None
         raise
-    return _store(cfg.database), cfg
+    return open_store(cfg.database), cfg
 
 
 # ---- init / validate / schema --------------------------------------------------------------------
@@ -120,8 +120,8 @@ def _default_database_url() -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from syncdash.core.dialect import mask_url
-    from syncdash.sources.registry import adapter_for
+    from syncdash.common.dialect import mask_url
+    from syncdash.config.kinds import adapter_for
 
     cfg = _config(args)
     render.out.print(f"[green]ok[/] {esc(cfg.file)}: {len(cfg.source_list)} source(s); "
@@ -140,7 +140,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if s.target and s.target != cfg.target:
             render.out.print(f"    target: {esc(cfg.redact(mask_url(s.target)))}")
         if s.schedule:
-            from syncdash.core.schedule import parse_schedule
+            from syncdash.common.schedule import parse_schedule
 
             sched = parse_schedule(s.schedule, s.timezone)
             state = "" if s.enabled else " (disabled)"
@@ -207,9 +207,9 @@ def _print_result(r: RunResult, dry: bool) -> None:
 
 def _run_many(args: argparse.Namespace, cfg: Config, store: Store, jobs: list[tuple[str, RunOptions]]) -> int:
     """Each job is queued like any other trigger's run, then claimed and executed here, in this process."""
-    from syncdash.core import queue
-    from syncdash.core.engine import Engine, queued_options
-    from syncdash.core.store import owner_id
+    from syncdash.engine import Engine, queued_options
+    from syncdash.store import queue
+    from syncdash.store.db import owner_id
 
     engine = Engine(store, cfg)
     cancel = install_cancel_handlers()
@@ -251,7 +251,7 @@ def _run_many(args: argparse.Namespace, cfg: Config, store: Store, jobs: list[tu
 def _running_run(store: Store, source: str) -> str:
     from sqlmodel import select
 
-    from syncdash.core.models import Run
+    from syncdash.store.models import Run
 
     with store.session() as s:
         run = s.exec(select(Run).where(Run.source == source, Run.status.in_(("claimed", "running")))  # type: ignore[attr-defined]
@@ -273,9 +273,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if cfg.source(n) is None:
             known = ", ".join(s.name for s in cfg.source_list) or "none"
             raise UsageError(f"unknown source {n!r}; sources in {cfg.file}: {known}")
-    from syncdash.core.engine import RunOptions  # after the checks: a typo is reported without the import wait
+    from syncdash.engine import RunOptions  # after the checks: a typo is reported without the import wait
 
-    store = _store(cfg.database)
+    store = open_store(cfg.database)
     if args.limit_pages is not None and args.limit_pages < 1:
         raise UsageError("--limit-pages must be 1 or more")
     if args.limit_pages is not None and not args.dry_run:
@@ -283,8 +283,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     jobs = [(n, RunOptions(trigger="cli", full=args.full, dry_run=args.dry_run, limit_pages=args.limit_pages,
                            backfill_from=args.backfill_from)) for n in names]
     if args.queue:
-        from syncdash.core import queue
-        from syncdash.core.engine import queued_options
+        from syncdash.engine import queued_options
+        from syncdash.store import queue
 
         ids = [queue.enqueue(store, n, trigger="cli", kind=cfg.source(n).kind, options=queued_options(o))  # type: ignore[union-attr]
                for n, o in jobs]
@@ -301,17 +301,17 @@ def cmd_retry(args: argparse.Namespace) -> int:
     from sqlalchemy import func
     from sqlmodel import col, select
 
-    from syncdash.core.engine import RunOptions
-    from syncdash.core.models import ItemError
+    from syncdash.engine import RunOptions
+    from syncdash.store.models import ItemError
 
     cfg = _config(args)
-    store = _store(cfg.database)
+    store = open_store(cfg.database)
     run = store.get_run(args.run)
     if run is None:
         raise UsageError(f"no run {args.run}")
     if cfg.source(run.source) is None:
         raise UsageError(f"run {run.id} belongs to source {run.source!r}, which is not in {cfg.file}")
-    from syncdash.core.models import Run
+    from syncdash.store.models import Run
 
     with store.session() as s:
         # a flow's failed items are its step runs': each step with some is retried as its own run
@@ -344,11 +344,11 @@ def cmd_retry(args: argparse.Namespace) -> int:
 # ---- status / runs / show / errors ----------------------------------------------------------------
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from syncdash.core.health import latest_runs, live_daemons, source_rows
-    from syncdash.core.models import utcnow
+    from syncdash.store.health import latest_runs, live_daemons, source_rows
+    from syncdash.store.models import utcnow
 
     cfg = _config(args)
-    store = _store(cfg.database)
+    store = open_store(cfg.database)
     now = utcnow()
     rows = source_rows(store, cfg, now)
     latest = latest_runs(store)
@@ -381,7 +381,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _state_update(store: Store, name: str, **values: object) -> None:
-    from syncdash.core.models import SourceState
+    from syncdash.store.models import SourceState
 
     with store.tx() as s:
         st = s.get(SourceState, name) or SourceState(source=name)
@@ -399,7 +399,7 @@ def _source_arg(cfg: Config, name: str) -> None:
 def cmd_pause(args: argparse.Namespace) -> int:
     cfg = _config(args)
     _source_arg(cfg, args.name)
-    _state_update(_store(cfg.database), args.name, paused=True)
+    _state_update(open_store(cfg.database), args.name, paused=True)
     render.out.print(f"{esc(args.name)}: paused (its schedule does not fire; `syncdash resume {esc(args.name)}`)")
     return EXIT_OK
 
@@ -407,17 +407,17 @@ def cmd_pause(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     cfg = _config(args)
     _source_arg(cfg, args.name)
-    _state_update(_store(cfg.database), args.name, paused=False)
+    _state_update(open_store(cfg.database), args.name, paused=False)
     render.out.print(f"{esc(args.name)}: resumed")
     return EXIT_OK
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from syncdash.core.schedule import ScheduleError, parse_schedule
+    from syncdash.common.schedule import ScheduleError, parse_schedule
 
     cfg = _config(args)
     _source_arg(cfg, args.name)
-    store = _store(cfg.database)
+    store = open_store(cfg.database)
     if args.reset:
         _state_update(store, args.name, schedule_override=None)
         configured = getattr(cfg.source(args.name), "schedule", None) or "none"
@@ -439,7 +439,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _http_settings(cfg: Config, args: argparse.Namespace) -> HttpApiConfig | None:
+def http_settings(cfg: Config, args: argparse.Namespace) -> HttpApiConfig | None:
     """The HTTP API's settings: daemon.http, with --http's address beating its listen. --once never serves it
     (the process exits when the queue is empty), so --http with --once is a usage error."""
     import os
@@ -469,10 +469,10 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     import logging
     import signal
 
-    from syncdash.core.daemon import Daemon, JsonLogFormatter, TextLogFormatter
+    from syncdash.service.daemon import Daemon, JsonLogFormatter, TextLogFormatter
 
     cfg = _config(args)
-    store = _store(cfg.database)
+    store = open_store(cfg.database)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLogFormatter() if args.log_format == "json" else TextLogFormatter())
     root = logging.getLogger("syncdash")
@@ -481,8 +481,16 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     root.propagate = False
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be 1 or more")
-    daemon = Daemon(cfg, store, workers=args.workers or cfg.daemon.workers, once=args.once,
-                    http=_http_settings(cfg, args))
+    settings = http_settings(cfg, args)
+    http = None
+    if settings is not None:
+        try:
+            from syncdash.api.server import ApiService
+        except ImportError as e:
+            raise HttpApiError(f"the HTTP API needs starlette and uvicorn ({e.name} is missing): "
+                               "pip install 'syncdash[api]'") from None
+        http = ApiService(settings)
+    daemon = Daemon(cfg, store, workers=args.workers or cfg.daemon.workers, once=args.once, http=http)
 
     def on_signal(signum: int, _frame: object) -> None:
         logging.getLogger("syncdash.daemon").info("signal %s: finishing the current batches, then stopping",
@@ -504,16 +512,16 @@ def cmd_console(args: argparse.Namespace) -> int:
             raise  # a broken config: file:line: key: reason, on stderr like every other command
         NoConfigApp(str(e)).run()
         return EXIT_USAGE
-    store = _store(cfg.database)
+    store = open_store(cfg.database)
     SyncdashApp(cfg, store, host=False if args.attach_only else None).run()
     return EXIT_OK
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    from syncdash.core.retention import cleanup
+    from syncdash.store.retention import cleanup
 
     cfg = _config(args)
-    store = _store(cfg.database)
+    store = open_store(cfg.database)
     counts = cleanup(store.engine, cfg.retention, dry_run=args.dry_run)
     if args.json:
         render.print_json(counts)
@@ -526,7 +534,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 def cmd_runs(args: argparse.Namespace) -> int:
     from sqlmodel import col, select
 
-    from syncdash.core.models import Run
+    from syncdash.store.models import Run
 
     store, _ = _store_for_reading(args)
     with store.session() as s:
@@ -549,7 +557,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from sqlalchemy import func
     from sqlmodel import col, select
 
-    from syncdash.core.models import Change, ItemError, Run, RunPhase
+    from syncdash.store.models import Change, ItemError, Run, RunPhase
 
     store, cfg = _store_for_reading(args)
     with store.session() as s:
@@ -646,7 +654,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_errors(args: argparse.Namespace) -> int:
     from sqlmodel import col, select
 
-    from syncdash.core.models import ItemError, Run
+    from syncdash.store.models import ItemError, Run
 
     store, _ = _store_for_reading(args)
     with store.session() as s:
@@ -683,9 +691,9 @@ def cmd_errors(args: argparse.Namespace) -> int:
 # ---- export -----------------------------------------------------------------------------------------
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from syncdash.core import target_db
-    from syncdash.core.dialect import mask_url
-    from syncdash.core.target import q
+    from syncdash.common.dialect import mask_url
+    from syncdash.targets import open as target_db
+    from syncdash.targets.table import q
 
     store, cfg = _store_for_reading(args)
     url = None
@@ -738,21 +746,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from syncdash.cli.demo import run_demo
-
-    return run_demo(args)
-
-
-
 def cmd_doctor(args: argparse.Namespace) -> int:
     """What this machine gives syncdash: the config, the store, database drivers, and the browser of each web
     source (which one, found how, its version). Non-zero when something a configured source needs is missing."""
     import importlib.metadata as md
     import platform
 
-    from syncdash.core.dialect import mask_url
-    from syncdash.sources.web.browser import BrowserNotFound, browser_version, find_browser
+    from syncdash.common.dialect import mask_url
+    from syncdash.kinds.web.browser import BrowserNotFound, browser_version, find_browser
 
     problems = 0
 
@@ -770,7 +771,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         problems += bool(args.config)
     url = (cfg.database if cfg else None) or _default_database_url()
     try:
-        store = _store(url)
+        store = open_store(url)
         with store.engine.connect():
             pass
         line(True, "store", esc(mask_url(url)))

@@ -4,16 +4,13 @@ running, 130 cancelled."""
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 from syncdash import __version__
+from syncdash.cli.process import EXIT_CANCELLED, EXIT_OK, EXIT_USAGE
 from syncdash.errors import ConfigError, ConfigErrors, SyncdashError
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_BUSY, EXIT_CANCELLED = 0, 1, 2, 3, 4, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,7 +20,7 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugins: bool = False) -> argparse.ArgumentParser:
     p = _Parser(prog="syncdash", description="Keep SQL tables in sync with CSV files, APIs and web pages.")
     p.add_argument("--version", action="version", version=f"syncdash {__version__}")
     config_help = "config file (default: $SYNCDASH_CONFIG, ./syncdash.yaml, user config dir)"
@@ -112,14 +109,48 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("console", parents=[common], help="the console (what `syncdash` alone opens)")
     s.add_argument("--attach-only", action="store_true", help="never host the workers, only read and queue")
 
-    s = sub.add_parser("demo", help="write a demo config and sample data, run every source, show the runs")
-    s.add_argument("--dir", help="where to put the demo (default: <user data dir>/demo)")
-    s.add_argument("--no-console", action="store_true", help="do not open the console afterwards")
+    if plugins:
+        for ep in _plugin_commands():
+            ep.load()(sub)
     return p
 
 
+# Commands installed by other distributions (the demo registers `syncdash demo` this way): the product never
+# imports them, and scanning entry points costs a few ms, so it happens only when a command is not built in.
+PLUGIN_GROUP = "syncdash.commands"
+
+
+def _plugin_commands() -> list[Any]:
+    from importlib.metadata import entry_points
+
+    return list(entry_points(group=PLUGIN_GROUP))
+
+
+BUILTIN_COMMANDS = frozenset({
+    'cleanup', 'console', 'daemon', 'doctor', 'errors', 'export', 'init', 'pause', 'resume',
+    'retry', 'run', 'runs', 'schedule', 'schema', 'show', 'status', 'validate',
+})
+
+
+def _wants_plugins(argv: Sequence[str]) -> bool:
+    """True when argv names no built-in command, or asks for the command list."""
+    words: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("-c", "--config"):
+            skip = True
+        elif not a.startswith("-"):
+            words.append(a)
+    if not words:
+        return "-h" in argv or "--help" in argv
+    return words[0] not in BUILTIN_COMMANDS
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(plugins=_wants_plugins(argv)).parse_args(argv)
     if args.command is None:
         if not sys.stdout.isatty():  # piped or scripted: the console needs a terminal
             build_parser().print_help()
@@ -129,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from syncdash.cli.render import redact  # error texts can quote config values: mask ${VAR} ones
 
     try:
-        return int(getattr(commands, f"cmd_{args.command}")(args))
+        handler = getattr(args, "handler", None) or getattr(commands, f"cmd_{args.command}")
+        return int(handler(args))
     except ConfigError as e:
         for one in e.errors if isinstance(e, ConfigErrors) else [e]:  # one line each, all greppable
             sys.stderr.write(f"syncdash: config error: {redact(str(one))}\n")
@@ -142,19 +174,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("syncdash: interrupted\n")
         return EXIT_CANCELLED
-
-
-def install_cancel_handlers() -> threading.Event:
-    """First Ctrl-C/SIGTERM: finish the current batch, mark the run cancelled. Second Ctrl-C: stop now."""
-    cancel = threading.Event()
-
-    def handler(signum: int, _frame: Any) -> None:
-        if cancel.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        cancel.set()
-        sys.stderr.write("\nsyncdash: stopping after the current batch (Ctrl-C again to stop now)\n")
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    return cancel
-

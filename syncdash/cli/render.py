@@ -21,14 +21,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from syncdash import humanize
-from syncdash.core.shapes import error_json, iso, run_json  # noqa: F401  (re-exported)
+from syncdash.common import humanize
+from syncdash.store.shapes import error_json, iso, run_json  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from syncdash.core.engine import Progress as RunProgress
-    from syncdash.core.models import Run
+    from syncdash.engine import Progress as RunProgress
+    from syncdash.store.models import Run
 
 STATUS_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "cancelled": "magenta",
                 "interrupted": "red", "running": "cyan", "queued": "blue", "claimed": "cyan"}
@@ -97,7 +97,7 @@ err = Console(file=_RedactingStream("stderr"), highlight=False, soft_wrap=True, 
 
 
 def _now() -> datetime:
-    from syncdash.core.models import utcnow
+    from syncdash.store.models import utcnow
 
     return utcnow()
 

@@ -76,7 +76,7 @@ def _errors_from(e: ValidationError, prefix: Path_, y: LoadedYaml, file: str) ->
 
 
 def parse_config(text: str, file: str, env: dict[str, str] | None = None) -> Config:
-    from syncdash.sources.registry import config_model_for, known_kinds
+    from syncdash.config.kinds import config_model_for, known_kinds
 
     y = load_yaml(text, file, env)
     data = y.data
@@ -157,7 +157,7 @@ def _parse_flows(cfg: Config, y: LoadedYaml, file: str, sources: list[SourceConf
                  errors: list[ConfigError]) -> None:
     """Flows share the sources' namespace (they are queued, scheduled and shown like sources); their steps must
     name sources of this file, not other flows."""
-    from syncdash.sources.registry import flow_config_model
+    from syncdash.config.kinds import flow_config_model
 
     model = flow_config_model()
     steps_ok = {s.name for s in sources}

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from syncdash.common.convert import FieldType, converter_for
 from syncdash.config.base import (  # noqa: F401  (re-exported: the config contract's public names)
     Duration,
     KeyedValueError,
@@ -21,7 +22,6 @@ from syncdash.config.base import (  # noqa: F401  (re-exported: the config contr
     parse_duration,
 )
 from syncdash.config.ops import NotifyConfig, RetentionConfig
-from syncdash.core.convert import FieldType, converter_for
 
 IDENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 SOURCE_NAME_RE = re.compile(r"^[a-z0-9_-]+$")
@@ -40,7 +40,7 @@ def check_database_url(value: str | None, store: bool = False) -> str | None:
     """A database URL syncdash can use; the store is SQLite or PostgreSQL, targets may also be MySQL/MariaDB."""
     if value is None:
         return value
-    from syncdash.core.dialect import MYSQL, dialect_of, mask_url
+    from syncdash.common.dialect import MYSQL, dialect_of, mask_url
 
     if "://" not in value:
         raise ValueError(f"{mask_url(value)!r} is not a database URL (sqlite:///file.db, postgresql://user@host/db, "
@@ -175,7 +175,7 @@ class SourceConfig(Strict):
             if self.timezone is not None:
                 raise KeyedValueError("timezone applies to a schedule; this source has none", "timezone")
             return self
-        from syncdash.core.schedule import ScheduleError, parse_schedule
+        from syncdash.common.schedule import ScheduleError, parse_schedule
 
         try:
             parse_schedule(self.schedule, self.timezone)

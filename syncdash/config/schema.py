@@ -6,14 +6,14 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, create_model
 
-from syncdash.sources.registry import all_config_models
+from syncdash.config.kinds import all_config_models
 
 
 def json_schema() -> dict[str, Any]:
     models = tuple(all_config_models())
     source_union = Annotated[Union[models], Field(discriminator="kind")] if len(models) > 1 else models[0]  # noqa: UP007
+    from syncdash.config.kinds import flow_config_model
     from syncdash.config.models import Config
-    from syncdash.sources.registry import flow_config_model
 
     top = {name: (f.annotation, f) for name, f in Config.model_fields.items() if name not in ("sources", "flows")}
     root = create_model(

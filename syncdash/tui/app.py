@@ -24,9 +24,9 @@ from textual.command import Hit, Provider
 from textual.message import Message
 
 from syncdash.config.models import Config
-from syncdash.core import control
-from syncdash.core.models import utcnow
-from syncdash.core.store import Store
+from syncdash.store import commands as control
+from syncdash.store.db import Store
+from syncdash.store.models import utcnow
 from syncdash.tui import data
 from syncdash.tui.screens.dashboard import DashboardScreen
 
@@ -118,8 +118,8 @@ class SyncdashApp(App[None]):
             self.poll()
 
     def _decide_mode(self) -> None:
-        from syncdash.core.daemon import Daemon
-        from syncdash.core.health import live_daemons
+        from syncdash.service.daemon import Daemon
+        from syncdash.store.health import live_daemons
 
         others = [d for d in live_daemons(self.store) if d.kind == "daemon"]
         if others or self.want_host is False:

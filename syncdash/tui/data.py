@@ -11,9 +11,9 @@ from typing import Any
 from sqlmodel import col, func, select
 
 from syncdash.config.models import Config, SourceConfig
-from syncdash.core import queue
-from syncdash.core.models import Breaker, Change, Daemon, ItemError, Run, RunPhase, SourceState, utcnow
-from syncdash.core.store import Store
+from syncdash.store import queue
+from syncdash.store.db import Store
+from syncdash.store.models import Breaker, Change, Daemon, ItemError, Run, RunPhase, SourceState, utcnow
 
 COUNTS = ("inserted", "updated", "unchanged", "deleted", "failed", "skipped")
 
@@ -101,7 +101,7 @@ def table_rows(store: Store, config: Config, src: SourceConfig, now: datetime) -
     cached = _row_counts.get(key)
     if cached is not None and (now - cached[0]).total_seconds() < ROW_COUNT_EVERY:
         return cached[1]
-    from syncdash.core import target_db
+    from syncdash.targets import open as target_db
 
     total: int | None = None
     try:
@@ -124,8 +124,7 @@ def table_rows(store: Store, config: Config, src: SourceConfig, now: datetime) -
 
 def snapshot(store: Store, config: Config, now: datetime | None = None) -> Snapshot:
     """Everything the dashboard shows, in a handful of queries."""
-    from syncdash.core.daemon import schedule_of, schedule_text
-    from syncdash.core.health import live_daemons, recent_runs, source_host, verdict
+    from syncdash.store.health import live_daemons, recent_runs, schedule_of, schedule_text, source_host, verdict
 
     now = now or utcnow()
     with store.session() as s:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from syncdash.humanize import age, until  # noqa: F401  (the console's names for them)
+from syncdash.common.humanize import age, until  # noqa: F401  (the console's names for them)
 
 _ARTIFACTS = re.compile(r"screenshot (\S+?), html (\S+?)(?=[\s;)]|$)")
 

@@ -41,7 +41,7 @@ class DryRunScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="dry-run")
     def plan(self) -> None:
-        from syncdash.core.engine import Engine, RunOptions
+        from syncdash.engine import Engine, RunOptions
 
         try:
             result = Engine(self.app.store, self.app.config).run(

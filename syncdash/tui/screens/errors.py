@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from syncdash.core.models import ItemError
+from syncdash.store.models import ItemError
 from syncdash.tui import data
 
 if TYPE_CHECKING:

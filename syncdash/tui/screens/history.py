@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label
 
-from syncdash.core.models import Run
+from syncdash.store.models import Run
 from syncdash.tui import data
 from syncdash.tui import format as fmt
 

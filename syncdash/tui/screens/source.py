@@ -14,7 +14,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Sparkline, Static
 
-from syncdash.core.models import Run
+from syncdash.store.models import Run
 from syncdash.tui import data
 from syncdash.tui import format as fmt
 
@@ -86,7 +86,7 @@ class SourceScreen(Screen[None]):
     def _state(self, snap: data.Snapshot) -> None:
         from datetime import UTC
 
-        from syncdash.core.daemon import schedule_of
+        from syncdash.store.health import schedule_of
 
         view = next((v for v in snap.sources if v.config.name == self.source), None)
         if view is None:

@@ -1,0 +1,290 @@
+"""What SQLite, PostgreSQL and MySQL/MariaDB do differently, in one place: URLs, drivers, transactions,
+parameter style and error classes.
+
+The engine writes batches on raw DBAPI connections (SQLAlchemy's per-statement cost is a measurable share
+of a million-row load); `Conn` gives those connections one face. SQL in syncdash is written once with `?`
+placeholders and "double-quoted" identifiers: `Conn` rewrites the placeholders for drivers that want `%s`,
+and MySQL sessions run with ANSI_QUOTES so the quoting holds there too.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from syncdash.errors import StoreError, TargetError
+
+if TYPE_CHECKING:  # SQLAlchemy costs ~150 ms to import: `validate` and `schema` never need it
+    from sqlalchemy import Engine
+    from sqlalchemy.engine import Connection
+
+SQLITE, POSTGRES, MYSQL = "sqlite", "postgresql", "mysql"
+
+_DRIVERS = {POSTGRES: ("psycopg", "postgres"), MYSQL: ("pymysql", "mysql")}
+
+
+def dialect_of(url: str) -> str:
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme == "sqlite":
+        return SQLITE
+    if scheme in ("postgresql", "postgres"):
+        return POSTGRES
+    if scheme in ("mysql", "mariadb"):
+        return MYSQL
+    raise ValueError(f"unsupported database {scheme!r}: use sqlite:///..., postgresql://... or mysql://...")
+
+
+def normalize_url(url: str) -> str:
+    """Pick the drivers syncdash installs: postgresql:// means psycopg 3, mysql:// and mariadb:// PyMySQL.
+
+    An explicit driver (postgresql+psycopg2://) is kept: the user may have reasons.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    base = scheme.split("+", 1)[0].lower()
+    if "+" in scheme:
+        return url
+    if base in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    if base in ("mysql", "mariadb"):
+        return f"mysql+pymysql://{rest}"
+    return url
+
+
+def require_driver(url: str, what: str = "database") -> None:
+    """A missing driver is a set-up problem with a one-line fix: say which extra to install."""
+    d = dialect_of(url)
+    if d == SQLITE:
+        return
+    module, extra = _DRIVERS[d]
+    scheme = url.split("://", 1)[0]
+    if "+" in scheme:
+        module = {"psycopg2": "psycopg2", "psycopg": "psycopg", "pymysql": "pymysql", "mysqldb": "MySQLdb",
+                  "mysqlconnector": "mysql.connector"}.get(scheme.split("+", 1)[1], module)
+    try:
+        __import__(module)
+    except ImportError:
+        err = StoreError if what == "store" else TargetError
+        raise err(f"the {what} {d} database needs the {module} driver: pip install 'syncdash[{extra}]'") from None
+
+
+def mask_url(url: str) -> str:
+    """postgresql://user:secret@host/db -> postgresql://user:***@host/db, for messages and the store."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+@lru_cache(maxsize=4096)
+def to_format_style(sql: str) -> str:
+    """`?` placeholders to `%s` (psycopg, PyMySQL); a literal % must then be doubled."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def database_errors() -> tuple[type[BaseException], ...]:
+    """The DBAPI error base classes of every installed driver (what a run turns into error_type database)."""
+    out: list[type[BaseException]] = [sqlite3.Error]
+    for mod, attr in (("psycopg", "Error"), ("pymysql", "Error")):
+        try:
+            out.append(getattr(__import__(mod), attr))
+        except ImportError:
+            pass
+    return tuple(out)
+
+
+def integrity_errors() -> tuple[type[BaseException], ...]:
+    out: list[type[BaseException]] = [sqlite3.IntegrityError]
+    for mod, attr in (("psycopg", "IntegrityError"), ("pymysql", "IntegrityError")):
+        try:
+            out.append(getattr(__import__(mod), attr))
+        except ImportError:
+            pass
+    return tuple(out)
+
+
+def transient(e: BaseException) -> bool:
+    """Errors that may pass by themselves (locked, connection lost, serialization failure, deadlock)."""
+    if isinstance(e, sqlite3.OperationalError):
+        return True
+    name = type(e).__name__
+    if name in ("OperationalError", "SerializationFailure", "DeadlockDetected", "InterfaceError"):
+        return True
+    return type(e).__module__.startswith("psycopg") and name in ("LockNotAvailable", "AdminShutdown")
+
+
+class Conn:
+    """A raw DBAPI connection with explicit transactions, whatever the driver.
+
+    Outside a transaction every statement commits by itself (SQLite isolation_level None, psycopg and
+    PyMySQL autocommit); `begin` opens one (BEGIN IMMEDIATE on SQLite, so a writer waits on the busy
+    timeout instead of failing with "database is locked" when it first writes).
+    """
+
+    def __init__(self, raw: Any, dialect: str, release: Any = None) -> None:
+        self.raw = raw
+        self.dialect = dialect
+        self.is_sqlite = dialect == SQLITE
+        self._release = release
+        self._tx = False
+        if dialect == POSTGRES:
+            if raw.info.transaction_status != 0:  # a pooled connection left mid-transaction
+                raw.rollback()
+            raw.autocommit = True
+        elif dialect == MYSQL:
+            raw.autocommit(True)
+            cur = raw.cursor()
+            # "quoted" identifiers as everywhere else; exact (binary) key comparison is the table's collation
+            cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')")
+            cur.close()
+
+    # ---- statements ------------------------------------------------------------------------------
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.is_sqlite else to_format_style(sql)
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        if self.is_sqlite:
+            return self.raw.execute(sql, params)
+        cur = self.raw.cursor()
+        if params:
+            cur.execute(self._sql(sql), tuple(params))
+        else:  # no parameters: the driver does not look for placeholders, so % stays as written
+            cur.execute(sql)
+        return cur
+
+    def executemany(self, sql: str, seq: Any) -> int:
+        """Returns the rows affected (drivers disagree on what executemany's rowcount means: summed here)."""
+        if self.is_sqlite:
+            before = self.raw.total_changes
+            self.raw.executemany(sql, seq)
+            return int(self.raw.total_changes - before)
+        rows = seq if isinstance(seq, list) else list(seq)
+        if not rows:
+            return 0
+        cur = self.raw.cursor()
+        cur.executemany(self._sql(sql), rows)
+        n = cur.rowcount
+        cur.close()
+        return int(n) if n is not None and n >= 0 else 0
+
+    def rowcount(self, sql: str, params: Any = ()) -> int:
+        cur = self.execute(sql, params)
+        return int(cur.rowcount)
+
+    def all(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        cur = self.execute(sql, params)
+        rows = cur.fetchall()
+        return [tuple(r) for r in rows]
+
+    def one(self, sql: str, params: Any = ()) -> tuple[Any, ...] | None:
+        cur = self.execute(sql, params)
+        row = cur.fetchone()
+        return None if row is None else tuple(row)
+
+    def scalar(self, sql: str, params: Any = ()) -> Any:
+        row = self.one(sql, params)
+        return None if row is None else row[0]
+
+    # ---- transactions ----------------------------------------------------------------------------
+
+    @property
+    def in_transaction(self) -> bool:
+        return bool(self.raw.in_transaction) if self.is_sqlite else self._tx
+
+    def begin(self) -> None:
+        if self.is_sqlite:
+            self.raw.execute("BEGIN IMMEDIATE")
+        else:
+            self.execute("BEGIN")
+            self._tx = True
+
+    def commit(self) -> None:
+        if self.is_sqlite:
+            self.raw.execute("COMMIT")
+        else:
+            self._tx = False
+            self.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if not self.in_transaction:
+            return
+        if self.is_sqlite:
+            self.raw.execute("ROLLBACK")
+        else:
+            self._tx = False
+            try:
+                self.execute("ROLLBACK")
+            except Exception:  # the connection is gone: nothing is left to roll back
+                pass
+
+    def savepoint(self, name: str) -> None:
+        self.execute(f"SAVEPOINT {name}")
+
+    def rollback_to(self, name: str) -> None:
+        self.execute(f"ROLLBACK TO SAVEPOINT {name}")
+        self.execute(f"RELEASE SAVEPOINT {name}")
+
+    def release(self, name: str) -> None:
+        self.execute(f"RELEASE SAVEPOINT {name}")
+
+    # ---- catalogue ----------------------------------------------------------------------------------
+
+    def table_names(self, prefix: str) -> list[str]:
+        """Tables of the current database/schema whose name starts with prefix."""
+        like = prefix.replace("_", "\\_") + "%"
+        if self.is_sqlite:
+            sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ? ESCAPE '\\'"
+        elif self.dialect == POSTGRES:
+            sql = ("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
+                   "AND table_name LIKE ? ESCAPE '\\'")
+        else:
+            sql = ("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() "
+                   "AND table_name LIKE ? ESCAPE '\\\\'")
+        return [r[0] for r in self.all(sql, (like,))]
+
+    def close(self) -> None:
+        try:
+            self.rollback()
+        finally:
+            if self.dialect == POSTGRES:
+                try:
+                    self.raw.autocommit = False
+                except Exception:
+                    pass
+            if self._release is not None:
+                self._release()
+
+
+# A writer waits this long for SQLite's lock before "database is locked": a daemon's batch can hold it for seconds.
+BUSY_TIMEOUT_MS = 60_000
+
+
+def sqlite_path(url: str) -> Path | None:
+    if url.startswith("sqlite:///"):
+        rest = url[len("sqlite:///"):]
+        if rest and rest != ":memory:":
+            return Path(rest)
+    return None
+
+
+def setup_sqlite(engine: Engine) -> None:
+    """Every SQLite connection of syncdash (store or target): WAL so readers never wait on the writer, and
+    BEGIN IMMEDIATE, because a deferred transaction that reads then writes fails with "database is locked"
+    without waiting, where an immediate one waits on the busy timeout."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,1 @@
+"""Source kinds: the contract (`kinds.contract`), the field mapping, and one package per kind."""

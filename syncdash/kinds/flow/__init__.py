@@ -1,0 +1,1 @@
+"""Flows (`flows:` in the config): steps run one after another as one run."""

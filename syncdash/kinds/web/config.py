@@ -1,0 +1,196 @@
+"""The `kind: web` contract: which pages to open, what marks them rendered, and where each field sits.
+
+A field is a CSS selector inside a row (or inside a detail page), read as text or as an attribute, optionally
+cut down by a regex, then typed like every other source's fields. Everything a user can get wrong (a bad
+selector shape, a regex that does not compile, a URL without {page} and without `next`) is refused here
+with the key that holds it, before a browser starts.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, PrivateAttr, WithJsonSchema, field_validator, model_validator
+
+from syncdash.config.models import (
+    Duration,
+    FieldSpec,
+    KeyedValueError,
+    SourceConfig,
+    Strict,
+    duration_validator,
+    named_fields,
+)
+from syncdash.kinds.rest.config import CircuitBreaker, RateLimit, RetryPolicy
+
+ABSOLUTE_ATTRS = ("href", "src", "action", "data-href", "data-url")
+
+
+class WebField(FieldSpec):
+    """A column read off the page: `selector` inside the row (none: the row element itself), text or `attr`."""
+
+    selector: str | None = Field(default=None, description="CSS selector inside the row (detail: inside the page)")
+    attr: str | None = Field(default=None, description="Read this attribute instead of the text; href/src are "
+                                                      "made absolute")
+    regex: str | None = Field(default=None, description="Keep the first group (or the whole match) of this regex")
+
+    @field_validator("regex")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"regex {v!r} does not compile: {e}") from None
+        return v
+
+    @field_validator("selector")
+    @classmethod
+    def _selector(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("selector is empty")
+        return v
+
+
+def _selector_shorthand(name: str, spec: Any) -> Any:
+    """`name: "td.name"` is short for `{selector: "td.name"}` (a web field's source is a selector)."""
+    if isinstance(spec, str):
+        return {"selector": spec}
+    if not isinstance(spec, dict | WebField):
+        raise KeyedValueError(f"field {name}: give a CSS selector, or a mapping with selector/attr/regex/type/"
+                              f"required/default/format (got {type(spec).__name__})", name)
+    if isinstance(spec, dict) and "from" in spec:
+        raise KeyedValueError(f"field {name}: web fields are read with selector: (and attr:), not from:", name,
+                              "from")
+    return spec
+
+
+def _web_fields(v: Any) -> Any:
+    return named_fields(v, _selector_shorthand)
+
+
+class PageRange(Strict):
+    start: int = Field(default=1, ge=0, description="First value of {page}")
+    max: int | None = Field(default=None, ge=1, description="Pages read at most (a safety stop)")
+    end: str | None = Field(default=None, description="Selector that means there are no more rows (e.g. .empty); "
+                                                      "a 404 or a page without rows ends the walk too")
+
+
+class DetailPages(Strict):
+    """Follow one link per row and read more fields off the page it leads to."""
+
+    url_field: str = Field(description="The list field holding the link (usually a selector with attr: href)")
+    wait_for: str | None = Field(default=None, description="Selector that means the detail page is rendered")
+    fields: dict[str, WebField] = Field(min_length=1)
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _fields(cls, v: Any) -> Any:
+        return _web_fields(v)
+
+
+class BrowserSettings(Strict):
+    executable: str | None = Field(default=None, description="Chromium or Chrome to launch (default: "
+                                                             "SYNCDASH_CHROMIUM, then chromium on PATH, then "
+                                                             "Playwright's own browsers)")
+    headless: bool = True
+    timeout: Duration = Field(default=30.0, description="Navigation and wait_for timeout per page")
+    args: list[str] = Field(default_factory=list, description="Extra Chromium command-line switches")
+    user_agent: str | None = None
+    block: list[Literal["image", "font", "media", "stylesheet"]] = Field(
+        default_factory=lambda: ["image", "font", "media"],
+        description="Resource types not downloaded (faster; the DOM is the same)")
+
+    _d = duration_validator("timeout")
+
+
+class WebSourceConfig(SourceConfig):
+    kind: Literal["web"]
+    url: str = Field(description="List page URL; {page} is replaced by the page number (or give `next`)")
+    pages: PageRange = Field(default_factory=PageRange)
+    wait_for: str | None = Field(default=None, description="Selector that means the page is rendered "
+                                                           "(default: rows)")
+    rows: str = Field(description="Selector of one record's element (a table row, a card)")
+    next: str | None = Field(default=None, description="Selector of the element to click for the next page")
+    fields: dict[str, WebField] = Field(min_length=1)  # type: ignore[assignment]
+    detail: DetailPages | None = None
+    browser: BrowserSettings = Field(default_factory=BrowserSettings)
+    concurrency: int = Field(default=1, ge=1, le=16, description="Pages open at once (each its own browser "
+                                                                 "context): list pages with {page}, and detail "
+                                                                 "pages")
+    rate_limit: Annotated[RateLimit | None, WithJsonSchema({"anyOf": [
+        {"type": "string", "description": "e.g. 10/minute"}, {"type": "object"}, {"type": "null"}]})] = None
+    retry: RetryPolicy = Field(default_factory=lambda: RetryPolicy(attempts=3, initial=1.0, max=30.0))
+    circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
+    batch_size: int = Field(default=1000, ge=1, le=1_000_000)
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _fields(cls, v: Any) -> Any:
+        return _web_fields(v)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v.replace("{page}", "1"))
+        if parts.scheme not in ("http", "https", "file") or not (parts.netloc or parts.scheme == "file"):
+            raise ValueError(f"{v!r} is not an http(s) URL")
+        return v
+
+    _detail_names: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _merge_detail(cls, v: Any, handler: Any) -> Any:
+        """Detail fields are columns of the same table: the mapper and the target see one field set."""
+        names: list[str] = []
+        if isinstance(v, dict) and isinstance(v.get("detail"), dict):
+            own = _web_fields(v.get("fields")) if isinstance(v.get("fields"), dict) else None
+            extra = _web_fields(v["detail"].get("fields")) if isinstance(v["detail"].get("fields"), dict) else None
+            if own is not None and extra is not None:
+                clash = [k for k in extra if k in own and own[k] != extra[k]]  # equal: merged already (a copy)
+                if clash:
+                    raise KeyedValueError(f"detail field {clash[0]} is also a list field; name it differently",
+                                          "detail", "fields", clash[0])
+                v = {**v, "fields": {**own, **extra}}
+                names = list(extra)
+        out = handler(v)
+        if isinstance(out, WebSourceConfig):
+            out._detail_names = names
+        return out
+
+    @model_validator(mode="after")
+    def _pagination(self) -> WebSourceConfig:
+        has_page = "{page}" in self.url
+        if has_page and self.next:
+            raise KeyedValueError("give either {page} in url or next:, not both", "next")
+        if "{" in self.url.replace("{page}", ""):
+            raise KeyedValueError("url: the only placeholder is {page}", "url")
+        if self.detail is not None and self.detail.url_field not in self.fields:
+            raise KeyedValueError(f"url_field {self.detail.url_field!r} is not a list field; fields are: "
+                                  f"{', '.join(self.list_fields)}", "detail", "url_field")
+        if self.detail is not None and self.detail.url_field in self.detail_names:
+            raise KeyedValueError("url_field must be a list field (read on the list page)", "detail", "url_field")
+        return self
+
+    @property
+    def list_fields(self) -> dict[str, WebField]:
+        return {k: f for k, f in self.fields.items() if k not in self._detail_names}
+
+    @property
+    def detail_names(self) -> list[str]:
+        return self._detail_names
+
+    @property
+    def paged(self) -> bool:
+        return "{page}" in self.url
+
+    def page_url(self, n: int) -> str:
+        return self.url.replace("{page}", str(n))
+
+    def source_name_of(self, column: str) -> str | int:
+        spec = self.fields[column]
+        sel = getattr(spec, "selector", None) or "(row)"
+        return f"{sel}@{spec.attr}" if getattr(spec, "attr", None) else sel

@@ -1,0 +1,1 @@
+"""Long-running services: the daemon (workers, scheduler, maintenance, commands) and notifications."""

@@ -1,0 +1,468 @@
+"""The headless scheduler and workers (`syncdash daemon`), also hosted by the console when no daemon runs.
+
+Everything goes through the store: schedule fires become queued runs (a unique key per fire, so several
+daemons queue each fire once), workers claim queued runs, a sweep turns runs of dead workers into
+interrupted ones and queues their resume, and commands from other processes (console, CLI, API) arrive in
+syncdash_commands. APScheduler's triggers give the fire times (core/schedule.py); a BackgroundScheduler
+wakes the daemon at the next one. Nothing here polls faster than once a second: an idle daemon sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue as queue_mod
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from syncdash.config.models import Config, SourceConfig
+from syncdash.engine import Engine, RunResult, options_from_queue
+from syncdash.store import queue
+from syncdash.store.db import Store, format_ts, owner_id
+from syncdash.store.health import schedule_of
+from syncdash.store.models import Run, utcnow
+
+log = logging.getLogger("syncdash.daemon")
+
+MAINTENANCE_SECONDS = 2.0  # heartbeat, sweep, schedule refresh, commands
+CLEANUP_EVERY = timedelta(days=1)  # retention (config `retention:`)
+POLL_SECONDS = 1.0  # an idle worker looks at the queue this often (a wake-up event cuts it short)
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    return None if dt is None else dt.replace(tzinfo=UTC)
+
+
+def _naive(dt: datetime) -> datetime:
+    return dt.astimezone(UTC).replace(tzinfo=None)
+
+
+class HttpService(Protocol):
+    """A server the daemon runs beside its workers (the HTTP API): built by a front end, handed in, so the
+    service layer never imports a web framework."""
+
+    def start(self, daemon: Daemon) -> str:
+        """Serve in the background; return the base URL (recorded in the daemon's row)."""
+        ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class Active:
+    run_id: int
+    source: str
+    cancel: threading.Event
+
+
+class Daemon:
+    def __init__(self, config: Config, store: Store, *, workers: int = 1, once: bool = False,
+                 clock: Callable[[], datetime] = utcnow, kind: str = "daemon",
+                 on_result: Callable[[Run, RunResult, bool], None] | None = None,
+                 http: HttpService | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.workers = max(1, workers)
+        self.once = once
+        self.clock = clock
+        self.kind = kind
+        self.owner = owner_id()
+        self.engine = Engine(store, config)
+        self.stopping = threading.Event()  # stop claiming; running runs end as interrupted
+        self.wake = threading.Event()
+        self.active: dict[int, Active] = {}
+        self.lock = threading.Lock()
+        self.on_result = on_result
+        self._threads: list[threading.Thread] = []
+        self._scheduler: Any = None
+        self._job_texts: dict[str, str | None] = {}
+        self._events: queue_mod.Queue[tuple[list[Any], dict[str, Any]] | None] = queue_mod.Queue()
+        self._last_cleanup: datetime | None = None
+        self.http = http  # the HTTP API, handed in by the CLI; served while run() runs (not with once)
+        self.http_url: str | None = None
+        self.started_at = clock()
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve until stop() (or, with once, until nothing due is left). Returns the exit code."""
+        self.started_at = self.clock()
+        if self.http is not None and not self.once:
+            self._start_api()  # before registering: the daemon's row says where the API is
+        try:
+            self._register()
+            log.info("daemon started", extra={"owner": self.owner, "workers": self.workers, "once": self.once,
+                                              "http": self.http_url})
+            self.maintain()
+            if self.once:
+                self._work_until_empty()
+                self._events.put(None)
+                self._send_events()  # deliver before exiting: a cron-driven daemon has no later
+                return 0
+            self._start_scheduler()
+            t = threading.Thread(target=self._send_events, name="notify", daemon=True)
+            t.start()
+            self._threads.append(t)
+            for i in range(self.workers):
+                t = threading.Thread(target=self._worker, name=f"worker-{i + 1}", daemon=True)
+                t.start()
+                self._threads.append(t)
+            while not self.stopping.wait(MAINTENANCE_SECONDS):
+                try:
+                    self.maintain()
+                except Exception:  # a bad tick (database briefly locked) must not end the daemon
+                    log.exception("maintenance failed; trying again")
+            return 0
+        finally:
+            self._shutdown()
+
+    def stop(self) -> None:
+        """SIGTERM/SIGINT: stop taking runs; each running run stops after its batch as interrupted."""
+        self.stopping.set()
+        self.wake.set()
+
+    def poke(self) -> None:
+        """Something was queued (by the API): wake an idle worker now instead of at its next poll."""
+        self.wake.set()
+
+    def is_stopping(self) -> bool:
+        return self.stopping.is_set()
+
+    def _start_api(self) -> None:
+        assert self.http is not None
+        self.http_url = self.http.start(self)
+
+    def _shutdown(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+        if self.http is not None and self.http_url is not None:  # first: no new request may queue work
+            self.http.stop()
+            self.http_url = None
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+        if not self.once:
+            self._events.put(None)
+        for t in self._threads:
+            t.join()
+        with self.store.engine.begin() as c:
+            c.exec_driver_sql("UPDATE syncdash_daemons SET stopped_at = ?, heartbeat_at = ? WHERE owner = ?",
+                              (format_ts(self.clock()), format_ts(self.clock()), self.owner))
+        log.info("daemon stopped", extra={"owner": self.owner})
+
+    def _register(self) -> None:
+        now = format_ts(self.clock())
+        with self.store.engine.begin() as c:
+            c.exec_driver_sql("DELETE FROM syncdash_daemons WHERE owner = ?", (self.owner,))
+            c.exec_driver_sql(
+                "INSERT INTO syncdash_daemons (owner, host, pid, kind, workers, started_at, heartbeat_at, http) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.owner, socket.gethostname(), os.getpid(), self.kind, self.workers, now, now, self.http_url))
+
+    # ---- maintenance: heartbeat, sweep, schedules, commands ---------------------------------------------
+
+    def maintain(self) -> None:
+        now = self.clock()
+        with self.store.engine.begin() as c:
+            c.exec_driver_sql("UPDATE syncdash_daemons SET heartbeat_at = ? WHERE owner = ?",
+                              (format_ts(now), self.owner))
+        dead = queue.sweep(self.store, now)
+        if dead:
+            log.warning("runs of a dead worker found", extra={"runs": dead})
+        resumes = queue.resume_interrupted(self.store)
+        if resumes:
+            log.info("resumes queued", extra={"runs": resumes})
+        fired = self.fire_due(now)
+        self._serve_commands()
+        self._check_overdue(now)
+        if self._last_cleanup is None or now - self._last_cleanup >= CLEANUP_EVERY:
+            self._last_cleanup = now
+            self._cleanup(now)
+        if dead or resumes or fired:
+            self.wake.set()
+        self._refresh_jobs()
+
+    def fire_due(self, now: datetime) -> list[int]:
+        """Queue every schedule fire that is due (catch-up rules in schedule.due); idempotent across daemons."""
+        from syncdash.common.schedule import due, jitter_delay
+
+        out: list[int] = []
+        states = self.store.source_states()
+        for src in self.config.source_list:
+            st = states.get(src.name)
+            sched = schedule_of(src, st.schedule_override if st else None)
+            if sched is None or not src.enabled:
+                continue
+            last = _aware(st.last_fire_at) if st else None
+            fire, nxt = due(sched, last, now.replace(tzinfo=UTC), src.catch_up)
+            paused = bool(st and st.paused)
+            if fire is not None and not paused:
+                not_before = _naive(fire) + timedelta(seconds=jitter_delay(fire, src.name, src.jitter))
+                rid = queue.enqueue(self.store, src.name, trigger="schedule", kind=src.kind, not_before=not_before,
+                                    fire_key=f"{src.name}@{_naive(fire).isoformat()}")
+                if rid is not None:
+                    out.append(rid)
+                    log.info("schedule fired", extra={"source": src.name, "run_id": rid,
+                                                      "fire": _naive(fire).isoformat()})
+            with self.store.engine.begin() as c:
+                c.exec_driver_sql("INSERT INTO syncdash_source_state (source, paused) VALUES (?, FALSE) "
+                                  "ON CONFLICT (source) DO NOTHING", (src.name,))
+                newest = _naive(fire) if fire is not None else (st.last_fire_at if st else None)
+                if last is None and newest is None:
+                    newest = _naive(sched.last_fire(now.replace(tzinfo=UTC)) or now)  # start counting from here
+                c.exec_driver_sql(
+                    "UPDATE syncdash_source_state SET last_fire_at = CASE WHEN last_fire_at IS NULL OR "
+                    "last_fire_at < ? THEN ? ELSE last_fire_at END, next_fire_at = ? WHERE source = ?",
+                    (format_ts(newest), format_ts(newest), format_ts(_naive(nxt)), src.name))
+        return out
+
+    def _start_scheduler(self) -> None:
+        """APScheduler wakes the daemon at each source's next fire time (the fire itself is queued by fire_due)."""
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self._scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True,
+                                                                            "max_instances": 1,
+                                                                            "misfire_grace_time": None})
+        self._scheduler.start()
+        self._refresh_jobs()
+
+    def _refresh_jobs(self) -> None:
+        if self._scheduler is None:
+            return
+        states = self.store.source_states()
+        for src in self.config.source_list:
+            st = states.get(src.name)
+            override = st.schedule_override if st else None
+            sched = schedule_of(src, override) if src.enabled else None
+            key = None if sched is None else f"{sched.text}|{sched.timezone}"
+            if self._job_texts.get(src.name, "-") == key:
+                continue
+            self._job_texts[src.name] = key
+            if self._scheduler.get_job(src.name) is not None:
+                self._scheduler.remove_job(src.name)
+            if sched is not None:
+                self._scheduler.add_job(self._on_fire, trigger=sched.trigger(), id=src.name, name=src.name)
+
+    def _on_fire(self) -> None:
+        try:
+            if self.fire_due(self.clock()):
+                self.wake.set()
+        except Exception:
+            log.exception("could not queue a schedule fire")
+
+    def _serve_commands(self) -> None:
+        """Requests from the console, CLI or API (syncdash_commands), claimed atomically by one daemon."""
+        with self.store.engine.begin() as c:
+            rows = c.exec_driver_sql("SELECT id, action, source, run_id, args FROM syncdash_commands "
+                                     "WHERE status = 'pending' ORDER BY id LIMIT 50").fetchall()
+            mine = []
+            for cid, action, source, run_id, args in rows:
+                if c.exec_driver_sql("UPDATE syncdash_commands SET status = 'claimed', claimed_by = ? "
+                                     "WHERE id = ? AND status = 'pending'", (self.owner, cid)).rowcount:
+                    mine.append((cid, action, source, run_id, json.loads(args) if args else {}))
+        for cid, action, source, run_id, args in mine:
+            status, result = "done", None
+            try:
+                result = self.command(action, source, run_id, args)
+            except Exception as e:
+                status, result = "failed", str(e)
+            with self.store.engine.begin() as c:
+                c.exec_driver_sql("UPDATE syncdash_commands SET status = ?, result = ?, finished_at = ? "
+                                  "WHERE id = ?", (status, json.dumps(result), format_ts(self.clock()), cid))
+
+    def command(self, action: str, source: str | None, run_id: int | None, args: dict[str, Any]) -> Any:
+        if action == "run":
+            src = self.config.source(source or "")
+            if src is None:
+                raise ValueError(f"unknown source {source!r}")
+            rid = queue.enqueue(self.store, src.name, trigger=args.get("trigger", "console"), kind=src.kind,
+                                options={k: args.get(k) for k in ("full", "dry_run")})
+            self.wake.set()
+            return {"run_id": rid}
+        if action == "cancel":
+            with self.lock:
+                act = self.active.get(int(run_id or 0))
+            if act is None:
+                with self.store.engine.begin() as c:  # still queued: it simply never runs
+                    n = c.exec_driver_sql("UPDATE syncdash_runs SET status = 'cancelled', finished_at = ?, "
+                                          "error = 'cancelled before it started' WHERE id = ? AND status = 'queued'",
+                                          (format_ts(self.clock()), run_id)).rowcount
+                return {"cancelled": bool(n)}
+            act.cancel.set()
+            return {"cancelled": True}
+        raise ValueError(f"unknown command {action!r}")
+
+    # ---- workers ------------------------------------------------------------------------------------
+
+    def _worker(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                worked = self.work_one()
+            except Exception:
+                log.exception("worker error")
+                worked = False
+            if not worked:
+                self.wake.wait(POLL_SECONDS)
+                self.wake.clear()
+
+    def _work_until_empty(self) -> None:
+        while not self.stopping.is_set() and self.work_one():
+            pass
+
+    def work_one(self) -> bool:
+        """Claim and execute one due run; False when nothing was claimable."""
+        run = queue.claim(self.store, self.owner, now=self.clock())
+        if run is None or run.id is None:
+            return False
+        src = self.config.source(run.source)
+        if src is None:
+            with self.store.engine.begin() as c:
+                c.exec_driver_sql("UPDATE syncdash_runs SET status = 'failed', error = ?, error_type = 'config', "
+                                  "finished_at = ? WHERE id = ?",
+                                  (f"source {run.source!r} is not in {self.config.file}", format_ts(self.clock()),
+                                   run.id))
+            return True
+        cancel = threading.Event()
+        with self.lock:
+            self.active[run.id] = Active(run.id, run.source, cancel)
+        opts = options_from_queue(run, cancel=cancel, shutdown=self.stopping)
+        log.info("run started", extra={"source": run.source, "run_id": run.id, "trigger": run.trigger})
+        try:
+            result = self.engine.run(run.source, opts)
+        except Exception as e:  # AlreadyRunning (a process outside the queue holds the lease) and the like
+            log.warning("run could not start: %s", e, extra={"source": run.source, "run_id": run.id})
+            queue.unclaim(self.store, run.id)
+            return True
+        finally:
+            with self.lock:
+                self.active.pop(run.id, None)
+        log.info("run finished", extra={"source": run.source, "run_id": result.run_id, "status": result.status,
+                                        "counts": result.counts, "error": result.error})
+        self._after(run, src, result)
+        return True
+
+    def _after(self, run: Run, src: SourceConfig, result: RunResult) -> None:
+        """Retry policy: a failure that may pass is queued again later, at retry priority, until attempts run out."""
+        if result.status == "failed" and result.retryable and run.attempt < src.run_retry.attempts:
+            policy = src.run_retry
+            wait = min(policy.max, policy.backoff * 2 ** (run.attempt - 1))
+            rid = queue.enqueue(self.store, run.source, trigger="retry", kind=src.kind,
+                                options=queue.run_options(run), not_before=self.clock() + timedelta(seconds=wait),
+                                parent_run_id=result.run_id, attempt=run.attempt + 1)
+            log.info("retry queued", extra={"source": run.source, "run_id": rid, "after_s": wait,
+                                            "attempt": run.attempt + 1})
+        elif result.status == "failed":
+            log.error("run failed for good", extra={"source": run.source, "run_id": result.run_id,
+                                                   "error": result.error})
+        retrying = result.status == "failed" and result.retryable and run.attempt < src.run_retry.attempts
+        done = self.store.get_run(result.run_id)
+        if done is not None:
+            self._notify_run(done, src, final=not retrying)
+            if self.on_result is not None:
+                self.on_result(done, result, retrying)
+
+    # ---- notifications and retention ---------------------------------------------------------------------
+
+    def _targets(self, src: SourceConfig | None) -> list[Any]:
+        return [n for n in (self.config.notify, getattr(src, "notify", None)) if n is not None]
+
+    def _notify_run(self, run: Run, src: SourceConfig, final: bool) -> None:
+        """failed (only once no retry is left), partial, recovered: to the global and the source's targets."""
+        targets = self._targets(src)
+        if not targets or run.dry_run:
+            return
+        from syncdash.service.notify import build_event, event_for_run
+
+        with self.store.engine.begin() as c:
+            prev = c.exec_driver_sql(
+                "SELECT status FROM syncdash_runs WHERE source = ? AND id < ? AND NOT dry_run AND status IN "
+                "('succeeded', 'partial', 'failed') ORDER BY id DESC LIMIT 1", (run.source, run.id)).first()
+        kind = event_for_run(run, prev[0] if prev else None)
+        if kind is None or (kind == "failed" and not final):
+            return
+        self._events.put((targets, build_event(kind, run.source, run)))
+
+    def _check_overdue(self, now: datetime) -> None:
+        from syncdash.store.health import recent_runs, verdict
+
+        states = self.store.source_states()
+        for src in self.config.source_list:
+            targets = self._targets(src)
+            if not targets:
+                continue
+            st = states.get(src.name)
+            sched = schedule_of(src, st.schedule_override if st else None)
+            if sched is None:
+                continue
+            late = verdict(src, st, recent_runs(self.store, src.name, 3), sched, now) == "overdue"
+            # the flag lives in the store: of several daemons on one database, the one that sets it notifies
+            with self.store.engine.begin() as c:
+                if late:
+                    c.exec_driver_sql("INSERT INTO syncdash_source_state (source, paused) VALUES (?, FALSE) "
+                                      "ON CONFLICT (source) DO NOTHING", (src.name,))
+                    mine = c.exec_driver_sql(
+                        "UPDATE syncdash_source_state SET overdue_notified_at = ? WHERE source = ? AND "
+                        "overdue_notified_at IS NULL", (format_ts(now), src.name)).rowcount == 1
+                else:
+                    mine = False
+                    c.exec_driver_sql("UPDATE syncdash_source_state SET overdue_notified_at = NULL WHERE source = ? "
+                                      "AND overdue_notified_at IS NOT NULL", (src.name,))
+            if mine:
+                from syncdash.service.notify import build_event
+
+                self._events.put((targets, build_event("overdue", src.name, None)))
+
+    def _send_events(self) -> None:
+        """Deliveries retry with backoff: they run here, never on a worker (a dead webhook must not slow syncs)."""
+        from syncdash.service.notify import Notifier
+
+        while (item := self._events.get()) is not None:
+            targets, event = item
+            for cfg in targets:
+                for d in Notifier(cfg, redact=self.config.redact).send(event):
+                    if not d.ok:
+                        log.warning("notification not delivered: %s", d.error,
+                                    extra={"source": event.get("source"), "run_id": event.get("run_id")})
+
+    def _cleanup(self, now: datetime) -> None:
+        from syncdash.store.retention import cleanup
+
+        try:
+            counts = cleanup(self.store.engine, self.config.retention, now=now)
+        except Exception:
+            log.exception("retention cleanup failed")
+            return
+        if any(counts.values()):
+            log.info("old history deleted", extra={"counts": counts})
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line, with the run id and source when the record has them."""
+
+    FIELDS = ("source", "run_id", "trigger", "status", "counts", "error", "owner", "workers", "once", "runs",
+              "fire", "after_s", "attempt", "http")
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                               "level": record.levelname.lower(), "msg": record.getMessage(),
+                               "thread": record.threadName}
+        for k in self.FIELDS:
+            if hasattr(record, k):
+                out[k] = getattr(record, k)
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+class TextLogFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        extra = " ".join(f"{k}={getattr(record, k)}" for k in JsonLogFormatter.FIELDS if hasattr(record, k))
+        base = f"{datetime.now().strftime('%H:%M:%S')} {record.levelname.lower():7} {record.getMessage()}"
+        text = f"{base} {extra}".rstrip()
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text

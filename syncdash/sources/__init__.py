@@ -1,1 +1,0 @@
-"""Source adapters: each kind is one module plus an entry in registry.py."""

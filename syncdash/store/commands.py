@@ -1,0 +1,90 @@
+"""What a person can ask of syncdash from the console (and later the HTTP API): run, cancel, pause, retry,
+resolve. Every request goes through the store, so it works the same whether this process hosts the workers
+or a daemon elsewhere on the same database carries it out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from syncdash.config.models import Config
+from syncdash.errors import UsageError
+from syncdash.store import queue
+from syncdash.store.db import Store
+from syncdash.store.models import Command, Run, SourceState, utcnow
+
+
+def request_run(store: Store, config: Config, source: str, *, trigger: str = "console", full: bool = False,
+                dry_run: bool = False, retry_of: int | None = None, retry_errors: list[int] | None = None) -> int:
+    src = config.source(source)
+    if src is None:
+        raise UsageError(f"unknown source {source!r}")
+    rid = queue.enqueue(store, source, trigger=trigger, kind=src.kind, parent_run_id=retry_of,
+                        options={"full": full, "dry_run": dry_run, "retry_of": retry_of,
+                                 "retry_errors": retry_errors})
+    assert rid is not None
+    return rid
+
+
+def request_cancel(store: Store, run_id: int, hosted: Any = None) -> str:
+    """A queued run is cancelled at once; a running one stops after its batch (its worker is told)."""
+    with store.engine.begin() as c:
+        n = c.exec_driver_sql("UPDATE syncdash_runs SET status = 'cancelled', finished_at = ?, "
+                              "error = 'cancelled before it started' WHERE id = ? AND status = 'queued'",
+                              (utcnow().strftime("%Y-%m-%d %H:%M:%S.%f"), run_id)).rowcount
+    if n:
+        return "cancelled before it started"
+    if hosted is not None and hosted.command("cancel", None, run_id, {}).get("cancelled"):
+        return "stopping after the current batch"
+    with store.tx() as s:
+        s.add(Command(action="cancel", run_id=run_id))
+    return "cancel sent to the daemon"
+
+
+def set_paused(store: Store, source: str, paused: bool) -> None:
+    with store.tx() as s:
+        st = s.get(SourceState, source) or SourceState(source=source)
+        st.paused = paused
+        s.add(st)
+
+
+def retry_errors(store: Store, config: Config, run_id: int, error_ids: list[int] | None = None) -> int:
+    """Re-process the failed items of a run (all retryable ones, or only `error_ids`), as a queued run."""
+    run = store.get_run(run_id)
+    if run is None:
+        raise UsageError(f"no run {run_id}")
+    if run.kind == "flow":  # a flow's failed items belong to its step runs: retry each step that has some
+        ids = [request_run(store, config, step.source, trigger="retry", retry_of=step.id, retry_errors=error_ids)
+               for step in _steps_with_errors(store, run_id, error_ids)]
+        if not ids:
+            raise UsageError(f"flow run {run_id} has no step with retryable failed items")
+        return ids[0]
+    return request_run(store, config, run.source, trigger="retry", retry_of=run_id, retry_errors=error_ids)
+
+
+def _steps_with_errors(store: Store, flow_run_id: int, error_ids: list[int] | None) -> list[Run]:
+    """The flow's step runs holding unresolved retryable errors (only those among error_ids, when given)."""
+    from sqlmodel import col, select
+
+    from syncdash.store.models import ItemError
+
+    errs = select(ItemError.run_id).where(col(ItemError.resolved_at).is_(None), ItemError.retryable == True)  # noqa: E712
+    if error_ids:
+        errs = errs.where(col(ItemError.id).in_(error_ids))
+    with store.session() as s:
+        return list(s.exec(select(Run).where(Run.flow_run_id == flow_run_id, col(Run.id).in_(errs))
+                           .order_by(col(Run.id))))
+
+
+def last_failed_run(store: Store, source: str) -> Run | None:
+    from sqlmodel import col, select
+
+    with store.session() as s:
+        return s.exec(select(Run).where(Run.source == source, Run.failed > 0, Run.mode != "retry")
+                      .order_by(col(Run.id).desc())).first()
+
+
+def command_result(store: Store, command_id: int) -> dict[str, Any] | None:
+    with store.session() as s:
+        cmd = s.get(Command, command_id)
+        return None if cmd is None or cmd.result is None else json.loads(cmd.result)

@@ -1,0 +1,294 @@
+"""Open the store database and keep SQLite safe for several processes at once.
+
+Every write transaction on SQLite starts with BEGIN IMMEDIATE: a deferred transaction that reads
+and then writes can fail with "database is locked" without waiting; an immediate one waits on the
+busy timeout instead. WAL lets readers (console, CLI) proceed while a sync writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from sqlalchemy import Engine, event, inspect
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from syncdash.common.dialect import (
+    BUSY_TIMEOUT_MS,
+    MYSQL,
+    SQLITE,
+    Conn,
+    dialect_of,
+    mask_url,
+    normalize_url,
+    require_driver,
+    setup_sqlite,
+    sqlite_path,
+    to_format_style,
+)
+from syncdash.errors import AlreadyRunning, StoreError
+from syncdash.store import models
+from syncdash.store.models import Run, SourceState, utcnow
+
+LEASE_SECONDS = 60
+
+
+def default_database_url() -> str:
+    data = Path(platformdirs.user_data_dir("syncdash"))
+    return f"sqlite:///{data / 'syncdash.db'}"
+
+
+def format_ts(dt: datetime) -> str:
+    """The text form SQLAlchemy uses for DATETIME on SQLite; raw SQL must write the same."""
+    return dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def owner_id() -> str:
+    """pid@host:starttime; the start time guards against a recycled pid looking alive."""
+    return f"{os.getpid()}@{socket.gethostname()}:{_proc_start(os.getpid())}"
+
+
+def _proc_start(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return data[data.rindex(b")") + 2:].split()[19].decode()
+    except (OSError, ValueError, IndexError):
+        return "0"
+
+
+def owner_alive(owner: str | None) -> bool | None:
+    """True/False when the owner is on this host and we can tell; None when it lives elsewhere."""
+    if not owner:
+        return False
+    try:
+        pid_s, rest = owner.split("@", 1)
+        host, start = rest.rsplit(":", 1)
+        pid = int(pid_s)
+    except ValueError:
+        return None
+    if host != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return start == "0" or _proc_start(pid) == start
+
+
+class Store:
+    """The store: runs, phases, errors, source state, changes and commands."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = normalize_url(url or default_database_url())
+        try:
+            self.dialect = dialect_of(self.url)
+        except ValueError as e:
+            raise StoreError(f"database {mask_url(self.url)}: {e}") from None
+        if self.dialect == MYSQL:
+            raise StoreError(f"database {mask_url(self.url)}: the store runs on SQLite or PostgreSQL; MySQL and "
+                             "MariaDB can hold target tables (target: mysql://...)")
+        require_driver(self.url, "store")
+        self.is_sqlite = self.dialect == SQLITE
+        path = sqlite_path(self.url)
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"cannot create the store directory {path.parent}: {e}") from None
+        self.path = path
+        connect_args: dict[str, Any] = {}
+        if self.is_sqlite:
+            connect_args = {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+            self.engine: Engine = create_engine(self.url, connect_args=connect_args)
+            setup_sqlite(self.engine)
+        else:
+            self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=16)
+            install_qmark(self.engine)
+        self._store_id: str | None = None
+        try:
+            SQLModel.metadata.create_all(self.engine, tables=[
+                t.__table__ for t in (models.Run, models.RunPhase, models.ItemError, models.SourceState,  # type: ignore[attr-defined]
+                                      models.Change, models.Command, models.Breaker, models.Daemon,
+                                      models.StoreMeta, models.Pushed)
+            ])
+            self._add_missing_columns()
+            with self.engine.begin() as c:  # ALTER TABLE cannot add a UNIQUE column: the index does the job
+                c.exec_driver_sql("CREATE UNIQUE INDEX IF NOT EXISTS ix_syncdash_runs_fire_key "
+                                  "ON syncdash_runs (fire_key)")
+        except (OperationalError, DBAPIError) as e:
+            raise StoreError(f"cannot open the store {mask_url(self.url)}: {e.orig}") from None
+
+    @property
+    def store_id(self) -> str:
+        """This store's identity, kept in it: journals in a separate target database are keyed by it, so
+        two stores writing to one target database never replay each other's batches."""
+        if self._store_id is None:
+            with self.engine.begin() as c:
+                row = c.exec_driver_sql("SELECT value FROM syncdash_meta WHERE key = 'store_id'").first()
+                if row is None:
+                    new = uuid.uuid4().hex
+                    c.exec_driver_sql("INSERT INTO syncdash_meta (key, value) VALUES ('store_id', ?) "
+                                      "ON CONFLICT (key) DO NOTHING", (new,))
+                    row = c.exec_driver_sql("SELECT value FROM syncdash_meta WHERE key = 'store_id'").first()
+            self._store_id = str(row[0]) if row else "unknown"
+        return self._store_id
+
+    def conn(self) -> Conn:
+        """A raw connection of the store's pool, for the engine's batch transactions."""
+        raw = self.engine.raw_connection()
+        return Conn(raw.driver_connection, self.dialect, release=raw.close)
+
+    def _add_missing_columns(self) -> None:
+        """Stores made by an older syncdash lack columns added since: add them (all have defaults)."""
+        insp = inspect(self.engine)
+        for table in SQLModel.metadata.sorted_tables:
+            if not table.name.startswith("syncdash_") or not insp.has_table(table.name):
+                continue
+            have = {c["name"] for c in insp.get_columns(table.name)}
+            for col in table.columns:
+                if col.name in have:
+                    continue
+                ddl = col.type.compile(dialect=self.engine.dialect)
+                default = col.default.arg if col.default is not None and not callable(col.default.arg) else None
+                literal = ("TRUE" if default else "FALSE") if isinstance(default, bool) else repr(default)
+                tail = f" NOT NULL DEFAULT {literal}" if isinstance(default, int | float) else ""
+                with self.engine.begin() as c:
+                    c.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {ddl}{tail}')
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def tx(self) -> Iterator[Session]:
+        with self.session() as s:
+            yield s
+            s.commit()
+
+    # ---- leases: a source never runs twice at once ------------------------------------------
+
+    def acquire_lease_in(self, s: Session, source: str, run_id: int, owner: str) -> list[int]:
+        """Take the source's lease for run_id inside the caller's transaction.
+
+        Returns the ids of runs found dead (owner gone or lease lapsed) and marked interrupted.
+        """
+        now = utcnow()
+        if not self.is_sqlite:  # two claimers on a server: the state row is the lock (SQLite: BEGIN IMMEDIATE)
+            s.connection().exec_driver_sql("INSERT INTO syncdash_source_state (source, paused) VALUES (?, FALSE) "
+                                           "ON CONFLICT (source) DO NOTHING", (source,))
+        st = s.get(SourceState, source, with_for_update=not self.is_sqlite) or SourceState(source=source)
+        if st.lock_run_id is not None and st.lock_run_id != run_id:
+            alive = owner_alive(st.lock_owner)
+            expired = st.lease_until is None or st.lease_until < now
+            if alive or (alive is None and not expired):
+                who = st.lock_owner.split(":")[0] if st.lock_owner else "?"
+                raise AlreadyRunning(f"source {source!r} is already running (run {st.lock_run_id}, {who})")
+        interrupted = self._mark_dead_runs(s, source, exclude=run_id)
+        st.lock_run_id = run_id
+        st.lock_owner = owner
+        st.lease_until = now + timedelta(seconds=LEASE_SECONDS)
+        s.add(st)
+        s.flush()
+        return interrupted
+
+    def release_lease_in(self, s: Session, source: str, run_id: int) -> None:
+        st = s.get(SourceState, source)
+        if st is not None and st.lock_run_id == run_id:
+            st.lock_run_id = None
+            st.lock_owner = None
+            st.lease_until = None
+            s.add(st)
+
+    def _mark_dead_runs(self, s: Session, source: str, exclude: int | None = None) -> list[int]:
+        now = utcnow()
+        dead: list[int] = []
+        for run in s.exec(select(Run).where(Run.source == source, Run.status == "running")):
+            if run.id == exclude:
+                continue
+            alive = owner_alive(run.owner)
+            stale = run.heartbeat_at is None or run.heartbeat_at < now - timedelta(seconds=LEASE_SECONDS)
+            if alive is False or (alive is None and stale):
+                run.status = "interrupted"
+                s.add(run)
+                dead.append(run.id or 0)
+        return dead
+
+    def renew_lease(self, source: str, run_id: int) -> None:
+        now = utcnow()
+        with self.engine.begin() as c:
+            c.exec_driver_sql(
+                "UPDATE syncdash_source_state SET lease_until=? WHERE source=? AND lock_run_id=?",
+                (format_ts(now + timedelta(seconds=LEASE_SECONDS)), source, run_id))
+            c.exec_driver_sql("UPDATE syncdash_runs SET heartbeat_at=? WHERE id=?", (format_ts(now), run_id))
+
+    def release_lease(self, source: str, run_id: int) -> None:
+        with self.engine.begin() as c:
+            c.exec_driver_sql(
+                "UPDATE syncdash_source_state SET lock_run_id=NULL, lock_owner=NULL, lease_until=NULL "
+                "WHERE source=? AND lock_run_id=?", (source, run_id))
+
+    # ---- reads for the CLI and console ---------------------------------------------------------
+
+    def get_run(self, run_id: int) -> Run | None:
+        with self.session() as s:
+            return s.get(Run, run_id)
+
+    def source_states(self) -> dict[str, SourceState]:
+        with self.session() as s:
+            return {st.source: st for st in s.exec(select(SourceState))}
+
+    def last_runs(self) -> dict[str, Run]:
+        out: dict[str, Run] = {}
+        with self.session() as s:
+            for run in s.exec(select(Run).where(Run.dry_run == False).order_by(Run.id.desc()).limit(5000)):  # type: ignore[union-attr] # noqa: E712
+                out.setdefault(run.source, run)
+        return out
+
+
+    # ---- circuit breakers (REST sources) ----------------------------------------------------------
+
+    def breaker(self, host: str) -> models.Breaker | None:
+        with self.session() as s:
+            return s.get(models.Breaker, host)
+
+    def breakers(self) -> list[models.Breaker]:
+        with self.session() as s:
+            return list(s.exec(select(models.Breaker)))
+
+    def save_breaker(self, host: str, state: str, failures: int, opened_at: datetime | None,
+                     retry_at: datetime | None, last_error: str | None, source: str | None) -> None:
+        ts = [None if t is None else format_ts(t) for t in (opened_at, retry_at, utcnow())]
+        with self.engine.begin() as c:
+            c.exec_driver_sql(
+                "INSERT INTO syncdash_breakers (host, state, failures, opened_at, retry_at, last_error, source, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (host) DO UPDATE SET state=excluded.state, "
+                "failures=excluded.failures, opened_at=excluded.opened_at, retry_at=excluded.retry_at, "
+                "last_error=excluded.last_error, source=excluded.source, updated_at=excluded.updated_at",
+                (host, state, failures, ts[0], ts[1], last_error, source, ts[2]))
+
+
+def install_qmark(engine: Engine) -> None:
+    """Raw SQL in syncdash uses `?` placeholders (SQLite's); servers' drivers want `%s`. Only driver-level
+    statements (exec_driver_sql) are rewritten: SQLAlchemy's compiled ones already speak the driver's style."""
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _qmark(_conn: Any, _cursor: Any, statement: str, parameters: Any, context: Any,
+               _many: bool) -> tuple[str, Any]:
+        if parameters and context is not None and context.compiled is None:
+            statement = to_format_style(statement)
+        return statement, parameters
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)

@@ -1,0 +1,164 @@
+"""The run queue: every trigger (schedule, CLI, console, API, retry, resume) becomes a queued run here.
+
+Workers claim the most urgent due run in one short write transaction, so two workers (threads or
+daemons) never get the same run; a source never has two runs claimed or running at once. On SQLite
+BEGIN IMMEDIATE serialises claims; on PostgreSQL claimers lock candidate rows with FOR UPDATE SKIP LOCKED and
+the source's state row, so they pass each other instead of queueing behind one lock.
+A schedule fire carries a unique key (source@fire time): however many daemons see it, it is queued once.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from syncdash.store.db import LEASE_SECONDS, Store, format_ts, owner_alive
+from syncdash.store.models import PRIORITY, Run, utcnow
+
+ACTIVE = ("claimed", "running")
+
+
+def enqueue(store: Store, source: str, *, trigger: str, kind: str = "", options: dict[str, Any] | None = None,
+            not_before: datetime | None = None, fire_key: str | None = None, priority: int | None = None,
+            parent_run_id: int | None = None, attempt: int = 1) -> int | None:
+    """Queue a run; returns its id, or None when `fire_key` was queued before (by us or another daemon)."""
+    opts = {k: v for k, v in (options or {}).items() if v not in (None, False)}
+    run = Run(source=source, kind=kind, trigger=trigger, status="queued", mode="full" if opts.get("full") else "",
+              dry_run=bool(opts.get("dry_run")), priority=PRIORITY.get(trigger, 20) if priority is None else priority,
+              not_before=not_before, fire_key=fire_key, attempt=attempt, parent_run_id=parent_run_id,
+              options=json.dumps(opts) if opts else None)
+    try:
+        with store.tx() as s:
+            s.add(run)
+            s.flush()
+            return run.id
+    except IntegrityError:
+        if fire_key is None:
+            raise
+        return None
+
+
+def claim(store: Store, owner: str, *, run_id: int | None = None, now: datetime | None = None) -> Run | None:
+    """The most urgent due run whose source is idle, marked claimed by `owner`; None when nothing is due.
+
+    run_id: claim that run only (the CLI runs the run it just queued, whatever else is waiting).
+    """
+    now = now or utcnow()
+    ts = format_ts(now)
+    if run_id is not None:  # a run killed earlier must not block its source forever
+        r = store.get_run(run_id)
+        if r is not None:
+            sweep(store, now, source=r.source)
+    where = "r.id = ?" if run_id is not None else "(r.not_before IS NULL OR r.not_before <= ?)"
+    params: tuple[Any, ...] = (run_id,) if run_id is not None else (ts,)
+    due_sql = ("SELECT r.id, r.source FROM syncdash_runs r WHERE r.status = 'queued' AND " + where + " AND NOT EXISTS ("
+               "SELECT 1 FROM syncdash_runs o WHERE o.source = r.source AND o.status IN ('claimed', 'running')) "
+               "AND NOT (r.trigger = 'schedule' AND EXISTS (SELECT 1 FROM syncdash_source_state st "
+               "WHERE st.source = r.source AND st.paused)) "
+               "ORDER BY r.priority DESC, r.id")
+    with store.engine.begin() as c:  # BEGIN IMMEDIATE on SQLite: one claimer at a time
+        if store.is_sqlite:
+            row = c.exec_driver_sql(due_sql + " LIMIT 1", params).first()
+            if row is None:
+                return None
+            got = c.exec_driver_sql(
+                "UPDATE syncdash_runs SET status = 'claimed', owner = ?, heartbeat_at = ? "
+                "WHERE id = ? AND status = 'queued'", (owner, ts, row[0])).rowcount
+            if not got:
+                return None
+            claimed_id = row[0]
+        else:
+            claimed_id = _claim_on_server(c, due_sql, params, owner, ts)
+            if claimed_id is None:
+                return None
+    return store.get_run(claimed_id)
+
+
+def _claim_on_server(c: Any, due_sql: str, params: tuple[Any, ...], owner: str, ts: str) -> int | None:
+    """Several daemons claim at once on a server: candidates are locked with SKIP LOCKED (another claimer's
+    candidates are passed over, not waited for), then the source's state row is locked too, so two claimers of
+    different runs of one source cannot both see it idle; the idle check is repeated under that lock."""
+    for rid, source in c.exec_driver_sql(due_sql + " LIMIT 20 FOR UPDATE OF r SKIP LOCKED", params).fetchall():
+        c.exec_driver_sql("INSERT INTO syncdash_source_state (source, paused) VALUES (?, FALSE) "
+                          "ON CONFLICT (source) DO NOTHING", (source,))
+        if c.exec_driver_sql("SELECT 1 FROM syncdash_source_state WHERE source = ? FOR UPDATE SKIP LOCKED",
+                             (source,)).first() is None:
+            continue  # another claimer holds this source right now
+        busy = c.exec_driver_sql("SELECT 1 FROM syncdash_runs WHERE source = ? AND status IN ('claimed', 'running') "
+                                 "LIMIT 1", (source,)).first()
+        if busy is not None:
+            continue
+        got = c.exec_driver_sql("UPDATE syncdash_runs SET status = 'claimed', owner = ?, heartbeat_at = ? "
+                                "WHERE id = ? AND status = 'queued'", (owner, ts, rid)).rowcount
+        if got:
+            return int(rid)
+    return None
+
+
+def unclaim(store: Store, run_id: int, delay: float = 5.0) -> None:
+    """Put a claimed run back (its source turned out to be busy elsewhere): it is tried again later."""
+    with store.engine.begin() as c:
+        c.exec_driver_sql("UPDATE syncdash_runs SET status = 'queued', owner = NULL, not_before = ? "
+                          "WHERE id = ? AND status = 'claimed'",
+                          (format_ts(utcnow() + timedelta(seconds=delay)), run_id))
+
+
+def drop(store: Store, run_id: int) -> None:
+    """Remove a queued or claimed run that never started (e.g. the CLI found its source already running)."""
+    with store.engine.begin() as c:
+        c.exec_driver_sql("DELETE FROM syncdash_runs WHERE id = ? AND status IN ('queued', 'claimed')", (run_id,))
+
+
+def depth(store: Store, now: datetime | None = None) -> int:
+    """Queued runs that are due now (the footer's and the metrics' queue depth)."""
+    with store.engine.begin() as c:
+        row = c.exec_driver_sql("SELECT COUNT(*) FROM syncdash_runs WHERE status = 'queued' AND "
+                                "(not_before IS NULL OR not_before <= ?)", (format_ts(now or utcnow()),)).first()
+    return int(row[0]) if row else 0
+
+
+def run_options(run: Run) -> dict[str, Any]:
+    return json.loads(run.options) if run.options else {}
+
+
+def sweep(store: Store, now: datetime | None = None, source: str | None = None) -> list[int]:
+    """Runs whose worker died: a started one becomes interrupted (resume_interrupted queues its resume), a
+    claimed one that never started goes back to the queue. Returns the ids of runs found dead."""
+    now = now or utcnow()
+    stale = now - timedelta(seconds=LEASE_SECONDS)
+    dead: list[tuple[int, str, str, str]] = []
+    with store.engine.begin() as c:
+        for rid, src_name, kind, status, owner, beat in c.exec_driver_sql(
+                "SELECT id, source, kind, status, owner, heartbeat_at FROM syncdash_runs "
+                "WHERE status IN ('claimed', 'running')" + (" AND source = ?" if source else ""),
+                (source,) if source else ()).fetchall():
+            alive = owner_alive(owner)
+            beat_dt = datetime.fromisoformat(str(beat)) if beat is not None else None
+            if alive is False or (alive is None and (beat_dt is None or beat_dt < stale)):
+                dead.append((rid, src_name, kind, status))
+        for rid, name, _kind, status in dead:
+            if status == "claimed":
+                c.exec_driver_sql("UPDATE syncdash_runs SET status = 'queued', owner = NULL WHERE id = ?", (rid,))
+            else:
+                c.exec_driver_sql("UPDATE syncdash_runs SET status = 'interrupted' WHERE id = ?", (rid,))
+                c.exec_driver_sql("UPDATE syncdash_source_state SET lock_run_id = NULL, lock_owner = NULL, "
+                                  "lease_until = NULL WHERE source = ? AND lock_run_id = ?", (name, rid))
+    return [d[0] for d in dead]
+
+
+def resume_interrupted(store: Store) -> list[int]:
+    """Queue a resume for every source whose latest run is interrupted and that has nothing queued or running.
+
+    The daemon calls this after each sweep; the CLI does not (its own run resumes the interrupted one).
+    """
+    with store.engine.begin() as c:
+        rows = c.exec_driver_sql(
+            "SELECT r.source, r.kind FROM syncdash_runs r WHERE r.status = 'interrupted' AND NOT r.dry_run "
+            "AND r.id = (SELECT MAX(l.id) FROM syncdash_runs l WHERE l.source = r.source AND NOT l.dry_run "
+            "AND l.status NOT IN ('queued', 'claimed')) "
+            "AND NOT EXISTS (SELECT 1 FROM syncdash_runs o WHERE o.source = r.source "
+            "AND o.status IN ('queued', 'claimed', 'running'))").fetchall()
+    return [rid for source, kind in rows if (rid := enqueue(store, source, trigger="resume", kind=kind))]

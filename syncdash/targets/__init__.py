@@ -1,0 +1,1 @@
+"""Target tables: where synced rows land (SQLite, PostgreSQL, MariaDB/MySQL) behind one contract."""

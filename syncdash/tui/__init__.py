@@ -1,0 +1,1 @@
+"""The console (Textual): screens and widgets over the store's read model."""
