@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 __all__ = ["AuthSpec", "RequestLog", "SampleApi", "main", "make_players"]
@@ -476,8 +476,9 @@ class SampleApi:
         """Block until stopped (by `stop()`, the lifetime timer or a signal); True when it has stopped."""
         return self._done.wait(timeout)
 
-    def __enter__(self) -> SampleApi:
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -1004,7 +1005,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.api_key:
         spec = AuthSpec.api_key(*args.api_key)
     elif args.api_key_query:
-        spec = AuthSpec.api_key(*args.api_key_query, in_="query")
+        name, value = args.api_key_query
+        spec = AuthSpec.api_key(name, value, in_="query")
     elif args.oauth2:
         spec = AuthSpec.oauth2(*args.oauth2)
 

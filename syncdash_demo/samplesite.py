@@ -100,6 +100,7 @@ class _Fault:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    _headers_buffer: list[bytes]  # http.server's own buffer, written in one go below
     server: _Server
     protocol_version = "HTTP/1.1"
 
