@@ -46,8 +46,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from syncdash.common.http import parse_retry_after
+from syncdash.common.resilience import backoff
 from syncdash.config.ops import NotifyConfig, WebhookTarget
 
 EVENT_KINDS: tuple[str, ...] = ("failed", "partial", "recovered", "overdue")
@@ -213,25 +215,32 @@ class Notifier:
     # ---- webhooks -----------------------------------------------------------------------------------------
 
     def _deliver(self, target: WebhookTarget, body: bytes, payload: dict[str, Any]) -> Delivery:
+        """POST with retries (tenacity, like every other retry loop): a server error, a 429 or a network error is
+        tried again after `backoff` doubling per try, never sooner than the receiver's Retry-After (capped)."""
         shown = self._show_url(target.url)
-        tries = self.config.retries
-        last: _Attempt | None = None
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            retry_after = exc.retry_after if isinstance(exc, _Attempt) else None
+            seconds = backoff(state.attempt_number, self.config.backoff, MAX_RETRY_AFTER, jitter=False,
+                              retry_after=retry_after)
+            return min(seconds, MAX_RETRY_AFTER)
+
+        retrying = Retrying(stop=stop_after_attempt(self.config.retries), wait=wait, sleep=self.sleep,
+                            retry=retry_if_exception(lambda e: isinstance(e, _Attempt) and e.retry), reraise=True)
+        tries = 0
         with httpx.Client(timeout=target.timeout, follow_redirects=False) as client:
-            for attempt in range(1, tries + 1):
-                try:
-                    status = self._post(client, target, body, payload)
-                    return Delivery(shown, True, attempt, status, None)
-                except _Attempt as e:
-                    last = e
-                if not last.retry or attempt == tries:
-                    break
-                wait = self.config.backoff * 2 ** (attempt - 1)
-                if last.retry_after is not None:
-                    wait = max(wait, last.retry_after)
-                self.sleep(min(wait, MAX_RETRY_AFTER))
-        assert last is not None
-        gave_up = f" (gave up after {attempt} {'try' if attempt == 1 else 'tries'})" if last.retry else ""
-        return Delivery(shown, False, attempt, last.status, self._clean(f"POST {shown}: {last}{gave_up}", target))
+            try:
+                for attempt in retrying:
+                    tries = attempt.retry_state.attempt_number
+                    with attempt:
+                        status = self._post(client, target, body, payload)
+                        return Delivery(shown, True, tries, status, None)
+            except _Attempt as last:
+                gave_up = f" (gave up after {tries} {'try' if tries == 1 else 'tries'})" if last.retry else ""
+                return Delivery(shown, False, tries, last.status,
+                                self._clean(f"POST {shown}: {last}{gave_up}", target))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _post(self, client: httpx.Client, target: WebhookTarget, body: bytes, payload: dict[str, Any]) -> int:
         headers = {"User-Agent": "syncdash", **target.headers, "Content-Type": "application/json",

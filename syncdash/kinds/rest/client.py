@@ -1,4 +1,5 @@
-"""HTTP for REST sources: auth, a shared token bucket, a per-host circuit breaker and retries.
+"""HTTP for REST sources: auth, a shared token bucket, a per-host circuit breaker and retries (the last three
+from common.resilience, shared with web sources and the webhook notifier).
 
 Every request of a source goes through RestClient.fetch, so the rate limit, the breaker and the
 retry budget hold whatever the pagination or concurrency. Waits are recorded (url, reason,
@@ -9,12 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
-import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -23,7 +22,8 @@ import orjson
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from syncdash.common.http import parse_retry_after
-from syncdash.errors import CircuitOpen, FetchError, RunCancelled
+from syncdash.common.resilience import BreakerStore, HostBreaker, backoff, bucket_for, sleep_or_cancel
+from syncdash.errors import FetchError
 from syncdash.kinds.rest.config import (
     ApiKeyAuth,
     BasicAuth,
@@ -83,112 +83,6 @@ class _Retry(Exception):
         self.retry_after = retry_after
 
 
-# ---- rate limit ----------------------------------------------------------------------------------
-
-class TokenBucket:
-    """At most `burst` requests back to back, then one per `interval` seconds; thread-safe."""
-
-    def __init__(self, limit: RateLimit) -> None:
-        self.interval = limit.interval
-        self.burst = limit.burst
-        self.tokens = float(limit.burst)
-        self.last = time.monotonic()
-        self.lock = threading.Lock()
-
-    def acquire(self, cancel: threading.Event | None) -> float:
-        """Take a token, sleeping until one is free; returns the seconds waited."""
-        waited = 0.0
-        while True:
-            with self.lock:
-                now = time.monotonic()
-                self.tokens = min(self.burst, self.tokens + (now - self.last) / self.interval)
-                self.last = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return waited
-                need = (1 - self.tokens) * self.interval
-            _sleep(need, cancel)
-            waited += need
-
-
-_buckets: dict[tuple[str, str, str], TokenBucket] = {}
-_buckets_lock = threading.Lock()
-
-
-def bucket_for(source: str, host: str, limit: RateLimit) -> TokenBucket:
-    """One bucket per (source, host), or per host for every source that says `shared: true`."""
-    key = ("*" if limit.shared else source, host, str(limit))
-    with _buckets_lock:
-        b = _buckets.get(key)
-        if b is None:
-            b = _buckets[key] = TokenBucket(limit)
-        return b
-
-
-# ---- circuit breaker -----------------------------------------------------------------------------
-
-class HostBreaker:
-    """Closed -> open after `failures` consecutive failed requests -> half-open after reset_after.
-
-    The state lives in the store (syncdash_breakers) so the console shows it and the next run, in any
-    process, still fails fast while the host is known to be down.
-    """
-
-    def __init__(self, host: str, policy: CircuitBreaker, source: str, store: Any | None) -> None:
-        self.host = host
-        self.policy = policy
-        self.source = source
-        self.store = store
-        self.lock = threading.Lock()
-        self.state = "closed"
-        self.failures = 0
-        self.opened_at: datetime | None = None
-        self.retry_at: datetime | None = None
-        self.last_error: str | None = None
-        if store is not None:
-            row = store.breaker(host)
-            if row is not None:
-                self.state, self.failures = row.state, row.failures
-                self.opened_at, self.retry_at, self.last_error = row.opened_at, row.retry_at, row.last_error
-
-    def before(self) -> None:
-        with self.lock:
-            if self.state != "open":
-                return
-            now = _now()
-            if self.retry_at is not None and now >= self.retry_at:
-                self.state = "half_open"  # let trial requests through; the first outcome decides
-                self._save()
-                return
-            wait = (self.retry_at - now).total_seconds() if self.retry_at else 0
-            raise CircuitOpen(
-                f"circuit breaker for {self.host} is open after {self.failures} consecutive failures "
-                f"(last: {self.last_error or 'unknown'}); next try at {self.retry_at:%Y-%m-%d %H:%M:%S} UTC "
-                f"(in {wait:.0f} s)")
-
-    def success(self) -> None:
-        with self.lock:
-            if self.state == "closed" and self.failures == 0:
-                return
-            self.state, self.failures, self.opened_at, self.retry_at = "closed", 0, None, None
-            self._save()
-
-    def failure(self, why: str) -> None:
-        with self.lock:
-            self.failures += 1
-            self.last_error = why
-            if self.state == "half_open" or self.failures >= self.policy.failures:
-                self.state = "open"
-                self.opened_at = _now()
-                self.retry_at = self.opened_at + timedelta(seconds=self.policy.reset_after)
-            self._save()
-
-    def _save(self) -> None:
-        if self.store is not None:
-            self.store.save_breaker(self.host, self.state, self.failures, self.opened_at, self.retry_at,
-                                    self.last_error, self.source)
-
-
 # ---- the client ----------------------------------------------------------------------------------
 
 class RestClient:
@@ -233,7 +127,7 @@ class RestClient:
         shown = self.show_url(url, params)
         retrying = Retrying(stop=stop_after_attempt(self.policy.attempts), wait=self._wait,
                             retry=retry_if_exception(lambda e: isinstance(e, _Retry)),
-                            sleep=lambda s: _sleep(s, self.cancel), reraise=True)
+                            sleep=lambda s: sleep_or_cancel(s, self.cancel), reraise=True)
         try:
             for attempt in retrying:
                 with attempt:
@@ -258,25 +152,23 @@ class RestClient:
         with self._lock:
             b = self._breakers.get(host)
             if b is None:
-                b = self._breakers[host] = HostBreaker(host, self.cfg.circuit_breaker, self.cfg.name, self.store)
+                b = self._breakers[host] = host_breaker(host, self.cfg.circuit_breaker, self.cfg.name, self.store)
             return b
 
     def _wait(self, state: RetryCallState) -> float:
         """Exponential backoff with full jitter, never less than the server's Retry-After."""
         exc = state.outcome.exception() if state.outcome else None
-        n = state.attempt_number
-        backoff = min(self.policy.max, self.policy.initial * 2 ** (n - 1))
-        backoff = backoff / 2 + random.uniform(0, backoff / 2)
-        url, reason = "", "retry"
+        url, reason, retry_after = "", "retry", None
         if isinstance(exc, _Retry):
             url = exc.error.url or ""
             reason = f"retry after {exc.error.error_type}" + (f" {exc.error.status}" if exc.error.status else "")
             if exc.retry_after is not None:
                 reason = f"Retry-After: {exc.retry_after:g} s ({exc.error.status})"
-                backoff = max(backoff, exc.retry_after)
+                retry_after = exc.retry_after
+        wait = backoff(state.attempt_number, self.policy.initial, self.policy.max, retry_after=retry_after)
         with self._lock:
-            self.waits.append(Wait(url, reason, backoff))
-        return backoff
+            self.waits.append(Wait(url, reason, wait))
+        return wait
 
     def _attempt(self, method: str, url: str, params: dict[str, Any] | None, body: Any, shown: str,
                  extra: dict[str, str] | None = None, accept: frozenset[int] = frozenset()) -> Response:
@@ -284,7 +176,7 @@ class RestClient:
         breaker = self._breaker(host)
         breaker.before()
         if self.cfg.rate_limit is not None:
-            waited = bucket_for(self.cfg.name, host, self.cfg.rate_limit).acquire(self.cancel)
+            waited = throttle(self.cfg.name, host, self.cfg.rate_limit, self.cancel)
             if waited:
                 with self._lock:
                     self.waits.append(Wait(shown, "rate limit", waited))
@@ -404,12 +296,11 @@ def _loads(content: bytes) -> Any:
         return json.loads(content.decode("utf-8-sig"))
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+def host_breaker(host: str, policy: CircuitBreaker, source: str, store: BreakerStore | None) -> HostBreaker:
+    """The breaker of `host` as a source's `circuit_breaker:` configures it."""
+    return HostBreaker(host, failures=policy.failures, reset_after=policy.reset_after, source=source, store=store)
 
 
-def _sleep(seconds: float, cancel: threading.Event | None) -> None:
-    if cancel is None:
-        time.sleep(seconds)
-    elif cancel.wait(seconds):
-        raise RunCancelled()
+def throttle(source: str, host: str, limit: RateLimit, cancel: threading.Event | None) -> float:
+    """Take a token of the source's `rate_limit:` bucket for `host`; the seconds waited."""
+    return bucket_for(source, host, limit.interval, limit.burst, shared=limit.shared).acquire(cancel)

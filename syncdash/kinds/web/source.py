@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from syncdash.common.resilience import HostBreaker, backoff
 from syncdash.errors import CircuitOpen, FetchError, RunCancelled, UsageError
 from syncdash.kinds.contract import Batch, CheckpointInvalid, RecordProblem, RunContext
 from syncdash.kinds.mapping import Mapper, build_mapper
-from syncdash.kinds.rest.client import HostBreaker, Wait, bucket_for
+from syncdash.kinds.rest.client import Wait, host_breaker, throttle
 from syncdash.kinds.web.browser import OWNER_SWITCH, find_browser
 from syncdash.kinds.web.config import ABSOLUTE_ATTRS, WebField, WebSourceConfig
 
@@ -467,21 +468,19 @@ class WebSource:
 
     async def _attempts(self, url: str, attempt: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
         """Retries with backoff and jitter; the host's breaker counts every failed try."""
-        from tenacity import (
-            AsyncRetrying,
-            RetryError,
-            retry_if_exception_type,
-            stop_after_attempt,
-            wait_exponential_jitter,
-        )
+        from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception_type, stop_after_attempt
 
         r = self.config.retry
+
+        def wait(state: RetryCallState) -> float:
+            return backoff(state.attempt_number, r.initial, r.max)
+
         breaker = self._breaker(url)
         last: _Transient | None = None
         try:
             async for tr in AsyncRetrying(retry=retry_if_exception_type(_Transient),
                                           stop=stop_after_attempt(r.attempts),
-                                          wait=wait_exponential_jitter(initial=r.initial, max=r.max),
+                                          wait=wait,
                                           before_sleep=self._record_wait, reraise=False):
                 with tr:
                     breaker.before()
@@ -594,7 +593,7 @@ class WebSource:
         if lim is None:
             return
         host = urlsplit(url).netloc
-        waited = await asyncio.to_thread(bucket_for(self.config.name, host, lim).acquire, self.ctx.cancel)
+        waited = await asyncio.to_thread(throttle, self.config.name, host, lim, self.ctx.cancel)
         if waited > 0.001:
             with self._lock:
                 self.waits.append(Wait(host, "rate limit", waited))
@@ -604,7 +603,7 @@ class WebSource:
         with self._lock:
             b = self._breakers.get(host)
             if b is None:
-                b = self._breakers[host] = HostBreaker(host, self.config.circuit_breaker, self.config.name,
+                b = self._breakers[host] = host_breaker(host, self.config.circuit_breaker, self.config.name,
                                                        self.ctx.store)
             return b
 
