@@ -1,9 +1,32 @@
 """One exception tree for everything syncdash raises on purpose.
 
-The CLI maps these to exit codes; anything else escaping is a bug and is shown with a traceback.
+The CLI maps these to exit codes (`exit_code`); anything else escaping is a bug and is shown with a traceback.
+A run records `error_type` and `retryable` of the SourceError it failed on. The whole tree:
+
+    SyncdashError                  root; exit 1
+    ├── ConfigError                the config (or an argument standing in for it) is wrong: file, line, key; exit 2
+    │   ├── ConfigErrors           several ConfigErrors found in one pass, reported together
+    │   └── ScheduleError          a schedule, interval or time zone is invalid (also a ValueError, for validators)
+    ├── UsageError                 the command line names something that does not exist; exit 2
+    ├── StoreError                 the store database cannot be opened or has an unexpected shape
+    ├── SourceError                the source as a whole cannot be read: the run fails
+    │   ├── SourceUnavailable      a missing file or a server that is down: may work later (retryable)
+    │   │   ├── FetchError         a request failed for good after its retries: URL, status, error_type
+    │   │   └── CircuitOpen        a host's circuit breaker is open: fail fast
+    │   ├── SchemaMismatch         the data lacks columns the config maps
+    │   └── CheckpointInvalid      the checkpoint no longer matches the input: restart from the beginning
+    ├── TargetError                the target table cannot hold what the config describes
+    ├── DeleteGuardTripped         a full sync would delete more of the table than allowed
+    ├── AlreadyRunning             another process holds the source's lease; exit 4
+    ├── RunCancelled               stopped on request (Ctrl-C, SIGTERM, cancel); exit 130
+    │   └── RunInterrupted         its daemon is stopping: resumes on the next start
+    ├── HttpApiError               the daemon's HTTP API cannot start; exit 2
+    └── ApiError                   an HTTP API request refused: its HTTP status and message
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class SyncdashError(Exception):
@@ -47,6 +70,12 @@ class ConfigErrors(ConfigError):
 
     def __str__(self) -> str:
         return "\n".join(str(e) for e in self.errors)
+
+
+class ScheduleError(ConfigError, ValueError):
+    """A schedule, interval or time zone is not valid; the message says what is wrong and what is accepted.
+
+    Also a ValueError, so pydantic validators that parse a schedule report it as a field error."""
 
 
 class UsageError(SyncdashError):
@@ -140,3 +169,14 @@ class HttpApiError(SyncdashError):
     """The daemon's HTTP API cannot start (port in use, missing package)."""
 
     exit_code = 2
+
+
+class ApiError(SyncdashError):
+    """A request the HTTP API refuses: its HTTP status and a message that says what is wrong (no internals);
+    `extra` holds more fields for the JSON answer (e.g. the list of problems)."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra

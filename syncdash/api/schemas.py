@@ -15,23 +15,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from syncdash import __version__
-from syncdash.errors import SyncdashError
+from syncdash.errors import ApiError
 from syncdash.store.models import RUN_STATUSES
 
 MAX_BODY = 64 * 1024
 MAX_ID = 2**63 - 1  # a database integer; bigger ones would overflow the driver
 NAME_RE = re.compile(r"^[a-z0-9_-]{1,100}$")
 TYPE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-class ApiError(SyncdashError):
-    """A request the API refuses: its status code and a message that says what is wrong (no internals)."""
-
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.extra = extra
 
 
 class _Body(BaseModel):

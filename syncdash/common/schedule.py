@@ -48,6 +48,8 @@ from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from syncdash.errors import ScheduleError
+
 __all__ = [
     "GRACE_SECONDS",
     "Schedule",
@@ -85,10 +87,6 @@ _UNITS: dict[str, tuple[int, str]] = {
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _CRON_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab numbering: 0 = Sunday
 _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February counted with its leap day
-
-
-class ScheduleError(ValueError):
-    """A schedule, interval or time zone is not valid; the message says what is wrong and what is accepted."""
 
 
 # ---------------------------------------------------------------------------------------------------- helpers

@@ -114,6 +114,30 @@ def _from_shorthand(name: str, spec: Any) -> Any:
     return spec
 
 
+def key_list(v: Any) -> Any:
+    """`primary_key: id`, the one-column shorthand, as the list `primary_key` is (a before-validator)."""
+    return [v] if isinstance(v, str) else v
+
+
+def source_fields(v: Any) -> Any:
+    """A `fields:` mapping with its `column: source_column` shorthands expanded (a before-validator)."""
+    return named_fields(v, _from_shorthand)
+
+
+def check_keys(cfg: SourceConfig) -> None:
+    """The primary key names fields, each once; `deletes` is only given with mode: full."""
+    missing = [i for i, k in enumerate(cfg.primary_key) if k not in cfg.fields]
+    if missing:
+        names = ", ".join(cfg.primary_key[i] for i in missing)
+        raise KeyedValueError(f"primary_key {names} is not a field; fields are: {', '.join(cfg.fields)}",
+                              "primary_key", missing[0])
+    twice = [i for i, k in enumerate(cfg.primary_key) if k in cfg.primary_key[:i]]
+    if twice:
+        raise KeyedValueError(f"primary_key lists {cfg.primary_key[twice[0]]} twice", "primary_key", twice[0])
+    if cfg.mode == "incremental" and "deletes" in cfg.model_fields_set and cfg.deletes != "keep":
+        raise KeyedValueError("deletes applies to mode: full only; incremental never deletes", "deletes")
+
+
 class RunRetry(Strict):
     """A failed run whose cause may pass (network, timeout, 5xx, breaker) is queued again, later each time."""
 
@@ -206,25 +230,17 @@ class SourceConfig(Strict):
     @field_validator("primary_key", mode="before")
     @classmethod
     def _pk(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
+        return key_list(v)
 
     @field_validator("fields", mode="before")
     @classmethod
     def _fields(cls, v: Any) -> Any:
-        return named_fields(v, _from_shorthand)
+        return source_fields(v)
 
+    # subclasses with other rules (flows, pushes, multi-stream REST) replace this validator by defining `_keys`
     @model_validator(mode="after")
     def _keys(self) -> SourceConfig:
-        missing = [i for i, k in enumerate(self.primary_key) if k not in self.fields]
-        if missing:
-            names = ", ".join(self.primary_key[i] for i in missing)
-            raise KeyedValueError(f"primary_key {names} is not a field; fields are: {', '.join(self.fields)}",
-                                  "primary_key", missing[0])
-        twice = [i for i, k in enumerate(self.primary_key) if k in self.primary_key[:i]]
-        if twice:
-            raise KeyedValueError(f"primary_key lists {self.primary_key[twice[0]]} twice", "primary_key", twice[0])
-        if self.mode == "incremental" and "deletes" in self.model_fields_set and self.deletes != "keep":
-            raise KeyedValueError("deletes applies to mode: full only; incremental never deletes", "deletes")
+        check_keys(self)
         return self
 
     def target_tables(self) -> list[tuple[str, tuple[str | int, ...]]]:

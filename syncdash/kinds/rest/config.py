@@ -20,7 +20,10 @@ from syncdash.config.models import (
     SourceConfig,
     Strict,
     check_identifier,
+    check_keys,
     duration_validator,
+    key_list,
+    source_fields,
 )
 
 _RATE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*/\s*([0-9]*)\s*(s|sec|second|m|min|minute|h|hour|d|day)s?\s*$")
@@ -219,12 +222,12 @@ class RestStream(_Endpoint):
     @field_validator("primary_key", mode="before")
     @classmethod
     def _pk(cls, v: Any) -> Any:
-        return SourceConfig._pk(v)
+        return key_list(v)
 
     @field_validator("fields", mode="before")
     @classmethod
     def _fields(cls, v: Any) -> Any:
-        return SourceConfig._fields(v)
+        return source_fields(v)
 
     @field_validator("name")
     @classmethod
@@ -321,7 +324,7 @@ class RestSourceConfig(SourceConfig, _Endpoint, HttpSettings):
         for key in ("table", "primary_key", "fields"):
             if not getattr(self, key):
                 raise KeyedValueError("required key is missing", key)
-        SourceConfig._keys(self)  # type: ignore[arg-type]
+        check_keys(self)
         return self
 
     def mapping_fingerprint(self) -> str:

@@ -1,0 +1,1 @@
+"""Helpers for tests that are not fixtures: a test-only source kind (jsonl_kind)."""
