@@ -114,7 +114,7 @@ def to_json(v: Any) -> str:
     if isinstance(v, str):
         try:
             parsed = json.loads(v)
-        except ValueError as e:
+        except json.JSONDecodeError as e:
             raise ValueError(f"not valid JSON: {e.msg} at character {e.pos}") from None
     else:
         parsed = v

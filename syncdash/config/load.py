@@ -103,11 +103,11 @@ def parse_config(text: str, file: str, env: dict[str, str] | None = None) -> Con
         kind = raw.get("kind")
         model = config_model_for(kind) if isinstance(kind, str) else None
         if model is None:
-            where = ("sources", i, "kind") if "kind" in raw else ("sources", i)
+            at: Path_ = ("sources", i, "kind") if "kind" in raw else ("sources", i)
             errors.append(ConfigError(
                 f"unknown source kind {kind!r}; known kinds: {', '.join(known_kinds())}" if kind is not None
                 else f"required key is missing (one of: {', '.join(known_kinds())})",
-                file=file, line=y.line_of(where), key=_loc_key(("sources", i, "kind"))))
+                file=file, line=y.line_of(at), key=_loc_key(("sources", i, "kind"))))
             continue
         problem = tenants.check(raw, cfg.tenants)
         if problem is not None:
@@ -181,12 +181,13 @@ def _parse_flows(cfg: Config, y: LoadedYaml, file: str, sources: list[SourceConf
                 f"duplicate name {flow.name!r} (first defined at line {seen_names[flow.name]}); flows and sources "
                 "share one namespace", file=file, line=y.line_of((*where, "name")), key=_loc_key((*where, "name"))))
             continue
-        bad = [j for j, step in enumerate(flow.steps) if step not in steps_ok]
+        steps = flow.step_names()
+        bad = [j for j, step in enumerate(steps) if step not in steps_ok]
         if bad:
             j = bad[0]
             known = ", ".join(sorted(steps_ok)) or "none"
             errors.append(ConfigError(
-                f"step {flow.steps[j]!r} is not a source of this file (steps are sources and pushes; known: {known})",
+                f"step {steps[j]!r} is not a source of this file (steps are sources and pushes; known: {known})",
                 file=file, line=y.line_of((*where, "steps", j)), key=_loc_key((*where, "steps", j))))
             continue
         seen_names[flow.name] = y.line_of((*where, "name")) or 0

@@ -219,8 +219,8 @@ class SourceConfig(Strict):
 
     @field_validator("table")
     @classmethod
-    def _table(cls, v: str) -> str:
-        return check_identifier(v, "table name")
+    def _table(cls, v: str | None) -> str | None:  # None: kinds without a table of their own (flows, pushes)
+        return None if v is None else check_identifier(v, "table name")
 
     @field_validator("target")
     @classmethod
@@ -249,6 +249,10 @@ class SourceConfig(Strict):
 
     def secret_values(self) -> list[str]:
         """Literal credentials in the config, masked like ${VAR} values."""
+        return []
+
+    def step_names(self) -> list[str]:
+        """The sources this entry runs in order: a flow's steps (config checks they exist); none for a source."""
         return []
 
     def source_name_of(self, column: str) -> str | int:

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 from syncdash.config.base import Strict
 
 EventKind = Literal["failed", "partial", "recovered", "overdue"]
+DEFAULT_EVENTS: tuple[EventKind, ...] = ("failed", "recovered", "overdue")
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*([dhms])\s*$")
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
@@ -38,7 +39,7 @@ class NotifyConfig(Strict):
     """Which events to send, and where."""
 
     on: list[EventKind] = Field(
-        default_factory=lambda: ["failed", "recovered", "overdue"],
+        default_factory=lambda: list(DEFAULT_EVENTS),
         description="Events that notify: failed, partial, recovered (a success after a failure), overdue")
     webhooks: list[WebhookTarget] = Field(
         default_factory=list, description="Webhooks; a plain URL string is shorthand for {url: ...}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Union
 
-from pydantic import Field, create_model
+from pydantic import ConfigDict, Field, create_model
 
 from syncdash.config.kinds import all_config_models
 
@@ -15,14 +15,14 @@ def json_schema() -> dict[str, Any]:
     from syncdash.config.kinds import flow_config_model
     from syncdash.config.models import Config
 
-    top = {name: (f.annotation, f) for name, f in Config.model_fields.items() if name not in ("sources", "flows")}
-    root = create_model(
-        "SyncdashConfig",
-        __config__={"extra": "forbid"},
-        sources=(list[source_union], Field(default_factory=list)),  # type: ignore[valid-type]
-        flows=(list[flow_config_model()], Field(default_factory=list)),  # type: ignore[misc]
-        **top,  # type: ignore[arg-type]
-    )
+    # the field types are built at run time (the registered kinds), hence a plain dict of definitions
+    fields: dict[str, Any] = {
+        "sources": (list.__class_getitem__(source_union), Field(default_factory=list)),
+        "flows": (list.__class_getitem__(flow_config_model()), Field(default_factory=list)),
+    }
+    fields.update((name, (f.annotation, f)) for name, f in Config.model_fields.items()
+                  if name not in ("sources", "flows"))
+    root = create_model("SyncdashConfig", __config__=ConfigDict(extra="forbid"), **fields)
     schema = root.model_json_schema(by_alias=True)
     for definition in schema["$defs"].values():
         if "fields" in definition.get("properties", {}):

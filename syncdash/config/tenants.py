@@ -114,7 +114,7 @@ def expand(cfg: Any) -> list[tuple[str | None, Any]]:
         return [(None, cfg)]
     tenants: dict[str, dict[str, Any]] = cfg._tenants
     data = cfg.model_dump(by_alias=True, exclude_unset=True)
-    out = []
+    out: list[tuple[str | None, Any]] = []
     for name, values in tenants.items():
         copy = type(cfg).model_validate(_fill(data, name, values))
         copy._secrets = cfg._secrets

@@ -48,7 +48,7 @@ def _construct(node: yaml.Node, path: Path_, out: LoadedYaml, file: str, env: di
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise ConfigError("YAML merge keys (<<) are not supported", file=file,
                                   line=key_node.start_mark.line + 1)
-            key = _Loader.construct_object(_Loader(""), key_node)  # type: ignore[arg-type]
+            key = _Loader.construct_object(_Loader(""), key_node)
             if not isinstance(key, str | int | float | bool) or key is None:
                 raise ConfigError("mapping keys must be plain scalars", file=file,
                                   line=key_node.start_mark.line + 1)
@@ -63,7 +63,7 @@ def _construct(node: yaml.Node, path: Path_, out: LoadedYaml, file: str, env: di
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_construct(v, (*path, i), out, file, env) for i, v in enumerate(node.value)]
-    value = _Loader("").construct_object(node)  # type: ignore[arg-type]
+    value = _Loader("").construct_object(node)
     if isinstance(value, str) and "${" in value:
         value = _interpolate(value, path, node.start_mark.line + 1, out, file, env)
     return value

@@ -7,7 +7,7 @@ re-maps that record field by field to say exactly which column failed and why.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
@@ -184,7 +184,7 @@ _JSON_FAST = {"int": "({v} if type({v}) is int else {c}({v}))", "float": "({v} i
                           'and {v}[7:17:3] == "-T::" and _fi({v}[:19]) else {c}({v}))'}
 
 
-def build_mapper(fields: dict[str, FieldSpec], primary_key: list[str],
+def build_mapper(fields: Mapping[str, FieldSpec], primary_key: list[str],
                  positions: dict[str, int] | None = None,
                  getters: dict[str, Getter] | None = None,
                  source_names: dict[str, str] | None = None,
@@ -208,7 +208,7 @@ def build_mapper(fields: dict[str, FieldSpec], primary_key: list[str],
         if positions is not None:
             idx = positions[col]
             lines.append(f"    {v} = r[{idx}]")
-            get_list.append(lambda r, _i=idx: r[_i])
+            get_list.append(itemgetter(idx))
         elif paths is not None:
             lines.extend(_dig_lines(v, paths[col]))
             get_list.append(path_getter(paths[col]))

@@ -50,6 +50,9 @@ class FlowConfig(SourceConfig):
     def target_tables(self) -> list[tuple[str, tuple[str | int, ...]]]:
         return []
 
+    def step_names(self) -> list[str]:
+        return self.steps
+
     def mapping_fingerprint(self) -> str:
         return "flow:" + ",".join(self.steps)
 

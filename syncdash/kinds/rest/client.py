@@ -23,6 +23,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from syncdash.common.http import parse_retry_after
 from syncdash.common.resilience import BreakerStore, HostBreaker, backoff, bucket_for, sleep_or_cancel
+from syncdash.config.models import SourceConfig
 from syncdash.errors import FetchError
 from syncdash.kinds.rest.config import (
     ApiKeyAuth,
@@ -92,6 +93,8 @@ class RestClient:
                  redact: Callable[[str], str] = lambda s: s, add_secret: Callable[[str], None] | None = None,
                  cancel: threading.Event | None = None) -> None:
         self.cfg = cfg
+        # the owner of rate-limit buckets and breakers: the source or push these settings belong to
+        self.name = cfg.name if isinstance(cfg, SourceConfig) else "http"
         self.policy: RetryPolicy = cfg.retry
         self.redact_text = redact
         self.add_secret = add_secret or (lambda s: None)
@@ -122,7 +125,7 @@ class RestClient:
 
         accept: error statuses answered as a Response instead of raised (a push's rejected records).
         """
-        method = method or getattr(self.cfg, "method", "GET")
+        method = method or str(getattr(self.cfg, "method", "GET"))
         body = body if body is not None else getattr(self.cfg, "body", None)
         shown = self.show_url(url, params)
         retrying = Retrying(stop=stop_after_attempt(self.policy.attempts), wait=self._wait,
@@ -152,7 +155,7 @@ class RestClient:
         with self._lock:
             b = self._breakers.get(host)
             if b is None:
-                b = self._breakers[host] = host_breaker(host, self.cfg.circuit_breaker, self.cfg.name, self.store)
+                b = self._breakers[host] = host_breaker(host, self.cfg.circuit_breaker, self.name, self.store)
             return b
 
     def _wait(self, state: RetryCallState) -> float:
@@ -176,7 +179,7 @@ class RestClient:
         breaker = self._breaker(host)
         breaker.before()
         if self.cfg.rate_limit is not None:
-            waited = throttle(self.cfg.name, host, self.cfg.rate_limit, self.cancel)
+            waited = throttle(self.name, host, self.cfg.rate_limit, self.cancel)
             if waited:
                 with self._lock:
                     self.waits.append(Wait(shown, "rate limit", waited))

@@ -289,10 +289,11 @@ class RestStreamSource:
             for p in (pool, seq_pool):
                 if p is not None:
                     p.shutdown(wait=True, cancel_futures=True)
-        capped = c.pagination is not None and c.pagination.max_pages is not None and state is None \
-            and bool(records) and last is not None and last.get("n", 0) + 1 >= c.pagination.max_pages
+        max_pages = c.pagination.max_pages if c.pagination is not None else None
+        capped = max_pages is not None and state is None and bool(records) and last is not None \
+            and last.get("n", 0) + 1 >= max_pages
         if capped:
-            self.truncated = f"stream {self.phase} stopped at max_pages ({c.pagination.max_pages})"  # type: ignore[union-attr]
+            self.truncated = f"stream {self.phase} stopped at max_pages ({max_pages})"
         elif total is not None and fetched < total and limit is None:
             self.truncated = f"stream {self.phase}: pagination stopped early"
             self.warnings.append(f"stream {self.phase}: pagination stopped early: got {fetched} of {total} records "
@@ -414,8 +415,7 @@ class RestStreamSource:
                     chunk = chunk[:max(0, limit - done)]
                     if not chunk:
                         break
-                urls = [base + "/" + _PLACEHOLDER.sub(lambda m, r=r: quote(str(r[m.group(1)]), safe=""),
-                                                      template).lstrip("/") for r in chunk]
+                urls = [base + "/" + _fill_placeholders(template, r).lstrip("/") for r in chunk]
                 futures = [pool.submit(self._detail, client, u) for u in urls]
                 records: list[Any] = []
                 lines: list[int] = []
@@ -495,3 +495,8 @@ def _cursor_key(v: Any) -> tuple[int, Any]:
         return (1, float(s))
     except ValueError:
         return (2, s)
+
+
+def _fill_placeholders(template: str, row: dict[str, Any]) -> str:
+    """A for_each path with each {column} replaced by that column of the parent row, URL-quoted."""
+    return _PLACEHOLDER.sub(lambda m: quote(str(row[m.group(1)]), safe=""), template)

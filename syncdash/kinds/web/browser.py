@@ -78,9 +78,9 @@ def find_browser(executable: str | None = None, *, source: str | None = None) ->
             raise BrowserNotFound(f"{who}SYNCDASH_CHROMIUM={env!r} is not an executable file; {INSTALL_HINT}")
         return Browser(path, "SYNCDASH_CHROMIUM")
     for name in ON_PATH:
-        path = shutil.which(name)
-        if path:
-            return Browser(path, "PATH")
+        found = shutil.which(name)
+        if found:
+            return Browser(found, "PATH")
     for path in _playwright_browsers():
         return Browser(path, "playwright")
     raise BrowserNotFound(f"{who}no Chromium or Chrome found (looked at browser.executable, $SYNCDASH_CHROMIUM, "

@@ -26,6 +26,8 @@ from syncdash.config.models import (
 from syncdash.kinds.rest.config import CircuitBreaker, RateLimit, RetryPolicy
 
 ABSOLUTE_ATTRS = ("href", "src", "action", "data-href", "data-url")
+ResourceType = Literal["image", "font", "media", "stylesheet"]
+_BLOCKED: tuple[ResourceType, ...] = ("image", "font", "media")
 
 
 class WebField(FieldSpec):
@@ -99,8 +101,8 @@ class BrowserSettings(Strict):
     timeout: Duration = Field(default=30.0, description="Navigation and wait_for timeout per page")
     args: list[str] = Field(default_factory=list, description="Extra Chromium command-line switches")
     user_agent: str | None = None
-    block: list[Literal["image", "font", "media", "stylesheet"]] = Field(
-        default_factory=lambda: ["image", "font", "media"],
+    block: list[ResourceType] = Field(
+        default_factory=lambda: list(_BLOCKED),
         description="Resource types not downloaded (faster; the DOM is the same)")
 
     _d = duration_validator("timeout")

@@ -23,6 +23,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -335,11 +336,13 @@ class WebSource:
         c = self.config
         page = self._walker if c.next else None
         if page is None:  # no pagination at all: one page
-            page = await self._pool.get()  # type: ignore[union-attr]
+            pool = self._pool
+            assert pool is not None
+            page = await pool.get()
             try:
                 got = await self._attempts(pos.url, lambda: self._load(page, pos.url, pos.page))
             finally:
-                self._pool.put_nowait(page)  # type: ignore[union-attr]
+                pool.put_nowait(page)
         elif reopen:
             got = await self._attempts(pos.url, lambda: self._reach(page, pos))
         else:
@@ -540,8 +543,8 @@ class WebSource:
         d = self.config.detail
         assert d is not None
         todo = [r for r in lp.records if r.get(d.url_field)]
-        results = await asyncio.gather(*(self._pooled(lambda page, r=r: self._detail(page, r[d.url_field]))
-                                         for r in todo), return_exceptions=True)
+        results = await asyncio.gather(*(self._pooled(partial(self._detail, url=r[d.url_field])) for r in todo),
+                                       return_exceptions=True)
         failed: set[int] = set()
         for r, res in zip(todo, results, strict=True):
             if isinstance(res, CircuitOpen):
