@@ -12,12 +12,13 @@ import json
 
 import pytest
 from conftest import Project
-from support.jsonl_kind import JSONL_KIND
+from support.jsonl_kind import JSONL_KIND, JsonlSource, JsonlSourceConfig
 
 from syncdash.cli.main import main
 from syncdash.config import load_config
-from syncdash.config.kinds import known_kinds, register_kind
+from syncdash.config.kinds import KindSpec, known_kinds, register_kind
 from syncdash.engine import Engine, RunOptions
+from syncdash.errors import ConfigError
 from syncdash.store.db import Store
 
 register_kind(JSONL_KIND)
@@ -77,3 +78,14 @@ def test_validate_lists_the_jsonl_source(project: Project, capsys: pytest.Captur
     out = capsys.readouterr().out
     assert "- events (jsonl) -> table events, key (id)" in out
     assert "JSON lines: " in out and "events.jsonl" in out
+
+
+def test_the_registry_offers_the_kind_and_refuses_a_second_one_of_the_same_name(project: Project) -> None:
+    assert known_kinds() == ["csv", "jsonl", "push", "rest", "web"], "flow is internal: declared under flows:"
+    register_kind(JSONL_KIND)  # the same spec again is harmless (a module imported twice)
+    with pytest.raises(ConfigError, match="'jsonl' is registered twice"):
+        register_kind(KindSpec("jsonl", config=JsonlSourceConfig, adapter=lambda cfg: JsonlSource(cfg)))
+    path = project.config("sources:\n  - {name: x, kind: jsonx, path: a.jsonl, table: x, primary_key: id, "
+                          "fields: {id: id}}\n")
+    with pytest.raises(ConfigError, match=r"unknown source kind 'jsonx'; known kinds: csv, jsonl, push, rest, web"):
+        load_config(path)
