@@ -22,6 +22,10 @@ A run records `error_type` and `retryable` of the SourceError it failed on. The 
     │   └── RunInterrupted         its daemon is stopping: resumes on the next start
     ├── HttpApiError               the daemon's HTTP API cannot start; exit 2
     └── ApiError                   an HTTP API request refused: its HTTP status and message
+
+Two SourceErrors live beside their only users: BrowserNotFound (kinds.web.browser: no Chromium to drive) and
+FlowStepFailed (engine.flow: a flow's step failed). The private retry signals (_Retry, _Transient, _Attempt)
+never leave their modules; KeyedValueError (config.base) is a ValueError that pydantic turns into a ConfigError.
 """
 
 from __future__ import annotations
