@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from sqlalchemy import Engine, event, inspect
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, create_engine, select
 
 from syncdash.common.dialect import (
     BUSY_TIMEOUT_MS,
     MYSQL,
     SQLITE,
     Conn,
+    database_errors,
     dialect_of,
     mask_url,
     normalize_url,
@@ -37,9 +38,12 @@ from syncdash.common.dialect import (
 )
 from syncdash.errors import AlreadyRunning, StoreError
 from syncdash.store import models
-from syncdash.store.models import Run, SourceState, utcnow
+from syncdash.store.migrations import HEAD, VERSION_TABLE
+from syncdash.store.models import Run, RunStatus, SourceState, utcnow
 
 LEASE_SECONDS = 60
+# pg_advisory_xact_lock key of schema creation and upgrades (the bytes of "syncdash")
+MIGRATION_LOCK = int.from_bytes(b"syncdash", "big")
 
 
 def default_database_url() -> str:
@@ -117,16 +121,36 @@ class Store:
             self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=16)
             install_qmark(self.engine)
         self._store_id: str | None = None
+        self.migrate()
+
+    def schema_version(self) -> str | None:
+        """The store's schema revision, or None when it has none yet (empty, or made before versioning).
+
+        One SELECT on a pooled connection outside any transaction: it takes no lock, even on SQLite."""
+        c = self.conn()
         try:
-            SQLModel.metadata.create_all(self.engine, tables=[
-                t.__table__ for t in (models.Run, models.RunPhase, models.ItemError, models.SourceState,  # type: ignore[attr-defined]
-                                      models.Change, models.Command, models.Breaker, models.Daemon,
-                                      models.StoreMeta, models.Pushed)
-            ])
-            self._add_missing_columns()
-            with self.engine.begin() as c:  # ALTER TABLE cannot add a UNIQUE column: the index does the job
-                c.exec_driver_sql("CREATE UNIQUE INDEX IF NOT EXISTS ix_syncdash_runs_fire_key "
-                                  "ON syncdash_runs (fire_key)")
+            version = c.scalar(f"SELECT version_num FROM {VERSION_TABLE}")
+        except database_errors():
+            return None
+        finally:
+            c.close()
+        return None if version is None else str(version)
+
+    def migrate(self) -> None:
+        """Bring the schema to HEAD, in one transaction, one process at a time.
+
+        Several processes may open a new store at once (three daemons started together): on PostgreSQL a
+        transaction-scoped advisory lock serializes them, on SQLite BEGIN IMMEDIATE (the engine's begin hook)
+        does. Whoever comes second finds the work done: the upgrade re-reads the version under the lock."""
+        try:
+            if self.schema_version() == HEAD:
+                return
+            from syncdash.store.migrations.upgrade import upgrade_store  # Alembic: only when there is work
+
+            with self.engine.begin() as c:
+                if not self.is_sqlite:
+                    c.exec_driver_sql("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+                upgrade_store(c)
         except (OperationalError, DBAPIError) as e:
             raise StoreError(f"cannot open the store {mask_url(self.url)}: {e.orig}") from None
 
@@ -149,23 +173,6 @@ class Store:
         """A raw connection of the store's pool, for the engine's batch transactions."""
         raw = self.engine.raw_connection()
         return Conn(raw.driver_connection, self.dialect, release=raw.close)
-
-    def _add_missing_columns(self) -> None:
-        """Stores made by an older syncdash lack columns added since: add them (all have defaults)."""
-        insp = inspect(self.engine)
-        for table in SQLModel.metadata.sorted_tables:
-            if not table.name.startswith("syncdash_") or not insp.has_table(table.name):
-                continue
-            have = {c["name"] for c in insp.get_columns(table.name)}
-            for col in table.columns:
-                if col.name in have:
-                    continue
-                ddl = col.type.compile(dialect=self.engine.dialect)
-                default = col.default.arg if col.default is not None and not callable(col.default.arg) else None
-                literal = ("TRUE" if default else "FALSE") if isinstance(default, bool) else repr(default)
-                tail = f" NOT NULL DEFAULT {literal}" if isinstance(default, int | float) else ""
-                with self.engine.begin() as c:
-                    c.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {ddl}{tail}')
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -213,13 +220,13 @@ class Store:
     def _mark_dead_runs(self, s: Session, source: str, exclude: int | None = None) -> list[int]:
         now = utcnow()
         dead: list[int] = []
-        for run in s.exec(select(Run).where(Run.source == source, Run.status == "running")):
+        for run in s.exec(select(Run).where(Run.source == source, Run.status == RunStatus.RUNNING)):
             if run.id == exclude:
                 continue
             alive = owner_alive(run.owner)
             stale = run.heartbeat_at is None or run.heartbeat_at < now - timedelta(seconds=LEASE_SECONDS)
             if alive is False or (alive is None and stale):
-                run.status = "interrupted"
+                run.status = RunStatus.INTERRUPTED
                 s.add(run)
                 dead.append(run.id or 0)
         return dead
