@@ -3,13 +3,14 @@
 Every write transaction on SQLite starts with BEGIN IMMEDIATE: a deferred transaction that reads
 and then writes can fail with "database is locked" without waiting; an immediate one waits on the
 busy timeout instead. WAL lets readers (console, CLI) proceed while a sync writes.
+
+The schema is versioned (syncdash/store/migrations, Alembic): opening a store reads its revision with one SELECT
+and upgrades it, in one transaction, only when it is behind.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +41,11 @@ from syncdash.errors import AlreadyRunning, StoreError
 from syncdash.store import models
 from syncdash.store.migrations import HEAD, VERSION_TABLE
 from syncdash.store.models import Run, RunStatus, SourceState, utcnow
+from syncdash.store.owners import owner_alive, owner_id
+
+# owner_id and owner_alive live in syncdash.store.owners; importing them from here keeps working
+__all__ = ["LEASE_SECONDS", "MIGRATION_LOCK", "Store", "default_database_url", "dumps", "format_ts", "install_qmark",
+           "owner_alive", "owner_id"]
 
 LEASE_SECONDS = 60
 # pg_advisory_xact_lock key of schema creation and upgrades (the bytes of "syncdash")
@@ -54,41 +60,6 @@ def default_database_url() -> str:
 def format_ts(dt: datetime) -> str:
     """The text form SQLAlchemy uses for DATETIME on SQLite; raw SQL must write the same."""
     return dt.strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def owner_id() -> str:
-    """pid@host:starttime; the start time guards against a recycled pid looking alive."""
-    return f"{os.getpid()}@{socket.gethostname()}:{_proc_start(os.getpid())}"
-
-
-def _proc_start(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        return data[data.rindex(b")") + 2:].split()[19].decode()
-    except (OSError, ValueError, IndexError):
-        return "0"
-
-
-def owner_alive(owner: str | None) -> bool | None:
-    """True/False when the owner is on this host and we can tell; None when it lives elsewhere."""
-    if not owner:
-        return False
-    try:
-        pid_s, rest = owner.split("@", 1)
-        host, start = rest.rsplit(":", 1)
-        pid = int(pid_s)
-    except ValueError:
-        return None
-    if host != socket.gethostname():
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return start == "0" or _proc_start(pid) == start
 
 
 class Store:
