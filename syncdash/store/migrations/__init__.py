@@ -4,6 +4,11 @@ Opening a store reads its revision with one cheap SELECT (no Alembic import: it 
 start opens the store); only a store behind `HEAD` loads Alembic and upgrades (`syncdash.store.migrate`).
 `HEAD` is written here by hand so the cheap check needs no script directory; a test holds it equal to the
 newest revision in `versions/`.
+
+A later schema change is a new revision: `versions/vNNNN_what_it_does.py` with `revision = "NNNN"` and
+`down_revision` the previous one (script.py.mako is its template), written with `op.*` calls (never from the
+models: a revision must do the same thing forever), and `HEAD` set to it. tests/e2e/test_upgrade.py then proves
+that stores of earlier releases still open.
 """
 
 from __future__ import annotations
