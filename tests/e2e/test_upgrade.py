@@ -458,3 +458,19 @@ def test_three_processes_opening_an_empty_postgresql_database_at_once_all_come_u
             assert db.query(f"SELECT version_num FROM {VERSION_TABLE}") == [(HEAD,)]
         finally:
             db.drop()
+
+
+def test_an_old_store_gains_the_daemon_http_column(tmp_path: Path) -> None:
+    """Moved from test_api.py: a store of a release before syncdash_daemons.http (and before versioning, so no
+    version table either) gains the column on open."""
+    db = tmp_path / "old.db"
+    Store(f"sqlite:///{db}")
+    con = sqlite3.connect(db)
+    con.execute("ALTER TABLE syncdash_daemons DROP COLUMN http")
+    con.execute(f"DROP TABLE {VERSION_TABLE}")
+    con.commit()
+    con.close()
+    Store(f"sqlite:///{db}")
+    con = sqlite3.connect(db)
+    assert "http" in {r[1] for r in con.execute("PRAGMA table_info(syncdash_daemons)")}
+    con.close()
