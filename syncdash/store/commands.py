@@ -10,8 +10,8 @@ from typing import Any
 from syncdash.config.models import Config
 from syncdash.errors import UsageError
 from syncdash.store import queue
-from syncdash.store.db import Store
-from syncdash.store.models import Command, Run, SourceState, utcnow
+from syncdash.store.db import Store, format_ts
+from syncdash.store.models import Command, Run, RunStatus, SourceState, utcnow
 
 
 def request_run(store: Store, config: Config, source: str, *, trigger: str = "console", full: bool = False,
@@ -29,9 +29,9 @@ def request_run(store: Store, config: Config, source: str, *, trigger: str = "co
 def request_cancel(store: Store, run_id: int, hosted: Any = None) -> str:
     """A queued run is cancelled at once; a running one stops after its batch (its worker is told)."""
     with store.engine.begin() as c:
-        n = c.exec_driver_sql("UPDATE syncdash_runs SET status = 'cancelled', finished_at = ?, "
-                              "error = 'cancelled before it started' WHERE id = ? AND status = 'queued'",
-                              (utcnow().strftime("%Y-%m-%d %H:%M:%S.%f"), run_id)).rowcount
+        n = c.exec_driver_sql("UPDATE syncdash_runs SET status = ?, finished_at = ?, "
+                              "error = 'cancelled before it started' WHERE id = ? AND status = ?",
+                              (RunStatus.CANCELLED.value, format_ts(utcnow()), run_id, RunStatus.QUEUED.value)).rowcount
     if n:
         return "cancelled before it started"
     if hosted is not None and hosted.command("cancel", None, run_id, {}).get("cancelled"):

@@ -3,13 +3,14 @@
 Every write transaction on SQLite starts with BEGIN IMMEDIATE: a deferred transaction that reads
 and then writes can fail with "database is locked" without waiting; an immediate one waits on the
 busy timeout instead. WAL lets readers (console, CLI) proceed while a sync writes.
+
+The schema is versioned (syncdash/store/migrations, Alembic): opening a store reads its revision with one SELECT
+and upgrades it, in one transaction, only when it is behind.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,15 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from sqlalchemy import Engine, event, inspect
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, create_engine, select
 
 from syncdash.common.dialect import (
     BUSY_TIMEOUT_MS,
     MYSQL,
     SQLITE,
     Conn,
+    database_errors,
     dialect_of,
     mask_url,
     normalize_url,
@@ -37,9 +39,17 @@ from syncdash.common.dialect import (
 )
 from syncdash.errors import AlreadyRunning, StoreError
 from syncdash.store import models
-from syncdash.store.models import Run, SourceState, utcnow
+from syncdash.store.migrations import HEAD, VERSION_TABLE
+from syncdash.store.models import Run, RunStatus, SourceState, utcnow
+from syncdash.store.owners import owner_alive, owner_id
+
+# owner_id and owner_alive live in syncdash.store.owners; importing them from here keeps working
+__all__ = ["LEASE_SECONDS", "MIGRATION_LOCK", "Store", "default_database_url", "dumps", "format_ts", "install_qmark",
+           "owner_alive", "owner_id"]
 
 LEASE_SECONDS = 60
+# pg_advisory_xact_lock key of schema creation and upgrades (the bytes of "syncdash")
+MIGRATION_LOCK = int.from_bytes(b"syncdash", "big")
 
 
 def default_database_url() -> str:
@@ -50,41 +60,6 @@ def default_database_url() -> str:
 def format_ts(dt: datetime) -> str:
     """The text form SQLAlchemy uses for DATETIME on SQLite; raw SQL must write the same."""
     return dt.strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def owner_id() -> str:
-    """pid@host:starttime; the start time guards against a recycled pid looking alive."""
-    return f"{os.getpid()}@{socket.gethostname()}:{_proc_start(os.getpid())}"
-
-
-def _proc_start(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        return data[data.rindex(b")") + 2:].split()[19].decode()
-    except (OSError, ValueError, IndexError):
-        return "0"
-
-
-def owner_alive(owner: str | None) -> bool | None:
-    """True/False when the owner is on this host and we can tell; None when it lives elsewhere."""
-    if not owner:
-        return False
-    try:
-        pid_s, rest = owner.split("@", 1)
-        host, start = rest.rsplit(":", 1)
-        pid = int(pid_s)
-    except ValueError:
-        return None
-    if host != socket.gethostname():
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return start == "0" or _proc_start(pid) == start
 
 
 class Store:
@@ -117,16 +92,36 @@ class Store:
             self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=16)
             install_qmark(self.engine)
         self._store_id: str | None = None
+        self.migrate()
+
+    def schema_version(self) -> str | None:
+        """The store's schema revision, or None when it has none yet (empty, or made before versioning).
+
+        One SELECT on a pooled connection outside any transaction: it takes no lock, even on SQLite."""
+        c = self.conn()
         try:
-            SQLModel.metadata.create_all(self.engine, tables=[
-                t.__table__ for t in (models.Run, models.RunPhase, models.ItemError, models.SourceState,  # type: ignore[attr-defined]
-                                      models.Change, models.Command, models.Breaker, models.Daemon,
-                                      models.StoreMeta, models.Pushed)
-            ])
-            self._add_missing_columns()
-            with self.engine.begin() as c:  # ALTER TABLE cannot add a UNIQUE column: the index does the job
-                c.exec_driver_sql("CREATE UNIQUE INDEX IF NOT EXISTS ix_syncdash_runs_fire_key "
-                                  "ON syncdash_runs (fire_key)")
+            version = c.scalar(f"SELECT version_num FROM {VERSION_TABLE}")
+        except database_errors():
+            return None
+        finally:
+            c.close()
+        return None if version is None else str(version)
+
+    def migrate(self) -> None:
+        """Bring the schema to HEAD, in one transaction, one process at a time.
+
+        Several processes may open a new store at once (three daemons started together): on PostgreSQL a
+        transaction-scoped advisory lock serializes them, on SQLite BEGIN IMMEDIATE (the engine's begin hook)
+        does. Whoever comes second finds the work done: the upgrade re-reads the version under the lock."""
+        try:
+            if self.schema_version() == HEAD:
+                return
+            from syncdash.store.migrations.upgrade import upgrade_store  # Alembic: only when there is work
+
+            with self.engine.begin() as c:
+                if not self.is_sqlite:
+                    c.exec_driver_sql("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+                upgrade_store(c)
         except (OperationalError, DBAPIError) as e:
             raise StoreError(f"cannot open the store {mask_url(self.url)}: {e.orig}") from None
 
@@ -149,23 +144,6 @@ class Store:
         """A raw connection of the store's pool, for the engine's batch transactions."""
         raw = self.engine.raw_connection()
         return Conn(raw.driver_connection, self.dialect, release=raw.close)
-
-    def _add_missing_columns(self) -> None:
-        """Stores made by an older syncdash lack columns added since: add them (all have defaults)."""
-        insp = inspect(self.engine)
-        for table in SQLModel.metadata.sorted_tables:
-            if not table.name.startswith("syncdash_") or not insp.has_table(table.name):
-                continue
-            have = {c["name"] for c in insp.get_columns(table.name)}
-            for col in table.columns:
-                if col.name in have:
-                    continue
-                ddl = col.type.compile(dialect=self.engine.dialect)
-                default = col.default.arg if col.default is not None and not callable(col.default.arg) else None
-                literal = ("TRUE" if default else "FALSE") if isinstance(default, bool) else repr(default)
-                tail = f" NOT NULL DEFAULT {literal}" if isinstance(default, int | float) else ""
-                with self.engine.begin() as c:
-                    c.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {ddl}{tail}')
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -213,13 +191,13 @@ class Store:
     def _mark_dead_runs(self, s: Session, source: str, exclude: int | None = None) -> list[int]:
         now = utcnow()
         dead: list[int] = []
-        for run in s.exec(select(Run).where(Run.source == source, Run.status == "running")):
+        for run in s.exec(select(Run).where(Run.source == source, Run.status == RunStatus.RUNNING)):
             if run.id == exclude:
                 continue
             alive = owner_alive(run.owner)
             stale = run.heartbeat_at is None or run.heartbeat_at < now - timedelta(seconds=LEASE_SECONDS)
             if alive is False or (alive is None and stale):
-                run.status = "interrupted"
+                run.status = RunStatus.INTERRUPTED
                 s.add(run)
                 dead.append(run.id or 0)
         return dead

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import NaiveDatetime
+from sqlalchemy import BigInteger
 from sqlmodel import Field, SQLModel
 
 
@@ -248,7 +249,7 @@ class Pushed(SQLModel, table=True):
     source: str = Field(primary_key=True)
     key: str = Field(primary_key=True)  # JSON list of the key columns' values
     scope: str = Field(default="", index=True)  # the tenant, for a push run once per tenant
-    hash: int = 0  # of the request URL and body
+    hash: int = Field(default=0, sa_type=BigInteger)  # of the request URL and body: 63 bits (migration 0002)
     url: str = ""  # where it went (secrets masked)
     ref: str | None = None  # JSON of the row values the URL templates read (to address a delete)
     run_id: int | None = None

@@ -16,9 +16,19 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from syncdash.store.db import LEASE_SECONDS, Store, format_ts, owner_alive
-from syncdash.store.models import PRIORITY, Run, utcnow
+from syncdash.store.models import PRIORITY, Run, RunStatus, utcnow
 
-ACTIVE = ("claimed", "running")
+ACTIVE = (RunStatus.CLAIMED, RunStatus.RUNNING)
+
+
+def sql_in(*statuses: RunStatus) -> str:
+    """`('claimed', 'running')`: an SQL IN list written from the enum (constant values, never user input)."""
+    return "(" + ", ".join(f"'{s.value}'" for s in statuses) + ")"
+
+
+# the statuses as SQL literals, for the raw statements below
+QUEUED, CLAIMED, INTERRUPTED = (f"'{s.value}'" for s in (RunStatus.QUEUED, RunStatus.CLAIMED, RunStatus.INTERRUPTED))
+IS_ACTIVE = sql_in(*ACTIVE)
 
 
 def enqueue(store: Store, source: str, *, trigger: str, kind: str = "", options: dict[str, Any] | None = None,
@@ -26,8 +36,9 @@ def enqueue(store: Store, source: str, *, trigger: str, kind: str = "", options:
             parent_run_id: int | None = None, attempt: int = 1) -> int | None:
     """Queue a run; returns its id, or None when `fire_key` was queued before (by us or another daemon)."""
     opts = {k: v for k, v in (options or {}).items() if v not in (None, False)}
-    run = Run(source=source, kind=kind, trigger=trigger, status="queued", mode="full" if opts.get("full") else "",
-              dry_run=bool(opts.get("dry_run")), priority=PRIORITY.get(trigger, 20) if priority is None else priority,
+    run = Run(source=source, kind=kind, trigger=trigger, status=RunStatus.QUEUED,
+              mode="full" if opts.get("full") else "", dry_run=bool(opts.get("dry_run")),
+              priority=PRIORITY.get(trigger, 20) if priority is None else priority,
               not_before=not_before, fire_key=fire_key, attempt=attempt, parent_run_id=parent_run_id,
               options=json.dumps(opts) if opts else None)
     try:
@@ -54,8 +65,9 @@ def claim(store: Store, owner: str, *, run_id: int | None = None, now: datetime 
             sweep(store, now, source=r.source)
     where = "r.id = ?" if run_id is not None else "(r.not_before IS NULL OR r.not_before <= ?)"
     params: tuple[Any, ...] = (run_id,) if run_id is not None else (ts,)
-    due_sql = ("SELECT r.id, r.source FROM syncdash_runs r WHERE r.status = 'queued' AND " + where + " AND NOT EXISTS ("
-               "SELECT 1 FROM syncdash_runs o WHERE o.source = r.source AND o.status IN ('claimed', 'running')) "
+    due_sql = (f"SELECT r.id, r.source FROM syncdash_runs r WHERE r.status = {QUEUED} AND " + where
+               + " AND NOT EXISTS ("
+               f"SELECT 1 FROM syncdash_runs o WHERE o.source = r.source AND o.status IN {IS_ACTIVE}) "
                "AND NOT (r.trigger = 'schedule' AND EXISTS (SELECT 1 FROM syncdash_source_state st "
                "WHERE st.source = r.source AND st.paused)) "
                "ORDER BY r.priority DESC, r.id")
@@ -65,8 +77,8 @@ def claim(store: Store, owner: str, *, run_id: int | None = None, now: datetime 
             if row is None:
                 return None
             got = c.exec_driver_sql(
-                "UPDATE syncdash_runs SET status = 'claimed', owner = ?, heartbeat_at = ? "
-                "WHERE id = ? AND status = 'queued'", (owner, ts, row[0])).rowcount
+                f"UPDATE syncdash_runs SET status = {CLAIMED}, owner = ?, heartbeat_at = ? "
+                f"WHERE id = ? AND status = {QUEUED}", (owner, ts, row[0])).rowcount
             if not got:
                 return None
             claimed_id = row[0]
@@ -87,12 +99,12 @@ def _claim_on_server(c: Any, due_sql: str, params: tuple[Any, ...], owner: str, 
         if c.exec_driver_sql("SELECT 1 FROM syncdash_source_state WHERE source = ? FOR UPDATE SKIP LOCKED",
                              (source,)).first() is None:
             continue  # another claimer holds this source right now
-        busy = c.exec_driver_sql("SELECT 1 FROM syncdash_runs WHERE source = ? AND status IN ('claimed', 'running') "
+        busy = c.exec_driver_sql(f"SELECT 1 FROM syncdash_runs WHERE source = ? AND status IN {IS_ACTIVE} "
                                  "LIMIT 1", (source,)).first()
         if busy is not None:
             continue
-        got = c.exec_driver_sql("UPDATE syncdash_runs SET status = 'claimed', owner = ?, heartbeat_at = ? "
-                                "WHERE id = ? AND status = 'queued'", (owner, ts, rid)).rowcount
+        got = c.exec_driver_sql(f"UPDATE syncdash_runs SET status = {CLAIMED}, owner = ?, heartbeat_at = ? "
+                                f"WHERE id = ? AND status = {QUEUED}", (owner, ts, rid)).rowcount
         if got:
             return int(rid)
     return None
@@ -101,21 +113,22 @@ def _claim_on_server(c: Any, due_sql: str, params: tuple[Any, ...], owner: str, 
 def unclaim(store: Store, run_id: int, delay: float = 5.0) -> None:
     """Put a claimed run back (its source turned out to be busy elsewhere): it is tried again later."""
     with store.engine.begin() as c:
-        c.exec_driver_sql("UPDATE syncdash_runs SET status = 'queued', owner = NULL, not_before = ? "
-                          "WHERE id = ? AND status = 'claimed'",
+        c.exec_driver_sql(f"UPDATE syncdash_runs SET status = {QUEUED}, owner = NULL, not_before = ? "
+                          f"WHERE id = ? AND status = {CLAIMED}",
                           (format_ts(utcnow() + timedelta(seconds=delay)), run_id))
 
 
 def drop(store: Store, run_id: int) -> None:
     """Remove a queued or claimed run that never started (e.g. the CLI found its source already running)."""
     with store.engine.begin() as c:
-        c.exec_driver_sql("DELETE FROM syncdash_runs WHERE id = ? AND status IN ('queued', 'claimed')", (run_id,))
+        c.exec_driver_sql("DELETE FROM syncdash_runs WHERE id = ? AND status IN "
+                          + sql_in(RunStatus.QUEUED, RunStatus.CLAIMED), (run_id,))
 
 
 def depth(store: Store, now: datetime | None = None) -> int:
     """Queued runs that are due now (the footer's and the metrics' queue depth)."""
     with store.engine.begin() as c:
-        row = c.exec_driver_sql("SELECT COUNT(*) FROM syncdash_runs WHERE status = 'queued' AND "
+        row = c.exec_driver_sql(f"SELECT COUNT(*) FROM syncdash_runs WHERE status = {QUEUED} AND "
                                 "(not_before IS NULL OR not_before <= ?)", (format_ts(now or utcnow()),)).first()
     return int(row[0]) if row else 0
 
@@ -133,17 +146,17 @@ def sweep(store: Store, now: datetime | None = None, source: str | None = None) 
     with store.engine.begin() as c:
         for rid, src_name, kind, status, owner, beat in c.exec_driver_sql(
                 "SELECT id, source, kind, status, owner, heartbeat_at FROM syncdash_runs "
-                "WHERE status IN ('claimed', 'running')" + (" AND source = ?" if source else ""),
+                f"WHERE status IN {IS_ACTIVE}" + (" AND source = ?" if source else ""),
                 (source,) if source else ()).fetchall():
             alive = owner_alive(owner)
             beat_dt = datetime.fromisoformat(str(beat)) if beat is not None else None
             if alive is False or (alive is None and (beat_dt is None or beat_dt < stale)):
                 dead.append((rid, src_name, kind, status))
         for rid, name, _kind, status in dead:
-            if status == "claimed":
-                c.exec_driver_sql("UPDATE syncdash_runs SET status = 'queued', owner = NULL WHERE id = ?", (rid,))
+            if status == RunStatus.CLAIMED:
+                c.exec_driver_sql(f"UPDATE syncdash_runs SET status = {QUEUED}, owner = NULL WHERE id = ?", (rid,))
             else:
-                c.exec_driver_sql("UPDATE syncdash_runs SET status = 'interrupted' WHERE id = ?", (rid,))
+                c.exec_driver_sql(f"UPDATE syncdash_runs SET status = {INTERRUPTED} WHERE id = ?", (rid,))
                 c.exec_driver_sql("UPDATE syncdash_source_state SET lock_run_id = NULL, lock_owner = NULL, "
                                   "lease_until = NULL WHERE source = ? AND lock_run_id = ?", (name, rid))
     return [d[0] for d in dead]
@@ -156,9 +169,9 @@ def resume_interrupted(store: Store) -> list[int]:
     """
     with store.engine.begin() as c:
         rows = c.exec_driver_sql(
-            "SELECT r.source, r.kind FROM syncdash_runs r WHERE r.status = 'interrupted' AND NOT r.dry_run "
+            f"SELECT r.source, r.kind FROM syncdash_runs r WHERE r.status = {INTERRUPTED} AND NOT r.dry_run "
             "AND r.id = (SELECT MAX(l.id) FROM syncdash_runs l WHERE l.source = r.source AND NOT l.dry_run "
-            "AND l.status NOT IN ('queued', 'claimed')) "
+            f"AND l.status NOT IN {sql_in(RunStatus.QUEUED, RunStatus.CLAIMED)}) "
             "AND NOT EXISTS (SELECT 1 FROM syncdash_runs o WHERE o.source = r.source "
-            "AND o.status IN ('queued', 'claimed', 'running'))").fetchall()
+            f"AND o.status IN {sql_in(RunStatus.QUEUED, *ACTIVE)})").fetchall()
     return [rid for source, kind in rows if (rid := enqueue(store, source, trigger="resume", kind=kind))]

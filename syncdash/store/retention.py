@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from syncdash.config.ops import RetentionConfig, parse_duration
-from syncdash.store.models import FINAL_STATUSES, utcnow
+from syncdash.store.models import FINAL_STATUSES, RunStatus, utcnow
 
 BATCH = 5000
 
@@ -34,8 +34,8 @@ ERRORS = "syncdash_item_errors"
 CHANGES = "syncdash_changes"
 CHILD_TABLES = (CHANGES, ERRORS, PHASES)  # every table with a foreign key to syncdash_runs
 
-UNFINISHED_STATUSES = ("queued", "running", "interrupted")
-SUCCESS_STATUSES = ("succeeded", "partial")  # what the engine records as last_success_run_id
+UNFINISHED_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.INTERRUPTED)
+SUCCESS_STATUSES = (RunStatus.SUCCEEDED, RunStatus.PARTIAL)  # what the engine records as last_success_run_id
 
 
 

@@ -10,7 +10,6 @@ import asyncio
 import json
 import signal
 import socket
-import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -319,21 +318,6 @@ def test_non_loopback_without_a_token_is_refused(project: Project) -> None:
     project.config('daemon: {http: {listen: "10.1.2.3:8787"}}\nsources: []\n')
     bad = project.cli("validate", timeout=30)
     assert bad.returncode == 2 and "daemon.http.token: refusing to serve" in bad.stderr
-
-
-def test_an_old_store_gains_the_daemon_http_column(tmp_path: Path) -> None:
-    from syncdash.store.db import Store
-
-    db = tmp_path / "old.db"
-    Store(f"sqlite:///{db}")
-    con = sqlite3.connect(db)
-    con.execute("ALTER TABLE syncdash_daemons DROP COLUMN http")
-    con.commit()
-    con.close()
-    Store(f"sqlite:///{db}")
-    con = sqlite3.connect(db)
-    assert "http" in {r[1] for r in con.execute("PRAGMA table_info(syncdash_daemons)")}
-    con.close()
 
 
 def test_an_unreachable_store_is_a_503(tmp_path: Path) -> None:
