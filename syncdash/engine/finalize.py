@@ -11,7 +11,7 @@ from syncdash.store.models import PhaseStatus, utcnow
 
 def finalize(w: BatchWriter) -> None:
     """Delete what a full read did not see, unless something makes "not seen" mean less than "gone"."""
-    life, cfg = w.life, w.cfg
+    life = w.life
     life.phase_start(w.fin_phase)
     try:
         skip = _why_not(w)

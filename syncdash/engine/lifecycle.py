@@ -124,7 +124,8 @@ class RunLifecycle:
         except KeyboardInterrupt:
             status, error = RunStatus.CANCELLED, "interrupted (Ctrl-C)"
         except (SourceError, TargetError, DeleteGuardTripped) as e:
-            status, error, error_type = RunStatus.FAILED, self.config.redact(str(e)), str(getattr(e, "error_type", "source"))
+            status, error = RunStatus.FAILED, self.config.redact(str(e))
+            error_type = str(getattr(e, "error_type", "source"))
             retryable = bool(getattr(e, "retryable", False))  # classes of the error tree declare both or neither
         except SyncdashError as e:
             status, error, error_type = RunStatus.FAILED, self.config.redact(str(e)), "internal"

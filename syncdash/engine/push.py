@@ -18,51 +18,24 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
-import xxhash
 from sqlmodel import Session, col, select
 
 from syncdash.engine.lifecycle import RunLifecycle
 from syncdash.engine.options import PROGRESS_INTERVAL
+from syncdash.engine.pushrows import PushRows, Record
 from syncdash.engine.retry import RETRIED
-from syncdash.errors import DeleteGuardTripped, FetchError, SchemaMismatch
+from syncdash.errors import DeleteGuardTripped, FetchError
 from syncdash.kinds.contract import Source, Stream
-from syncdash.kinds.push.config import PLACEHOLDER, Const, PushConfig
+from syncdash.kinds.push.config import PushConfig
 from syncdash.store.db import dumps, format_ts
 from syncdash.store.models import COUNTS, ItemError, Pushed, Resolution, RunPhase, utcnow
-from syncdash.targets.table import q, scope_sql
 
 REJECTED = frozenset({400, 404, 409, 410, 412, 415, 422})  # the record is wrong, not the request or the server
 GONE = frozenset({404, 410})  # a delete of something the server no longer has: done
 PREVIEW = 20  # requests shown by a dry run
-
-
-@dataclass
-class Record:
-    key: tuple[Any, ...]
-    key_json: str
-    body: Any
-    hash: int
-    url: str
-    ref: dict[str, Any]
-    change: str  # insert | update | delete
-
-
-def _plain(v: Any) -> Any:
-    """Database values as JSON has them."""
-    if isinstance(v, datetime | date):
-        return v.isoformat()
-    if isinstance(v, Decimal):
-        return float(v)
-    if isinstance(v, bytes | memoryview):
-        return bytes(v).decode("utf-8", "replace")
-    return v
 
 
 class PushExecutor:
@@ -79,7 +52,6 @@ class PushExecutor:
         self._done_keys: set[str] = set()  # retry: keys whose errors were sent again and accepted
         self._retry_failed_keys: set[str] = set()
         self._retry_errors: list[ItemError] = []  # every stream's (tenant's) retried errors
-        self._cols_cache: list[str] | None = None
         self._last_progress = 0.0
         self.stream_idx = 0
         self.batch_no = 0
@@ -118,7 +90,8 @@ class PushExecutor:
                 self.client = client
                 self.push_cfg: PushConfig = stream.config
                 self.scope: dict[str, Any] = stream.scope
-                self._check_columns()
+                self.rows = PushRows(self.push_cfg, self.scope, self.db.target, self.life.config.redact)
+                self.rows.check_columns()
                 own = ck if (ck is not None and i == first) else None
                 if own is None or own.get("phase") != "deletes":
                     self._push_rows(own)
@@ -148,89 +121,12 @@ class PushExecutor:
                 if ph is not None:
                     life.phase_counts = {n: getattr(ph, n) for n in COUNTS}
 
-    # ---- reading rows --------------------------------------------------------------------------------
-
-    def _base_sql(self) -> tuple[str, tuple[Any, ...]]:
-        """The rows to push, with the tenant's scope, as a subquery `q` (SQL and parameters)."""
-        cfg = self.push_cfg
-        where, params = scope_sql(self.scope, "q.")
-        if cfg.from_table is not None:
-            live = " WHERE _deleted_at IS NULL" if "_deleted_at" in self._table_columns() else ""
-            base = f"SELECT * FROM {q(cfg.from_table)}{live}"
-        else:
-            base = str(cfg.query).rstrip().rstrip(";")
-        return f"(SELECT * FROM ({base}) q0) q WHERE 1 = 1{where}", params
-
-    def _table_columns(self) -> list[str]:
-        if self._cols_cache is None:
-            cfg = self.push_cfg
-            src = q(cfg.from_table) if cfg.from_table else f"({str(cfg.query).rstrip().rstrip(';')}) q0"
-            try:
-                cur = self.db.target.execute(f"SELECT * FROM {src} WHERE 1 = 0")
-            except Exception as e:  # no such table, a bad query
-                what = f"table {cfg.from_table!r}" if cfg.from_table else "its query"
-                raise SchemaMismatch(f"push {cfg.name}: cannot read {what}: {self.life.config.redact(str(e)).strip()}"
-                                     ) from None
-            self._cols_cache = [d[0] for d in cur.description]
-        return self._cols_cache
-
-    def _check_columns(self) -> None:
-        self._cols_cache = None
-        have = self._table_columns()
-        need = [*self.push_cfg.columns_used(), *self.scope]
-        missing = [c for c in need if c not in have]
-        if missing:
-            what = f"table {self.push_cfg.from_table}" if self.push_cfg.from_table else "the query's rows"
-            raise SchemaMismatch(f"push {self.push_cfg.name}: column {missing[0]!r} (used by key, url or body) is "
-                                 f"not in {what}; columns: {', '.join(have)}")
-
-    def _rows(self, after: list[Any] | None) -> Iterator[list[dict[str, Any]]]:
-        """Chunks of rows in key order, after `after` (keyset pagination: a resume starts right there)."""
-        base, params = self._base_sql()
-        keys = ", ".join(f"q.{q(k)}" for k in self.push_cfg.key)
-        n = self.push_cfg.batch_size
-        while True:
-            cond, p = "", ()
-            if after is not None:
-                marks = ", ".join("?" for _ in after)
-                cond, p = f" AND ({keys}) > ({marks})", tuple(after)
-            cur = self.db.target.execute(f"SELECT * FROM {base}{cond} ORDER BY {keys} LIMIT {int(n)}", (*params, *p))
-            cols = [d[0] for d in cur.description]
-            rows = [dict(zip(cols, (_plain(v) for v in r), strict=True)) for r in cur.fetchall()]
-            if not rows:
-                return
-            yield rows
-            if len(rows) < n:
-                return
-            after = [rows[-1][k] for k in self.push_cfg.key]
-
-    def _count_rows(self) -> int:
-        base, params = self._base_sql()
-        return int(self.db.target.scalar(f"SELECT count(*) FROM {base}", params) or 0)
-
-    def _record(self, row: dict[str, Any], change: str) -> Record:
-        cfg = self.push_cfg
-        body: dict[str, Any] = {}
-        for path, src in cfg.body.items():
-            value = src.value if isinstance(src, Const) else row[src]
-            node = body
-            *parents, leaf = path.split(".")
-            for p in parents:
-                node = node.setdefault(p, {})
-            node[leaf] = value
-        url = PLACEHOLDER.sub(lambda m: quote(str(row[m.group(1)]), safe=""), cfg.url)
-        key = tuple(row[k] for k in cfg.key)
-        text = json.dumps([url, cfg.method, body], sort_keys=True, separators=(",", ":"), default=str)
-        ref = {c: row[c] for c in dict.fromkeys([*PLACEHOLDER.findall(cfg.url), *cfg.key])}
-        return Record(key=key, key_json=dumps(list(key)), body=body, hash=xxhash.xxh3_64_intdigest(text.encode()) >> 1,
-                      url=url, ref=ref, change=change)
-
     # ---- push phase -------------------------------------------------------------------------------------
 
     def _push_rows(self, ck: dict[str, Any] | None) -> None:
         cfg = self.push_cfg
         self.life.phase_start(self.load_phase)
-        total = self._count_rows()
+        total = self.rows.count()
         self.life.set_total(self.load_phase, total)
         after = ck.get("after") if ck else None
         done = int(ck.get("done", 0)) if ck else 0
@@ -238,7 +134,7 @@ class PushExecutor:
         pending: list[Record] = []
         unchanged = 0
         last_key: list[Any] | None = after
-        for rows in self._rows(after):
+        for rows in self.rows.chunks(after):
             pushed = self._pushed_hashes([dumps([r[k] for k in cfg.key]) for r in rows])
             for row in rows:
                 self.life.check_cancel()
@@ -247,7 +143,7 @@ class PushExecutor:
                     last_key, done = [row[k] for k in cfg.key], done + 1
                     continue
                 old = pushed.get(rec_key)
-                rec = self._record(row, "insert" if old is None else "update")
+                rec = self.rows.record(row, "insert" if old is None else "update")
                 if old == rec.hash and not self.life.opt.full and retry_keys is None:
                     unchanged += 1
                     last_key, done = list(rec.key), done + 1
@@ -400,10 +296,6 @@ class PushExecutor:
                 Pushed.source == self.push_cfg.name, col(Pushed.key).in_(keys)))
             return {k: int(h) for k, h in rows}
 
-    def _set_total(self, phase: str, total: int) -> None:
-        with self.store.engine.begin() as c:
-            c.exec_driver_sql("UPDATE syncdash_run_phases SET total=? WHERE id=?", (total, self.life.phase_ids[phase]))
-
     # ---- deletes phase ------------------------------------------------------------------------------------
 
     def _send_deletes(self, ck: dict[str, Any] | None) -> None:
@@ -417,7 +309,7 @@ class PushExecutor:
         after = ck.get("after_pushed") if ck else None
         if after is not None:
             pushed = [p for p in pushed if p.key > after]
-        absent = self._absent([p for p in pushed])
+        absent = self.rows.absent([p for p in pushed])
         live = len(pushed)
         ratio = cfg.max_delete_ratio
         if absent and ratio is not None and live and len(absent) / live > ratio and ck is None:
@@ -432,47 +324,22 @@ class PushExecutor:
         for p in absent:
             self.life.check_cancel()
             ref = json.loads(p.ref or "{}")
-            rec = Record(key=tuple(json.loads(p.key)), key_json=p.key, body=None, hash=0, url=self._delete_url(p, ref),
-                         ref=ref, change="delete")
+            rec = Record(key=tuple(json.loads(p.key)), key_json=p.key, body=None, hash=0,
+                         url=self.rows.delete_url(p, ref), ref=ref, change="delete")
             accepted, rejected = self._send([rec], cfg.delete.method)
             done += 1
             self._commit(accepted, rejected, 0, {"phase": "deletes", "after_pushed": p.key}, done, total,
                          deletes=True)
         self.life.phase_done(self.fin_phase, done, total)
 
-    def _delete_url(self, p: Pushed, ref: dict[str, Any]) -> str:
-        cfg = self.push_cfg
-        if cfg.delete.url:
-            try:
-                return PLACEHOLDER.sub(lambda m: quote(str(ref[m.group(1)]), safe=""), cfg.delete.url)
-            except KeyError as e:
-                raise SchemaMismatch(f"push {cfg.name}: delete.url placeholder {{{e.args[0]}}} is neither a key column "
-                                     f"nor a column the push url uses") from None
-        base = PLACEHOLDER.sub(lambda m: quote(str(ref.get(m.group(1), "")), safe=""), cfg.url).rstrip("/")
-        return base + "/" + "/".join(quote(str(ref[k]), safe="") for k in cfg.key if k not in self.scope)
-
-    def _absent(self, pushed: list[Pushed]) -> list[Pushed]:
-        """The pushed keys that the rows no longer have (checked a few hundred keys per query)."""
-        cfg = self.push_cfg
-        base, params = self._base_sql()
-        out: list[Pushed] = []
-        for i in range(0, len(pushed), 200):
-            chunk = pushed[i:i + 200]
-            keys = [json.loads(p.key) for p in chunk]
-            cond = " OR ".join("(" + " AND ".join(f"q.{q(k)} = ?" for k in cfg.key) + ")" for _ in keys)
-            flat = [v for k in keys for v in k]
-            cols = ", ".join(f"q.{q(k)}" for k in cfg.key)
-            have = {dumps([_plain(v) for v in r]) for r in self.db.target.all(
-                f"SELECT {cols} FROM {base} AND ({cond})", (*params, *flat))}
-            out += [p for p in chunk if p.key not in have]
-        return out
-
     # ---- retry ---------------------------------------------------------------------------------------------
 
     def _retry_keys(self) -> set[str]:
         with self.store.session() as s:
-            qy = select(ItemError).where(ItemError.run_id == self.life.opt.retry_of, col(ItemError.resolved_at).is_(None),
-                                         col(ItemError.retryable) == True, ItemError.phase == self.load_phase)  # noqa: E712
+            qy = select(ItemError).where(ItemError.run_id == self.life.opt.retry_of,
+                                         col(ItemError.resolved_at).is_(None),
+                                         col(ItemError.retryable) == True,  # noqa: E712
+                                         ItemError.phase == self.load_phase)
             if self.life.opt.retry_errors:
                 qy = qy.where(col(ItemError.id).in_(self.life.opt.retry_errors))
             errs = list(s.exec(qy))
