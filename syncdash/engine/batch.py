@@ -235,6 +235,7 @@ class BatchWriter:
         run_id = life.run_id
         inserted = updated = unchanged = 0
         change_rows: list[ChangeRow] = []
+        counted = life.snapshot()
         self.db.begin(self.dry)
         try:
             verdict = None
@@ -314,6 +315,7 @@ class BatchWriter:
             self.db.commit()
         except BaseException:
             self.db.rollback()
+            life.restore(counted)  # the run's counts say what committed, also when it fails here
             raise
         self.last_batch = batch
         life.report(self.load_phase, batch.done, batch.total, batch.detail, self.stream.unit)

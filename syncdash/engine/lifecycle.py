@@ -274,6 +274,13 @@ class RunLifecycle:
         self.counts[name] += n
         self.phase_counts[name] += n
 
+    def snapshot(self) -> tuple[dict[str, int], dict[str, int]]:
+        """The counts before a batch: a batch that rolls back takes its counts with it (see restore)."""
+        return dict(self.counts), dict(self.phase_counts)
+
+    def restore(self, snap: tuple[dict[str, int], dict[str, int]]) -> None:
+        self.counts, self.phase_counts = dict(snap[0]), dict(snap[1])
+
     def phase_start(self, name: str, total: int | None = None) -> None:
         with self.store.engine.begin() as c:
             c.exec_driver_sql(
