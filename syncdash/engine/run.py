@@ -12,11 +12,9 @@ from __future__ import annotations
 
 from syncdash.config.kinds import adapter_for
 from syncdash.config.models import Config, SourceConfig
-from syncdash.engine.flow import FlowExecutor
 from syncdash.engine.lifecycle import Executor, RunLifecycle
 from syncdash.engine.options import RunOptions, RunResult
 from syncdash.engine.pull import PullExecutor
-from syncdash.engine.push import PushExecutor
 from syncdash.errors import UsageError
 from syncdash.kinds.contract import Source
 from syncdash.store.db import Store
@@ -49,8 +47,14 @@ class Engine:
     def _executor(self, life: RunLifecycle, adapter: Source) -> Executor:
         """Pulls, pushes and flows share the run's life (lease, phases, checkpoints, errors, resume, finish)."""
         execution = adapter.capabilities.execution
+        # push and flow executors are imported when used: they bring the HTTP client and the push and flow
+        # config models, which a CSV load (the hot path) does not need to import
         if execution == "push":
+            from syncdash.engine.push import PushExecutor
+
             return PushExecutor(life, adapter)
         if execution == "flow":
+            from syncdash.engine.flow import FlowExecutor
+
             return FlowExecutor(life, adapter, run_step=self.run)
         return PullExecutor(life, adapter)
