@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
 
-from syncdash.engine.run import COUNT_NAMES, Engine, Progress, RunOptions, _RunExecution
+from sqlmodel import Session
+
+from syncdash.engine.lifecycle import RunLifecycle
+from syncdash.engine.options import Progress, RunOptions, RunResult
 from syncdash.errors import AlreadyRunning, RunCancelled, RunInterrupted, SourceError
+from syncdash.kinds.contract import Source
+from syncdash.kinds.flow.config import FlowConfig
 from syncdash.store.db import dumps, format_ts
-from syncdash.store.models import utcnow
+from syncdash.store.models import COUNTS, PhaseStatus, RunStatus, utcnow
 
 RELAY_EVERY = 0.25  # seconds between copies of a step's progress into the flow's phase row
+DONE_COUNTS = ("inserted", "updated", "unchanged", "deleted", "failed")  # what a step's phase shows as done
+
+RunStep = Callable[[str, RunOptions], RunResult]  # Engine.run: a step is its source's own run
 
 
 class FlowStepFailed(SourceError):
@@ -29,90 +38,107 @@ class FlowStepFailed(SourceError):
         self.retryable = retryable
 
 
-class FlowExecution(_RunExecution):
-    def _phase_specs(self) -> list[tuple[str, str]]:
-        return [(st.phase, "rows") for st in self.streams]
+class FlowExecutor:
+    """Runs a flow's steps through the engine (handed in as run_step, so this module needs no Engine)."""
 
-    def _execute_phases(self) -> None:
-        assert self.run is not None and self.run.id is not None
-        flow = self.source_cfg
-        ck = json.loads(self.run.checkpoint) if self.resumed and self.run.checkpoint else {}
+    def __init__(self, life: RunLifecycle, source: Source, run_step: RunStep) -> None:
+        assert isinstance(life.cfg, FlowConfig)
+        self.life = life
+        self.flow: FlowConfig = life.cfg
+        self.source = source
+        self.run_step = run_step
+
+    def phase_specs(self) -> list[tuple[str, str]]:
+        return [(st.phase, "rows") for st in self.source.streams()]
+
+    def resolve_retried(self, s: Session, run_id: int, now: datetime) -> None:
+        """A flow is not retried as a whole: `retry` retries each step run with failed items."""
+        return None
+
+    def execute(self) -> None:
+        life = self.life
+        flow = self.flow
+        ck = life.checkpoint() or {}
         first = int(ck.get("step", 0))
-        self.step_failures = list(ck.get("failed", []))
-        for i, step in enumerate(flow.steps):  # type: ignore[attr-defined]
+        life.failed_parts = list(ck.get("failed", []))
+        for i, step in enumerate(flow.steps):
             if i < first:
                 continue
-            self._check_cancel()
-            self._phase_start(step)
+            life.check_cancel()
+            life.phase_start(step)
             result, error = self._run_step(step)
-            counts = result.counts if result is not None else dict.fromkeys(COUNT_NAMES, 0)
-            for name in COUNT_NAMES:
-                self.counts[name] += counts[name]
-            status = result.status if result is not None else "failed"
-            if status == "interrupted":
+            counts = result.counts if result is not None else dict.fromkeys(COUNTS, 0)
+            for name in COUNTS:
+                life.counts[name] += counts[name]
+            status = result.status if result is not None else RunStatus.FAILED
+            if status == RunStatus.INTERRUPTED:
                 raise RunInterrupted()
-            if status == "cancelled":
+            if status == RunStatus.CANCELLED:
                 raise RunCancelled()
-            failed = status == "failed"
+            failed = status == RunStatus.FAILED
             if failed:
-                self.step_failures.append(step)
+                life.failed_parts.append(step)
             self._step_done(i, step, result, failed)
             if failed:
                 why = error or (result.error if result is not None else None) or "failed"
-                if flow.on_error == "stop":  # type: ignore[attr-defined]
+                if flow.on_error == "stop":
                     raise FlowStepFailed(f"step {step} failed: {why}",
                                          result.error_type if result is not None else "source",
                                          bool(result.retryable) if result is not None else True)
-                self.warnings.append(f"step {step} failed (on_error: continue): {why}")
+                life.warnings.append(f"step {step} failed (on_error: continue): {why}")
 
-    def _run_step(self, step: str) -> tuple[Any, str | None]:
-        assert self.run is not None and self.run.id is not None
-        pid = self._phase_ids[step]
+    def _run_step(self, step: str) -> tuple[RunResult | None, str | None]:
+        life = self.life
+        run_id = life.run_id
+        pid = life.phase_ids[step]
         last = [0.0]
 
         def relay(p: Progress) -> None:
             now = time.monotonic()
             if now - last[0] >= RELAY_EVERY:
                 last[0] = now
-                with self.store.engine.begin() as c:
+                with life.store.engine.begin() as c:
                     c.exec_driver_sql("UPDATE syncdash_run_phases SET done=?, total=?, detail=?, inserted=?, "
                                       "updated=?, unchanged=?, deleted=?, failed=?, skipped=? WHERE id=?",
                                       (p.done, p.total, f"{p.phase}: {p.detail}" if p.detail else p.phase,
-                                       *(p.counts[n] for n in COUNT_NAMES), pid))
-            if self.opt.on_progress is not None:
-                self.opt.on_progress(Progress(run_id=self.run.id or 0, source=self.source_cfg.name, phase=step,
+                                       *(p.counts[n] for n in COUNTS), pid))
+            if life.opt.on_progress is not None:
+                life.opt.on_progress(Progress(run_id=run_id, source=self.flow.name, phase=step,
                                               done=p.done, total=p.total, unit=p.unit,
-                                              counts={n: self.counts[n] + p.counts[n] for n in COUNT_NAMES},
-                                              detail=p.detail, resumed=self.resumed))
+                                              counts={n: life.counts[n] + p.counts[n] for n in COUNTS},
+                                              detail=p.detail, resumed=life.resumed))
 
-        opts = RunOptions(trigger="flow", full=self.opt.full, dry_run=self.opt.dry_run, cancel=self.opt.cancel,
-                          shutdown=self.opt.shutdown, on_progress=relay, limit_pages=self.opt.limit_pages,
-                          flow_run_id=self.run.id, read_ahead=self.opt.read_ahead)
+        opt = life.opt
+        opts = RunOptions(trigger="flow", full=opt.full, dry_run=opt.dry_run, cancel=opt.cancel,
+                          shutdown=opt.shutdown, on_progress=relay, limit_pages=opt.limit_pages,
+                          flow_run_id=run_id, read_ahead=opt.read_ahead)
         try:
-            return Engine(self.store, self.config).run(step, opts), None
+            return self.run_step(step, opts), None
         except AlreadyRunning as e:  # the step's source runs elsewhere right now: the flow can try later
             return None, str(e)
 
-    def _step_done(self, i: int, step: str, result: Any, failed: bool) -> None:
+    def _step_done(self, i: int, step: str, result: RunResult | None, failed: bool) -> None:
         """The step's counts onto its phase, the flow's running totals and the next step, in one transaction."""
-        assert self.run is not None and self.run.id is not None
-        counts = result.counts if result is not None else dict.fromkeys(COUNT_NAMES, 0)
-        done = sum(counts[n] for n in ("inserted", "updated", "unchanged", "deleted", "failed"))
-        ck = {"step": i + 1, "failed": self.step_failures,
-              "runs": {**json.loads(self.run.checkpoint or "{}").get("runs", {}),
+        life = self.life
+        run = life.run
+        assert run is not None
+        counts = result.counts if result is not None else dict.fromkeys(COUNTS, 0)
+        done = sum(counts[n] for n in DONE_COUNTS)
+        ck = {"step": i + 1, "failed": life.failed_parts,
+              "runs": {**json.loads(run.checkpoint or "{}").get("runs", {}),
                        step: result.run_id if result is not None else None}}
-        self.run.checkpoint = dumps(ck)
+        run.checkpoint = dumps(ck)
         now = format_ts(utcnow())
-        with self.store.engine.begin() as c:
+        with life.store.engine.begin() as c:
             c.exec_driver_sql(
                 "UPDATE syncdash_run_phases SET status=?, done=?, total=?, detail=?, finished_at=?, inserted=?, "
                 "updated=?, unchanged=?, deleted=?, failed=?, skipped=? WHERE id=?",
-                ("failed" if failed else "done", done, done,
+                (PhaseStatus.FAILED.value if failed else PhaseStatus.DONE.value, done, done,
                  f"run {result.run_id}: {result.status}" if result is not None else "did not start", now,
-                 *(counts[n] for n in COUNT_NAMES), self._phase_ids[step]))
+                 *(counts[n] for n in COUNTS), life.phase_ids[step]))
             c.exec_driver_sql(
                 "UPDATE syncdash_runs SET inserted=?, updated=?, unchanged=?, deleted=?, failed=?, skipped=?, "
                 "checkpoint=?, heartbeat_at=? WHERE id=?",
-                (*(self.counts[n] for n in COUNT_NAMES), None if self.opt.dry_run else self.run.checkpoint, now,
-                 self.run.id))
-        self._report(step, done, done, f"run {result.run_id}" if result is not None else None)
+                (*(life.counts[n] for n in COUNTS), None if life.opt.dry_run else run.checkpoint, now, life.run_id))
+        life.report(step, done, done, f"run {result.run_id}" if result is not None else None)
+

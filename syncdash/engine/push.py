@@ -18,205 +18,133 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
-import xxhash
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
-from syncdash.engine.run import PROGRESS_INTERVAL, _RunExecution
-from syncdash.errors import DeleteGuardTripped, FetchError, SchemaMismatch
-from syncdash.kinds.push.config import PLACEHOLDER, Const, PushConfig
+from syncdash.engine.lifecycle import RunLifecycle
+from syncdash.engine.options import PROGRESS_INTERVAL
+from syncdash.engine.pushrows import PushRows, Record
+from syncdash.engine.retry import RETRIED
+from syncdash.errors import DeleteGuardTripped, FetchError
+from syncdash.kinds.contract import Source, Stream
+from syncdash.kinds.push.config import PushConfig
 from syncdash.store.db import dumps, format_ts
-from syncdash.store.models import ItemError, Pushed, utcnow
-from syncdash.targets.table import q, scope_sql
+from syncdash.store.models import COUNTS, ItemError, Pushed, Resolution, RunPhase, utcnow
 
 REJECTED = frozenset({400, 404, 409, 410, 412, 415, 422})  # the record is wrong, not the request or the server
 GONE = frozenset({404, 410})  # a delete of something the server no longer has: done
 PREVIEW = 20  # requests shown by a dry run
 
 
-@dataclass
-class Record:
-    key: tuple[Any, ...]
-    key_json: str
-    body: Any
-    hash: int
-    url: str
-    ref: dict[str, Any]
-    change: str  # insert | update | delete
+class PushExecutor:
+    """The push phases of one run: `push` (and `deletes`), or one pair per tenant. Composes the run's
+    lifecycle (phases, counts, cancel) and its BatchCommit (each request's outcome with the checkpoint)."""
 
+    def __init__(self, life: RunLifecycle, source: Source) -> None:
+        self.life = life
+        self.db = life.db
+        self.store = life.store
+        self.source = source
+        self.streams: list[Stream] = list(source.streams())
+        self.previews: list[dict[str, Any]] = []
+        self._done_keys: set[str] = set()  # retry: keys whose errors were sent again and accepted
+        self._retry_failed_keys: set[str] = set()
+        self._retry_errors: list[ItemError] = []  # every stream's (tenant's) retried errors
+        self._last_progress = 0.0
+        self.stream_idx = 0
+        self.batch_no = 0
+        self.load_phase, self.fin_phase = "push", "deletes"
 
-def _plain(v: Any) -> Any:
-    """Database values as JSON has them."""
-    if isinstance(v, datetime | date):
-        return v.isoformat()
-    if isinstance(v, Decimal):
-        return float(v)
-    if isinstance(v, bytes | memoryview):
-        return bytes(v).decode("utf-8", "replace")
-    return v
-
-
-class PushExecution(_RunExecution):
-    """The push phases of one run: `push` (and `deletes`), or one pair per tenant."""
-
-    def _phase_names(self, stream: Any) -> tuple[str, str]:
+    def phase_names(self, stream: Stream) -> tuple[str, str]:
         if len(self.streams) == 1:
             return "push", "deletes"
         return stream.phase, f"{stream.phase} deletes"
 
+    def phase_specs(self) -> list[tuple[str, str]]:
+        """A push and a deletes phase per stream (tenant)."""
+        out = []
+        for st in self.streams:
+            load, fin = self.phase_names(st)
+            out += [(load, st.unit), (fin, "rows")]
+        return out
+
     # ---- the run ---------------------------------------------------------------------------------
 
-    def _execute_phases(self) -> None:
-        assert self.run is not None
+    def execute(self) -> None:
         from syncdash.kinds.rest.client import RestClient
 
-        self.previews: list[dict[str, Any]] = []
-        self._done_keys: set[str] = set()  # retry: keys whose errors were sent again and accepted
-        self._retry_failed_keys: set[str] = set()
-        ck = json.loads(self.run.checkpoint) if self.resumed and self.run.checkpoint else None
+        ck = self.life.checkpoint()
         first = int(ck.get("stream", 0)) if ck else 0
-        self._clients: list[Any] = []
+        clients: list[RestClient] = []
         try:
             for i, stream in enumerate(self.streams):
                 if i < first:
                     continue
                 self._enter_stream(i, stream)
-                client = RestClient(stream.config, store=self.store, redact=self.config.redact,
-                                    add_secret=self.config.add_secret, cancel=self.opt.cancel)
-                self._clients.append(client)
+                assert isinstance(stream.config, PushConfig)
+                client = RestClient(stream.config, store=self.store, redact=self.life.config.redact,
+                                    add_secret=self.life.config.add_secret, cancel=self.life.opt.cancel)
+                clients.append(client)
                 self.client = client
                 self.push_cfg: PushConfig = stream.config
                 self.scope: dict[str, Any] = stream.scope
-                self._check_columns()
+                self.rows = PushRows(self.push_cfg, self.scope, self.db.target, self.life.config.redact)
+                self.rows.check_columns()
                 own = ck if (ck is not None and i == first) else None
                 if own is None or own.get("phase") != "deletes":
                     self._push_rows(own)
                     own = None
-                if self.push_cfg.deletes == "send" and self.mode != "retry":
+                if self.push_cfg.deletes == "send" and self.life.mode != "retry":
                     self._send_deletes(own)
                 else:
-                    self._phase_start(self.fin_phase)
-                    self._phase_done(self.fin_phase, 0, 0)
+                    self.life.phase_start(self.fin_phase)
+                    self.life.phase_done(self.fin_phase, 0, 0)
         finally:
-            clients = self._clients
-            self.source_adapter.http_clients = lambda: clients  # type: ignore[attr-defined]
-            self._collect_adapter_warnings()
+            self.db.rollback()
+            self.life.collect(self.streams, self.source, clients)
             for c in clients:
                 c.close()
-        self.sample.extend(self.previews)
+        self.life.sample.extend(self.previews)
 
-    # ---- reading rows --------------------------------------------------------------------------------
-
-    def _base_sql(self) -> tuple[str, tuple[Any, ...]]:
-        """The rows to push, with the tenant's scope, as a subquery `q` (SQL and parameters)."""
-        cfg = self.push_cfg
-        where, params = scope_sql(self.scope, "q.")
-        if cfg.from_table is not None:
-            live = " WHERE _deleted_at IS NULL" if "_deleted_at" in self._table_columns() else ""
-            base = f"SELECT * FROM {q(cfg.from_table)}{live}"
-        else:
-            base = str(cfg.query).rstrip().rstrip(";")
-        return f"(SELECT * FROM ({base}) q0) q WHERE 1 = 1{where}", params
-
-    def _table_columns(self) -> list[str]:
-        if not hasattr(self, "_cols_cache"):
-            assert self.tdb is not None
-            cfg = self.push_cfg
-            src = q(cfg.from_table) if cfg.from_table else f"({str(cfg.query).rstrip().rstrip(';')}) q0"
-            try:
-                cur = self.tdb.execute(f"SELECT * FROM {src} WHERE 1 = 0")
-            except Exception as e:  # no such table, a bad query
-                what = f"table {cfg.from_table!r}" if cfg.from_table else "its query"
-                raise SchemaMismatch(f"push {cfg.name}: cannot read {what}: {self.config.redact(str(e)).strip()}"
-                                     ) from None
-            self._cols_cache = [d[0] for d in cur.description]
-        return self._cols_cache
-
-    def _check_columns(self) -> None:
-        if hasattr(self, "_cols_cache"):
-            del self._cols_cache
-        have = self._table_columns()
-        need = [*self.push_cfg.columns_used(), *self.scope]
-        missing = [c for c in need if c not in have]
-        if missing:
-            what = f"table {self.push_cfg.from_table}" if self.push_cfg.from_table else "the query's rows"
-            raise SchemaMismatch(f"push {self.push_cfg.name}: column {missing[0]!r} (used by key, url or body) is "
-                                 f"not in {what}; columns: {', '.join(have)}")
-
-    def _rows(self, after: list[Any] | None) -> Iterator[list[dict[str, Any]]]:
-        """Chunks of rows in key order, after `after` (keyset pagination: a resume starts right there)."""
-        assert self.tdb is not None
-        base, params = self._base_sql()
-        keys = ", ".join(f"q.{q(k)}" for k in self.push_cfg.key)
-        n = self.push_cfg.batch_size
-        while True:
-            cond, p = "", ()
-            if after is not None:
-                marks = ", ".join("?" for _ in after)
-                cond, p = f" AND ({keys}) > ({marks})", tuple(after)
-            cur = self.tdb.execute(f"SELECT * FROM {base}{cond} ORDER BY {keys} LIMIT {int(n)}", (*params, *p))
-            cols = [d[0] for d in cur.description]
-            rows = [dict(zip(cols, (_plain(v) for v in r), strict=True)) for r in cur.fetchall()]
-            if not rows:
-                return
-            yield rows
-            if len(rows) < n:
-                return
-            after = [rows[-1][k] for k in self.push_cfg.key]
-
-    def _count_rows(self) -> int:
-        assert self.tdb is not None
-        base, params = self._base_sql()
-        return int(self.tdb.scalar(f"SELECT count(*) FROM {base}", params) or 0)
-
-    def _record(self, row: dict[str, Any], change: str) -> Record:
-        cfg = self.push_cfg
-        body: dict[str, Any] = {}
-        for path, src in cfg.body.items():
-            value = src.value if isinstance(src, Const) else row[src]
-            node = body
-            *parents, leaf = path.split(".")
-            for p in parents:
-                node = node.setdefault(p, {})
-            node[leaf] = value
-        url = PLACEHOLDER.sub(lambda m: quote(str(row[m.group(1)]), safe=""), cfg.url)
-        key = tuple(row[k] for k in cfg.key)
-        text = json.dumps([url, cfg.method, body], sort_keys=True, separators=(",", ":"), default=str)
-        ref = {c: row[c] for c in dict.fromkeys([*PLACEHOLDER.findall(cfg.url), *cfg.key])}
-        return Record(key=key, key_json=dumps(list(key)), body=body, hash=xxhash.xxh3_64_intdigest(text.encode()) >> 1,
-                      url=url, ref=ref, change=change)
+    def _enter_stream(self, i: int, stream: Stream) -> None:
+        """Point the per-stream state (phases, counts) at stream i; a resumed stream's counts as committed."""
+        life = self.life
+        self.stream_idx = i
+        self.load_phase, self.fin_phase = self.phase_names(stream)
+        self.batch_no = 0
+        life.phase_counts = dict.fromkeys(COUNTS, 0)
+        if life.resumed:
+            with self.store.session() as s:
+                ph = s.get(RunPhase, life.phase_ids[self.load_phase])
+                if ph is not None:
+                    life.phase_counts = {n: getattr(ph, n) for n in COUNTS}
 
     # ---- push phase -------------------------------------------------------------------------------------
 
     def _push_rows(self, ck: dict[str, Any] | None) -> None:
-        assert self.run is not None and self.sdb is not None
         cfg = self.push_cfg
-        self._phase_start(self.load_phase)
-        total = self._count_rows()
-        self._set_total(self.load_phase, total)
+        self.life.phase_start(self.load_phase)
+        total = self.rows.count()
+        self.life.set_total(self.load_phase, total)
         after = ck.get("after") if ck else None
         done = int(ck.get("done", 0)) if ck else 0
-        retry_keys = self._retry_keys() if self.mode == "retry" else None
+        retry_keys = self._retry_keys() if self.life.mode == "retry" else None
         pending: list[Record] = []
         unchanged = 0
         last_key: list[Any] | None = after
-        for rows in self._rows(after):
+        for rows in self.rows.chunks(after):
             pushed = self._pushed_hashes([dumps([r[k] for k in cfg.key]) for r in rows])
             for row in rows:
-                self._check_cancel()
+                self.life.check_cancel()
                 rec_key = dumps([row[k] for k in cfg.key])
                 if retry_keys is not None and rec_key not in retry_keys:
                     last_key, done = [row[k] for k in cfg.key], done + 1
                     continue
                 old = pushed.get(rec_key)
-                rec = self._record(row, "insert" if old is None else "update")
-                if old == rec.hash and not self.opt.full and retry_keys is None:
+                rec = self.rows.record(row, "insert" if old is None else "update")
+                if old == rec.hash and not self.life.opt.full and retry_keys is None:
                     unchanged += 1
                     last_key, done = list(rec.key), done + 1
                     continue
@@ -232,7 +160,7 @@ class PushExecution(_RunExecution):
             self._flush(pending, unchanged, last_key, done, total)
         if retry_keys is not None:
             self._retry_gone = retry_keys - self._done_keys - self._retry_failed_keys
-        self._phase_done(self.load_phase, total, total)
+        self.life.phase_done(self.load_phase, total, total)
 
     def _flush(self, records: list[Record], unchanged: int, last_key: list[Any] | None, done: int,
                total: int) -> None:
@@ -257,7 +185,7 @@ class PushExecution(_RunExecution):
             seed = "|".join(f"{r.key_json}:{r.hash}:{r.change == 'delete'}" for r in records)
             headers["Idempotency-Key"] = hashlib.sha256(f"{cfg.name}|{seed}".encode()).hexdigest()[:40]
         url = records[0].url
-        if self.opt.dry_run:
+        if self.life.opt.dry_run:
             if len(self.previews) < PREVIEW:
                 self.previews.append({"change": records[0].change, "key": list(records[0].key), "before": None,
                                       "after": body, "request": {"method": method, "url": self.client.show_url(url),
@@ -292,72 +220,70 @@ class PushExecution(_RunExecution):
 
     def _commit(self, accepted: list[Record], rejected: list[tuple[Record, str]], unchanged: int,
                 ck: dict[str, Any], done: int, total: int, deletes: bool = False) -> None:
-        assert self.run is not None and self.run.id is not None and self.sdb is not None
         cfg = self.push_cfg
         now = format_ts(utcnow())
         scope = next(iter(self.scope.values()), "") if self.scope else ""
         if deletes:
-            self._count("deleted", len(accepted))
+            self.life.count("deleted", len(accepted))
         else:
-            self._count("inserted", sum(1 for r in accepted if r.change == "insert"))
-            self._count("updated", sum(1 for r in accepted if r.change == "update"))
-            self._count("unchanged", unchanged)
-        self._count("failed", len(rejected))
-        self._tx_begin(dry=True)
-        if not self.opt.dry_run and accepted:
+            self.life.count("inserted", sum(1 for r in accepted if r.change == "insert"))
+            self.life.count("updated", sum(1 for r in accepted if r.change == "update"))
+            self.life.count("unchanged", unchanged)
+        self.life.count("failed", len(rejected))
+        self.db.begin(dry=True)
+        if not self.life.opt.dry_run and accepted:
             if deletes:
-                self._store_write("DELETE FROM syncdash_pushed WHERE source = ? AND key = ?",
+                self.db.write("DELETE FROM syncdash_pushed WHERE source = ? AND key = ?",
                                   [(cfg.name, r.key_json) for r in accepted], many=True)
             else:
-                self._store_write(
+                self.db.write(
                     "INSERT INTO syncdash_pushed (source, key, scope, hash, url, ref, run_id, pushed_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, key) DO UPDATE SET hash = excluded.hash, "
                     "url = excluded.url, ref = excluded.ref, run_id = excluded.run_id, pushed_at = excluded.pushed_at",
-                    [(cfg.name, r.key_json, scope, r.hash, self.config.redact(self.client.show_url(r.url)),
-                      dumps(r.ref), self.run.id, now) for r in accepted], many=True)
-        if self.mode == "retry":
+                    [(cfg.name, r.key_json, scope, r.hash, self.life.config.redact(self.client.show_url(r.url)),
+                      dumps(r.ref), self.life.run_id, now) for r in accepted], many=True)
+        if self.life.mode == "retry":
             self._done_keys.update(r.key_json for r in accepted)
             self._retry_failed_keys.update(r.key_json for r, _ in rejected)
-        self._store_write(*self._change_rows(accepted, deletes))
+        self.db.write(*self._change_rows(accepted, deletes))
         if rejected:
-            self._store_write(
+            self.db.write(
                 "INSERT INTO syncdash_item_errors (run_id, source, phase, item, item_key, file, line, \"column\", "
                 "error_type, code, message, retryable, attempts, payload, created_at) "
                 "VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, 'rejected', ?, ?, TRUE, 1, ?, ?)",
-                [(self.run.id, cfg.name, self.fin_phase if deletes else self.load_phase, self._item(r), r.key_json,
-                  why.split(":", 1)[0], self.config.redact(f"{'DELETE' if deletes else cfg.method} "
+                [(self.life.run_id, cfg.name, self.fin_phase if deletes else self.load_phase, self._item(r), r.key_json,
+                  why.split(":", 1)[0], self.life.config.redact(f"{'DELETE' if deletes else cfg.method} "
                                                            f"{self.client.show_url(r.url)}: {why}"),
-                  self.config.redact(dumps(r.body)), now) for r, why in rejected], many=True)
-        c, p = self.counts, self.pcounts
+                  self.life.config.redact(dumps(r.body)), now) for r, why in rejected], many=True)
+        c, p = self.life.counts, self.life.phase_counts
         self.batch_no += 1
         full_ck = {"stream": self.stream_idx, **ck, "batches": self.batch_no}
-        self._store_write("UPDATE syncdash_runs SET inserted=?, updated=?, unchanged=?, deleted=?, failed=?, "
+        self.db.write("UPDATE syncdash_runs SET inserted=?, updated=?, unchanged=?, deleted=?, failed=?, "
                           "skipped=?, checkpoint=?, heartbeat_at=? WHERE id=?",
                           (c["inserted"], c["updated"], c["unchanged"], c["deleted"], c["failed"], c["skipped"],
-                           None if self.opt.dry_run else dumps(full_ck), now, self.run.id))
-        self._store_write("UPDATE syncdash_run_phases SET inserted=?, updated=?, unchanged=?, deleted=?, failed=? "
+                           None if self.life.opt.dry_run else dumps(full_ck), now, self.life.run_id))
+        self.db.write("UPDATE syncdash_run_phases SET inserted=?, updated=?, unchanged=?, deleted=?, failed=? "
                           "WHERE id=?", (p["inserted"], p["updated"], p["unchanged"], p["deleted"], p["failed"],
-                                         self._phase_ids[self.load_phase]))
+                                         self.life.phase_ids[self.load_phase]))
         t = time.monotonic()
         if t - self._last_progress >= PROGRESS_INTERVAL:
             self._last_progress = t
-            self._store_write("UPDATE syncdash_run_phases SET done=?, total=?, detail=? WHERE id=?",
+            self.db.write("UPDATE syncdash_run_phases SET done=?, total=?, detail=? WHERE id=?",
                               (done, total, f"key {', '.join(map(str, ck.get('after') or []))}"[:200],
-                               self._phase_ids[self.fin_phase if deletes else self.load_phase]))
-        self._tx_commit()
-        self._report(self.fin_phase if deletes else self.load_phase, done, total, None)
+                               self.life.phase_ids[self.fin_phase if deletes else self.load_phase]))
+        self.db.commit()
+        self.life.report(self.fin_phase if deletes else self.load_phase, done, total, None)
 
     def _change_rows(self, accepted: list[Record], deletes: bool) -> tuple[str, Any, bool]:
-        assert self.run is not None
-        kind_room = {k: max(0, self.push_cfg.max_changes - self.changes_kept[k]) for k in self.changes_kept}
+        kind_room = {k: max(0, self.push_cfg.max_changes - self.life.changes_kept[k]) for k in self.life.changes_kept}
         rows = []
         for r in accepted:
             kind = "delete" if deletes else r.change
             if kind_room[kind] > 0:
                 kind_room[kind] -= 1
-                self.changes_kept[kind] += 1
-                after = None if deletes else self.config.redact(dumps(r.body))
-                rows.append((self.run.id, self.push_cfg.name, kind, r.key_json, None, after))
+                self.life.changes_kept[kind] += 1
+                after = None if deletes else self.life.config.redact(dumps(r.body))
+                rows.append((self.life.run_id, self.push_cfg.name, kind, r.key_json, None, after))
         return ("INSERT INTO syncdash_changes (run_id, source, change, key, before, after) VALUES (?, ?, ?, ?, ?, ?)",
                 rows, True)
 
@@ -370,16 +296,12 @@ class PushExecution(_RunExecution):
                 Pushed.source == self.push_cfg.name, col(Pushed.key).in_(keys)))
             return {k: int(h) for k, h in rows}
 
-    def _set_total(self, phase: str, total: int) -> None:
-        with self.store.engine.begin() as c:
-            c.exec_driver_sql("UPDATE syncdash_run_phases SET total=? WHERE id=?", (total, self._phase_ids[phase]))
-
     # ---- deletes phase ------------------------------------------------------------------------------------
 
     def _send_deletes(self, ck: dict[str, Any] | None) -> None:
         """Keys pushed before and absent from the rows now (or soft-deleted) are sent as deletes."""
         cfg = self.push_cfg
-        self._phase_start(self.fin_phase)
+        self.life.phase_start(self.fin_phase)
         scope = next(iter(self.scope.values()), "") if self.scope else ""
         with self.store.session() as s:
             pushed = list(s.exec(select(Pushed).where(Pushed.source == cfg.name, Pushed.scope == scope)
@@ -387,7 +309,7 @@ class PushExecution(_RunExecution):
         after = ck.get("after_pushed") if ck else None
         if after is not None:
             pushed = [p for p in pushed if p.key > after]
-        absent = self._absent([p for p in pushed])
+        absent = self.rows.absent([p for p in pushed])
         live = len(pushed)
         ratio = cfg.max_delete_ratio
         if absent and ratio is not None and live and len(absent) / live > ratio and ck is None:
@@ -397,74 +319,49 @@ class PushExecution(_RunExecution):
                 "really are gone, raise "
                 "max_delete_ratio (or set it to null) and run again")
         total = len(absent)
-        self._set_total(self.fin_phase, total)
+        self.life.set_total(self.fin_phase, total)
         done = 0
         for p in absent:
-            self._check_cancel()
+            self.life.check_cancel()
             ref = json.loads(p.ref or "{}")
-            rec = Record(key=tuple(json.loads(p.key)), key_json=p.key, body=None, hash=0, url=self._delete_url(p, ref),
-                         ref=ref, change="delete")
+            rec = Record(key=tuple(json.loads(p.key)), key_json=p.key, body=None, hash=0,
+                         url=self.rows.delete_url(p, ref), ref=ref, change="delete")
             accepted, rejected = self._send([rec], cfg.delete.method)
             done += 1
             self._commit(accepted, rejected, 0, {"phase": "deletes", "after_pushed": p.key}, done, total,
                          deletes=True)
-        self._phase_done(self.fin_phase, done, total)
-
-    def _delete_url(self, p: Pushed, ref: dict[str, Any]) -> str:
-        cfg = self.push_cfg
-        if cfg.delete.url:
-            try:
-                return PLACEHOLDER.sub(lambda m: quote(str(ref[m.group(1)]), safe=""), cfg.delete.url)
-            except KeyError as e:
-                raise SchemaMismatch(f"push {cfg.name}: delete.url placeholder {{{e.args[0]}}} is neither a key column "
-                                     f"nor a column the push url uses") from None
-        base = PLACEHOLDER.sub(lambda m: quote(str(ref.get(m.group(1), "")), safe=""), cfg.url).rstrip("/")
-        return base + "/" + "/".join(quote(str(ref[k]), safe="") for k in cfg.key if k not in self.scope)
-
-    def _absent(self, pushed: list[Pushed]) -> list[Pushed]:
-        """The pushed keys that the rows no longer have (checked a few hundred keys per query)."""
-        assert self.tdb is not None
-        cfg = self.push_cfg
-        base, params = self._base_sql()
-        out: list[Pushed] = []
-        for i in range(0, len(pushed), 200):
-            chunk = pushed[i:i + 200]
-            keys = [json.loads(p.key) for p in chunk]
-            cond = " OR ".join("(" + " AND ".join(f"q.{q(k)} = ?" for k in cfg.key) + ")" for _ in keys)
-            flat = [v for k in keys for v in k]
-            cols = ", ".join(f"q.{q(k)}" for k in cfg.key)
-            have = {dumps([_plain(v) for v in r]) for r in self.tdb.all(
-                f"SELECT {cols} FROM {base} AND ({cond})", (*params, *flat))}
-            out += [p for p in chunk if p.key not in have]
-        return out
+        self.life.phase_done(self.fin_phase, done, total)
 
     # ---- retry ---------------------------------------------------------------------------------------------
 
     def _retry_keys(self) -> set[str]:
         with self.store.session() as s:
-            qy = select(ItemError).where(ItemError.run_id == self.opt.retry_of, col(ItemError.resolved_at).is_(None),
-                                         ItemError.retryable == True, ItemError.phase == self.load_phase)  # noqa: E712
-            if self.opt.retry_errors:
-                qy = qy.where(col(ItemError.id).in_(self.opt.retry_errors))
+            qy = select(ItemError).where(ItemError.run_id == self.life.opt.retry_of,
+                                         col(ItemError.resolved_at).is_(None),
+                                         col(ItemError.retryable) == True,  # noqa: E712
+                                         ItemError.phase == self.load_phase)
+            if self.life.opt.retry_errors:
+                qy = qy.where(col(ItemError.id).in_(self.life.opt.retry_errors))
             errs = list(s.exec(qy))
-        self._retry_errors = [*getattr(self, "_retry_errors", []), *errs]  # every stream's (tenant's) own
+        self._retry_errors += errs
         return {e.item_key for e in errs if e.item_key}
 
-    def _resolve_retried(self, s: Any, run_id: int, now: Any) -> None:
-        for err in getattr(self, "_retry_errors", []):
+    def resolve_retried(self, s: Session, run_id: int, now: datetime) -> None:
+        """A retry run's errors: fixed (accepted now), retried (rejected again) or gone (no such row now)."""
+        for err in self._retry_errors:
             e = s.get(ItemError, err.id)
             if e is None:
                 continue
             if e.item_key in self._done_keys:
-                e.resolution = "fixed"
+                e.resolution = Resolution.FIXED
             elif e.item_key in self._retry_failed_keys:
-                e.resolution = "retried"
+                e.resolution = RETRIED
             else:
-                e.resolution = "gone"
+                e.resolution = Resolution.GONE
             e.resolved_at = now
             e.resolved_by_run = run_id
             s.add(e)
-        failed = {e.item_key: e.attempts for e in getattr(self, "_retry_errors", [])}
+        failed = {e.item_key: e.attempts for e in self._retry_errors}
         for new in s.exec(select(ItemError).where(ItemError.run_id == run_id)):
             if new.item_key in failed:
                 new.attempts = failed[new.item_key] + 1

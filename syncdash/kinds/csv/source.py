@@ -21,7 +21,7 @@ from pydantic import Field, field_validator, model_validator
 
 from syncdash.config.models import KeyedValueError, SourceConfig, Strict
 from syncdash.errors import SchemaMismatch, SourceUnavailable
-from syncdash.kinds.contract import Batch, CheckpointInvalid, RecordProblem
+from syncdash.kinds.contract import Batch, Capabilities, CheckpointInvalid, RecordProblem, Source, Stream
 from syncdash.kinds.mapping import Mapper, build_mapper
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -80,7 +80,11 @@ class CsvSourceConfig(SourceConfig):
         return self
 
 
-class CsvSource:
+class CsvSource(Source, Stream):
+    """A file (or glob of files) read as one stream; re-readable up to a checkpoint, so a resume replays."""
+
+    capabilities = Capabilities(execution="pull", read_ahead=True, replayable=True)
+    config: CsvSourceConfig
     unit = "bytes"
 
     def __init__(self, config: CsvSourceConfig) -> None:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from syncdash.config.models import KeyedValueError, SourceConfig
+from syncdash.kinds.contract import Capabilities, Source, Stream
 
 
 class FlowConfig(SourceConfig):
@@ -57,9 +58,10 @@ class FlowConfig(SourceConfig):
         return "flow:" + ",".join(self.steps)
 
 
-class FlowStep:
+class FlowStep(Stream):
     """One step as the run machinery sees a stream: a phase named after the step's source."""
 
+    config: FlowConfig
     unit = "rows"
 
     def __init__(self, flow: FlowConfig, name: str) -> None:
@@ -71,8 +73,11 @@ class FlowStep:
         return None
 
 
-class FlowAdapter:
-    execution = "flow"
+class FlowAdapter(Source):
+    """A flow as a source: its steps are its streams, each run by the engine's flow executor."""
+
+    capabilities = Capabilities(execution="flow", read_ahead=False, retry_items=False)
+    config: FlowConfig
     unit = "rows"
 
     def __init__(self, config: FlowConfig) -> None:

@@ -1,19 +1,20 @@
 """The push adapter the registry hands out: what the engine's push execution needs to know about a push.
 
-The sending itself lives in syncdash/core/push_run.py, on the same run machinery as every pull: lease,
+The sending itself lives in syncdash/engine/push.py, on the same run machinery as every pull: lease,
 phases, throttled progress, item errors, checkpoints and resume.
 """
 
 from __future__ import annotations
 
+from syncdash.kinds.contract import Capabilities, Source, Stream
 from syncdash.kinds.push.config import PushConfig
 
 
-class PushStream:
+class PushStream(Stream):
     """One pass over the rows (one per tenant when the push runs for each tenant)."""
 
+    config: PushConfig
     unit = "rows"
-    replayable = True
 
     def __init__(self, config: PushConfig, phase: str, scope: dict[str, str] | None = None) -> None:
         self.config = config
@@ -24,8 +25,11 @@ class PushStream:
         return None
 
 
-class PushTarget:
-    execution = "push"
+class PushTarget(Source):
+    """Rows of a table (or query) sent to an HTTP API; run by the engine's push executor."""
+
+    capabilities = Capabilities(execution="push", read_ahead=False)
+    config: PushConfig
     unit = "rows"
 
     def __init__(self, config: PushConfig) -> None:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from syncdash.config.tenants import TENANT_FIELD
 from syncdash.errors import FetchError, SchemaMismatch, UsageError
-from syncdash.kinds.contract import Batch, CheckpointInvalid, RecordProblem, RunContext
+from syncdash.kinds.contract import Batch, Capabilities, CheckpointInvalid, RecordProblem, RunContext, Source, Stream
 from syncdash.kinds.mapping import Mapper, build_mapper
 from syncdash.kinds.rest.client import Response, RestClient
 from syncdash.kinds.rest.config import ApiKeyAuth, RestSourceConfig
@@ -28,11 +28,14 @@ from syncdash.kinds.rest.paging import Pager, PathNotFound, get_path
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class RestSource:
+class RestSource(Source):
     """The adapter the registry hands out: a container of streams sharing one client."""
 
+    # pages are fetched in this process's threads (no fork read-ahead); full syncs keep their seen keys in
+    # the store, so a resume must not refetch what committed; streams may keep an incremental cursor
+    capabilities = Capabilities(read_ahead=False, replayable=False, incremental=True)
+    config: RestSourceConfig
     unit = "records"
-    read_ahead = False
 
     def __init__(self, config: RestSourceConfig, tenant: str | None = None) -> None:
         self.config = config
@@ -93,11 +96,10 @@ class RestSource:
         return self._streams[0].batches(start, stop, want)
 
 
-class RestStreamSource:
+class RestStreamSource(Stream):
     """One endpoint into one table; what the engine runs as one load phase."""
 
-    read_ahead = False
-    replayable = False  # full syncs keep their seen keys in the store: a resume must not refetch
+    config: RestSourceConfig
 
     def __init__(self, parent: RestSource, config: RestSourceConfig, name: str, tenant: str | None = None) -> None:
         self.parent = parent

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from syncdash.common.resilience import HostBreaker, backoff
 from syncdash.errors import CircuitOpen, FetchError, RunCancelled, UsageError
-from syncdash.kinds.contract import Batch, CheckpointInvalid, RecordProblem, RunContext
+from syncdash.kinds.contract import Batch, Capabilities, CheckpointInvalid, RecordProblem, RunContext, Source, Stream
 from syncdash.kinds.mapping import Mapper, build_mapper
 from syncdash.kinds.rest.client import Wait, host_breaker, throttle
 from syncdash.kinds.web.browser import OWNER_SWITCH, find_browser
@@ -104,12 +104,14 @@ class _LoopThread:
             self.loop.close()
 
 
-class WebSource:
+class WebSource(Source, Stream):
     """The adapter the registry hands out for `kind: web`."""
 
+    # the browser lives in threads of this process: fork-based read-ahead stays off; seen keys are kept in
+    # the store: a resume must not re-scrape the committed pages
+    capabilities = Capabilities(read_ahead=False, replayable=False)
+    config: WebSourceConfig
     unit = "pages"
-    read_ahead = False  # the browser lives in threads of this process; fork-based read-ahead stays off
-    replayable = False  # seen keys are kept in the store: a resume must not re-scrape the committed pages
 
     def __init__(self, config: WebSourceConfig) -> None:
         self.config = config

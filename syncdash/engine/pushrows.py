@@ -1,0 +1,155 @@
+"""What a push reads: the rows of its table (or query) in key order, with a tenant's scope, as the
+records (URL, body, content hash) it would send; and the pushed keys those rows no longer have."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+import xxhash
+
+from syncdash.common.dialect import Conn
+from syncdash.errors import SchemaMismatch
+from syncdash.kinds.push.config import PLACEHOLDER, Const, PushConfig
+from syncdash.store.db import dumps
+from syncdash.store.models import Pushed
+from syncdash.targets.table import q, scope_sql
+
+
+@dataclass
+class Record:
+    key: tuple[Any, ...]
+    key_json: str
+    body: Any
+    hash: int
+    url: str
+    ref: dict[str, Any]
+    change: str  # insert | update | delete
+
+
+def plain(v: Any) -> Any:
+    """Database values as JSON has them."""
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, bytes | memoryview):
+        return bytes(v).decode("utf-8", "replace")
+    return v
+
+
+class PushRows:
+    """The rows of one push stream (one tenant's, with scope) on the target connection."""
+
+    def __init__(self, cfg: PushConfig, scope: dict[str, Any], conn: Conn, redact: Callable[[str], str]) -> None:
+        self.cfg = cfg
+        self.scope = scope
+        self.conn = conn
+        self.redact = redact
+        self._cols_cache: list[str] | None = None
+
+    def base_sql(self) -> tuple[str, tuple[Any, ...]]:
+        """The rows to push, with the tenant's scope, as a subquery `q` (SQL and parameters)."""
+        cfg = self.cfg
+        where, params = scope_sql(self.scope, "q.")
+        if cfg.from_table is not None:
+            live = " WHERE _deleted_at IS NULL" if "_deleted_at" in self.table_columns() else ""
+            base = f"SELECT * FROM {q(cfg.from_table)}{live}"
+        else:
+            base = str(cfg.query).rstrip().rstrip(";")
+        return f"(SELECT * FROM ({base}) q0) q WHERE 1 = 1{where}", params
+
+    def table_columns(self) -> list[str]:
+        if self._cols_cache is None:
+            cfg = self.cfg
+            src = q(cfg.from_table) if cfg.from_table else f"({str(cfg.query).rstrip().rstrip(';')}) q0"
+            try:
+                cur = self.conn.execute(f"SELECT * FROM {src} WHERE 1 = 0")
+            except Exception as e:  # no such table, a bad query
+                what = f"table {cfg.from_table!r}" if cfg.from_table else "its query"
+                raise SchemaMismatch(f"push {cfg.name}: cannot read {what}: {self.redact(str(e)).strip()}"
+                                     ) from None
+            self._cols_cache = [d[0] for d in cur.description]
+        return self._cols_cache
+
+    def check_columns(self) -> None:
+        have = self.table_columns()
+        need = [*self.cfg.columns_used(), *self.scope]
+        missing = [c for c in need if c not in have]
+        if missing:
+            what = f"table {self.cfg.from_table}" if self.cfg.from_table else "the query's rows"
+            raise SchemaMismatch(f"push {self.cfg.name}: column {missing[0]!r} (used by key, url or body) is "
+                                 f"not in {what}; columns: {', '.join(have)}")
+
+    def chunks(self, after: list[Any] | None) -> Iterator[list[dict[str, Any]]]:
+        """Chunks of rows in key order, after `after` (keyset pagination: a resume starts right there)."""
+        base, params = self.base_sql()
+        keys = ", ".join(f"q.{q(k)}" for k in self.cfg.key)
+        n = self.cfg.batch_size
+        while True:
+            cond, p = "", ()
+            if after is not None:
+                marks = ", ".join("?" for _ in after)
+                cond, p = f" AND ({keys}) > ({marks})", tuple(after)
+            cur = self.conn.execute(f"SELECT * FROM {base}{cond} ORDER BY {keys} LIMIT {int(n)}", (*params, *p))
+            cols = [d[0] for d in cur.description]
+            rows = [dict(zip(cols, (plain(v) for v in r), strict=True)) for r in cur.fetchall()]
+            if not rows:
+                return
+            yield rows
+            if len(rows) < n:
+                return
+            after = [rows[-1][k] for k in self.cfg.key]
+
+    def count(self) -> int:
+        base, params = self.base_sql()
+        return int(self.conn.scalar(f"SELECT count(*) FROM {base}", params) or 0)
+
+    def record(self, row: dict[str, Any], change: str) -> Record:
+        cfg = self.cfg
+        body: dict[str, Any] = {}
+        for path, src in cfg.body.items():
+            value = src.value if isinstance(src, Const) else row[src]
+            node = body
+            *parents, leaf = path.split(".")
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = value
+        url = PLACEHOLDER.sub(lambda m: quote(str(row[m.group(1)]), safe=""), cfg.url)
+        key = tuple(row[k] for k in cfg.key)
+        text = json.dumps([url, cfg.method, body], sort_keys=True, separators=(",", ":"), default=str)
+        ref = {c: row[c] for c in dict.fromkeys([*PLACEHOLDER.findall(cfg.url), *cfg.key])}
+        return Record(key=key, key_json=dumps(list(key)), body=body, hash=xxhash.xxh3_64_intdigest(text.encode()) >> 1,
+                      url=url, ref=ref, change=change)
+
+    def delete_url(self, p: Pushed, ref: dict[str, Any]) -> str:
+        cfg = self.cfg
+        if cfg.delete.url:
+            try:
+                return PLACEHOLDER.sub(lambda m: quote(str(ref[m.group(1)]), safe=""), cfg.delete.url)
+            except KeyError as e:
+                raise SchemaMismatch(f"push {cfg.name}: delete.url placeholder {{{e.args[0]}}} is neither a key column "
+                                     f"nor a column the push url uses") from None
+        base = PLACEHOLDER.sub(lambda m: quote(str(ref.get(m.group(1), "")), safe=""), cfg.url).rstrip("/")
+        return base + "/" + "/".join(quote(str(ref[k]), safe="") for k in cfg.key if k not in self.scope)
+
+    def absent(self, pushed: list[Pushed]) -> list[Pushed]:
+        """The pushed keys that the rows no longer have (checked a few hundred keys per query)."""
+        cfg = self.cfg
+        base, params = self.base_sql()
+        out: list[Pushed] = []
+        for i in range(0, len(pushed), 200):
+            chunk = pushed[i:i + 200]
+            keys = [json.loads(p.key) for p in chunk]
+            cond = " OR ".join("(" + " AND ".join(f"q.{q(k)} = ?" for k in cfg.key) + ")" for _ in keys)
+            flat = [v for k in keys for v in k]
+            cols = ", ".join(f"q.{q(k)}" for k in cfg.key)
+            have = {dumps([plain(v) for v in r]) for r in self.conn.all(
+                f"SELECT {cols} FROM {base} AND ({cond})", (*params, *flat))}
+            out += [p for p in chunk if p.key not in have]
+        return out
