@@ -22,7 +22,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from syncdash.common import humanize
-from syncdash.store.shapes import error_json, iso, run_json  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -109,6 +108,11 @@ def age(ts: datetime | None, now: datetime | None = None) -> str:
 def until(iso_ts: str, now: datetime | None = None) -> str:
     """'in 5m' for an ISO timestamp (Z) in the future."""
     return humanize.until(datetime.fromisoformat(iso_ts.rstrip("Z")), now or _now())
+
+
+def until_ts(ts: datetime, now: datetime | None = None) -> str:
+    """'in 5m' for a naive UTC timestamp in the future."""
+    return humanize.until(ts, now or _now())
 
 
 def duration(run: Run) -> str:

@@ -172,6 +172,10 @@ class RunDetail:
         r = self.run
         return RerunHint(r.source, r.mode, r.dry_run, r.parent_run_id if r.mode == "retry" else None)
 
+    @property
+    def warnings(self) -> list[str]:
+        return list(json.loads(self.run.warnings)) if self.run.warnings else []
+
     def changes_in_order(self) -> list[ChangeRow]:
         """The listed changes of every kind in the order they were recorded."""
         return sorted((c for rows in self.changes.values() for c in rows), key=lambda c: c.id)
@@ -347,6 +351,15 @@ def retryable_open_errors(store: Store, run_ids: Sequence[int], error_ids: Seque
         if error_ids:
             qy = qy.where(col(ItemError.id).in_(error_ids))
         return int(s.exec(qy).one())
+
+
+def retry_outcome(store: Store, run_ids: Sequence[int]) -> dict[str, int]:
+    """The retryable item errors of these runs per resolution (`unresolved` for those still open)."""
+    with store.session() as s:
+        rows = s.exec(select(ItemError.resolution, func.count()).where(
+            col(ItemError.run_id).in_(run_ids), col(ItemError.retryable).is_(True))
+            .group_by(col(ItemError.resolution))).all()
+    return {str(k or "unresolved"): int(v) for k, v in rows}
 
 
 def flow_steps(store: Store, run_id: int) -> list[Run]:
