@@ -396,9 +396,11 @@ def running_run(store: Store, source: str) -> Run | None:
 # ---- sources: last run and health ---------------------------------------------------------------------------
 
 def latest_runs(store: Store) -> dict[str, Run]:
-    """Each source's last run: its newest real run, whatever its status. A dry run is never a last run."""
+    """Each source's last run: its newest real run that has started (running or finished). A dry run is never
+    a last run (it changes nothing), nor is one still waiting in the queue."""
     with store.session() as s:
-        ids = s.exec(select(func.max(Run.id)).where(col(Run.dry_run).is_(False)).group_by(col(Run.source))).all()
+        ids = s.exec(select(func.max(Run.id)).where(col(Run.dry_run).is_(False), col(Run.status).notin_(NOT_STARTED))
+                     .group_by(col(Run.source))).all()
         return {r.source: r for r in s.exec(select(Run).where(col(Run.id).in_([i for i in ids if i])))}
 
 
