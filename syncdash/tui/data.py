@@ -19,7 +19,6 @@ from syncdash.store.queries import ActiveRun, ErrorFilter, PhaseRow, RunDetail, 
 # the widgets' names for the read model's rows
 PhaseView = PhaseRow
 RunView = ActiveRun
-CONSOLE_LIST = 200  # errors and changes (per kind) the run detail lists: it scrolls
 
 
 @dataclass
@@ -103,8 +102,9 @@ def runs_page(store: Store, *, offset: int = 0, limit: int = 50, source: str | N
 
 
 def run_detail(store: Store, run_id: int) -> RunDetail | None:
-    """The run detail screen's model: the read model's `run_detail`, listing more than `show` does by default."""
-    return queries.run_detail(store, run_id, changes_limit=CONSOLE_LIST, errors_limit=CONSOLE_LIST)
+    """The run detail screen's model: exactly what `show RUN --json` and GET /v1/runs/{id} present (the same
+    function with the same limits; the screen says when there are more errors or changes than it lists)."""
+    return queries.run_detail(store, run_id)
 
 
 def error_groups(store: Store, limit: int = 500) -> list[ItemError]:

@@ -106,6 +106,11 @@ class RunDetailScreen(Screen[None]):
         for e in d.errors.first:
             err.add_row(escape(e.item or "-"), e.error_type, escape(e.column or "-"), escape(e.message[:160]))
         counts = ", ".join(f"{n} {k}" for k, n in sorted(d.change_counts.items()) if n) or "none"
+        listed = sum(len(rows) for rows in d.changes.values())
+        if listed < sum(d.change_counts.values()):
+            counts += f" (the first {listed} listed; all: syncdash show {r.id} --changes N)"
+        if len(d.errors.first) < d.errors.total:
+            counts += f"\n[b]errors:[/b] the first {len(d.errors.first)} of {d.errors.total} listed (all: errors screen)"
         rerun = d.rerun.command(self.app.config, with_config_file=False)
         if r.failed:
             rerun += f"   # or only the failed items: syncdash retry {r.id}"
