@@ -713,7 +713,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         except md.PackageNotFoundError:
             line(None, pkg, f"not installed ({why}: pip install 'syncdash[{pkg if pkg == 'playwright' else ''}]')")
     webs = [s for s in (cfg.source_list if cfg else []) if s.kind == "web"]
-    wanted = {getattr(getattr(s, "browser", None), "executable", None): s.name for s in webs} or {None: None}
+    wanted: dict[str | None, str | None] = {
+        getattr(getattr(s, "browser", None), "executable", None): s.name for s in webs} or {None: None}
     for exe, src in wanted.items():
         label = f"browser ({src})" if src else "browser"
         try:

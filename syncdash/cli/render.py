@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from syncdash.engine import Progress as RunProgress
     from syncdash.store.models import Run
 
+# keyed by RunStatus values; plain strings here because importing the store models would slow `validate`
 STATUS_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "cancelled": "magenta",
                 "interrupted": "red", "running": "cyan", "queued": "blue", "claimed": "cyan"}
 HEALTH_STYLE = {"healthy": "green", "overdue": "yellow", "failing": "red", "paused": "magenta", "running": "cyan",
@@ -68,7 +69,7 @@ class _RedactingStream:
         # writing to the proxy would loop forever, so write to the file it wraps
         while hasattr(stream, "rich_proxied_file"):
             stream = stream.rich_proxied_file
-        return stream  # type: ignore[no-any-return]
+        return stream
 
     def write(self, text: str) -> int:
         return self.stream.write(redact(text))

@@ -24,8 +24,8 @@ from syncdash.config.models import Config, SourceConfig
 from syncdash.engine import Engine, RunResult, options_from_queue
 from syncdash.store import queue
 from syncdash.store.db import Store, format_ts, owner_id
-from syncdash.store.health import schedule_of
-from syncdash.store.models import Run, utcnow
+from syncdash.store.health import VERDICT_STATUSES, schedule_of
+from syncdash.store.models import CommandStatus, Run, RunStatus, utcnow
 
 log = logging.getLogger("syncdash.daemon")
 
@@ -212,8 +212,8 @@ class Daemon:
                 c.exec_driver_sql("INSERT INTO syncdash_source_state (source, paused) VALUES (?, FALSE) "
                                   "ON CONFLICT (source) DO NOTHING", (src.name,))
                 newest = _naive(fire) if fire is not None else (st.last_fire_at if st else None)
-                if last is None and newest is None:
-                    newest = _naive(sched.last_fire(now.replace(tzinfo=UTC)) or now)  # start counting from here
+                if newest is None:  # never fired: start counting from here
+                    newest = _naive(sched.last_fire(now.replace(tzinfo=UTC)) or now)
                 c.exec_driver_sql(
                     "UPDATE syncdash_source_state SET last_fire_at = CASE WHEN last_fire_at IS NULL OR "
                     "last_fire_at < ? THEN ? ELSE last_fire_at END, next_fire_at = ? WHERE source = ?",
@@ -258,18 +258,19 @@ class Daemon:
         """Requests from the console, CLI or API (syncdash_commands), claimed atomically by one daemon."""
         with self.store.engine.begin() as c:
             rows = c.exec_driver_sql("SELECT id, action, source, run_id, args FROM syncdash_commands "
-                                     "WHERE status = 'pending' ORDER BY id LIMIT 50").fetchall()
+                                     "WHERE status = ? ORDER BY id LIMIT 50", (CommandStatus.PENDING,)).fetchall()
             mine = []
             for cid, action, source, run_id, args in rows:
-                if c.exec_driver_sql("UPDATE syncdash_commands SET status = 'claimed', claimed_by = ? "
-                                     "WHERE id = ? AND status = 'pending'", (self.owner, cid)).rowcount:
+                if c.exec_driver_sql("UPDATE syncdash_commands SET status = ?, claimed_by = ? "
+                                     "WHERE id = ? AND status = ?",
+                                     (CommandStatus.CLAIMED, self.owner, cid, CommandStatus.PENDING)).rowcount:
                     mine.append((cid, action, source, run_id, json.loads(args) if args else {}))
         for cid, action, source, run_id, args in mine:
-            status, result = "done", None
+            status, result = CommandStatus.DONE, None
             try:
                 result = self.command(action, source, run_id, args)
             except Exception as e:
-                status, result = "failed", str(e)
+                status, result = CommandStatus.FAILED, str(e)
             with self.store.engine.begin() as c:
                 c.exec_driver_sql("UPDATE syncdash_commands SET status = ?, result = ?, finished_at = ? "
                                   "WHERE id = ?", (status, json.dumps(result), format_ts(self.clock()), cid))
@@ -288,9 +289,10 @@ class Daemon:
                 act = self.active.get(int(run_id or 0))
             if act is None:
                 with self.store.engine.begin() as c:  # still queued: it simply never runs
-                    n = c.exec_driver_sql("UPDATE syncdash_runs SET status = 'cancelled', finished_at = ?, "
-                                          "error = 'cancelled before it started' WHERE id = ? AND status = 'queued'",
-                                          (format_ts(self.clock()), run_id)).rowcount
+                    n = c.exec_driver_sql("UPDATE syncdash_runs SET status = ?, finished_at = ?, "
+                                          "error = 'cancelled before it started' WHERE id = ? AND status = ?",
+                                          (RunStatus.CANCELLED, format_ts(self.clock()), run_id,
+                                           RunStatus.QUEUED)).rowcount
                 return {"cancelled": bool(n)}
             act.cancel.set()
             return {"cancelled": True}
@@ -347,7 +349,7 @@ class Daemon:
 
     def _after(self, run: Run, src: SourceConfig, result: RunResult) -> None:
         """Retry policy: a failure that may pass is queued again later, at retry priority, until attempts run out."""
-        if result.status == "failed" and result.retryable and run.attempt < src.run_retry.attempts:
+        if result.status == RunStatus.FAILED and result.retryable and run.attempt < src.run_retry.attempts:
             policy = src.run_retry
             wait = min(policy.max, policy.backoff * 2 ** (run.attempt - 1))
             rid = queue.enqueue(self.store, run.source, trigger="retry", kind=src.kind,
@@ -355,10 +357,10 @@ class Daemon:
                                 parent_run_id=result.run_id, attempt=run.attempt + 1)
             log.info("retry queued", extra={"source": run.source, "run_id": rid, "after_s": wait,
                                             "attempt": run.attempt + 1})
-        elif result.status == "failed":
+        elif result.status == RunStatus.FAILED:
             log.error("run failed for good", extra={"source": run.source, "run_id": result.run_id,
                                                    "error": result.error})
-        retrying = result.status == "failed" and result.retryable and run.attempt < src.run_retry.attempts
+        retrying = result.status == RunStatus.FAILED and result.retryable and run.attempt < src.run_retry.attempts
         done = self.store.get_run(result.run_id)
         if done is not None:
             self._notify_run(done, src, final=not retrying)
@@ -379,8 +381,8 @@ class Daemon:
 
         with self.store.engine.begin() as c:
             prev = c.exec_driver_sql(
-                "SELECT status FROM syncdash_runs WHERE source = ? AND id < ? AND NOT dry_run AND status IN "
-                "('succeeded', 'partial', 'failed') ORDER BY id DESC LIMIT 1", (run.source, run.id)).first()
+                "SELECT status FROM syncdash_runs WHERE source = ? AND id < ? AND NOT dry_run AND status IN (?, ?, ?) "
+                "ORDER BY id DESC LIMIT 1", (run.source, run.id, *VERDICT_STATUSES)).first()
         kind = event_for_run(run, prev[0] if prev else None)
         if kind is None or (kind == "failed" and not final):
             return

@@ -19,7 +19,17 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from syncdash.store.health import recent_runs, schedule_of, schedule_text, verdict
-from syncdash.store.models import COUNTS, Change, ItemError, Run, RunPhase, RunStatus, SourceState, utcnow
+from syncdash.store.models import (
+    COUNTS,
+    Change,
+    ItemError,
+    PhaseStatus,
+    Run,
+    RunPhase,
+    RunStatus,
+    SourceState,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from syncdash.config.models import Config, SourceConfig
@@ -97,7 +107,7 @@ class PhaseRow:
 
     def eta(self, now: datetime) -> float | None:
         r = self.rate(now)
-        if r is None or self.total is None or self.status != RunStatus.RUNNING:
+        if r is None or self.total is None or self.status != PhaseStatus.RUNNING:
             return None
         return max(0.0, (self.total - self.done) / r)
 

@@ -110,7 +110,8 @@ class RunDetailScreen(Screen[None]):
         if listed < sum(d.change_counts.values()):
             counts += f" (the first {listed} listed; all: syncdash show {r.id} --changes N)"
         if len(d.errors.first) < d.errors.total:
-            counts += f"\n[b]errors:[/b] the first {len(d.errors.first)} of {d.errors.total} listed (all: errors screen)"
+            counts += (f"\n[b]errors:[/b] the first {len(d.errors.first)} of {d.errors.total} listed "
+                       "(all: errors screen)")
         rerun = d.rerun.command(self.app.config, with_config_file=False)
         if r.failed:
             rerun += f"   # or only the failed items: syncdash retry {r.id}"
