@@ -453,7 +453,8 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     import logging
     import signal
 
-    from syncdash.service.daemon import Daemon, JsonLogFormatter, TextLogFormatter
+    from syncdash.service.daemon import Daemon
+    from syncdash.service.logs import JsonLogFormatter, TextLogFormatter
 
     cfg = _config(args)
     store = open_store(cfg.database)
