@@ -285,8 +285,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from syncdash.engine import queued_options
         from syncdash.store import queue
 
-        ids = [queue.enqueue(store, n, trigger="cli", kind=cfg.source(n).kind, options=queued_options(o))  # type: ignore[union-attr]
-               for n, o in jobs]
+        kinds = {s.name: s.kind for s in cfg.source_list}  # every name was checked above
+        ids = [queue.enqueue(store, n, trigger="cli", kind=kinds[n], options=queued_options(o)) for n, o in jobs]
         if args.json:
             render.print_json([{"source": n, "run_id": i} for (n, _), i in zip(jobs, ids, strict=True)])
         else:

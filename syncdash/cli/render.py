@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from rich.console import Console
 from rich.markup import escape
@@ -90,9 +90,10 @@ class _RedactingStream:
 
 # piped output must not wrap at 80 columns: scripts and logs read these lines whole.
 # emoji=False: a value such as ":warning:" is data, not an emoji code.
-out = Console(file=_RedactingStream("stdout"), highlight=False, soft_wrap=True, emoji=False,  # type: ignore[arg-type]
+# _RedactingStream has every method rich calls on a file, without being an IO subclass
+out = Console(file=cast(TextIO, _RedactingStream("stdout")), highlight=False, soft_wrap=True, emoji=False,
               width=None if sys.stdout.isatty() else 200)
-err = Console(file=_RedactingStream("stderr"), highlight=False, soft_wrap=True, emoji=False,  # type: ignore[arg-type]
+err = Console(file=cast(TextIO, _RedactingStream("stderr")), highlight=False, soft_wrap=True, emoji=False,
               width=None if sys.stderr.isatty() else 200)
 
 
