@@ -83,7 +83,7 @@ class HistoryScreen(Screen[None]):
             t.add_row(str(r.id), escape(r.source), r.trigger, r.mode or "-",
                       fmt.styled(r.status, fmt.STATUS_STYLE.get(r.status, "")),
                       fmt.age(r.started_at or r.queued_at, now), took,
-                      *(str(getattr(r, k)) for k in COUNTS[:5]),
+                      *(str(getattr(r, k)) for k in COUNTS[:5]),  # all but skipped
                       key=str(r.id))
         last = min(self.page_offset + PAGE, total)
         scope = f" of {self.source}" if self.source else ""

@@ -89,7 +89,8 @@ class RunDetailScreen(Screen[None]):
             secs = ((p.finished_at or now) - p.started_at).total_seconds() if p.started_at else None
             prog = f"{fmt.number(p.done)}/{fmt.number(p.total)} {p.unit}" if p.total is not None else \
                 f"{fmt.number(p.done)} {p.unit}"
-            ph.add_row(escape(p.name), p.status, prog, fmt.seconds(secs), *(str(p.counts[k]) for k in COUNTS[:5]))
+            shown = (str(p.counts[k]) for k in COUNTS[:5])  # all but skipped
+            ph.add_row(escape(p.name), p.status, prog, fmt.seconds(secs), *shown)
         ch = self.query_one("#changes", DataTable)
         ch.clear()
         for c in d.changes_in_order():
