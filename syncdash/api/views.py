@@ -1,7 +1,9 @@
 """The API's handlers: plain synchronous functions over the store, run in a worker thread by app.py.
 
 Each takes (api, path parameters, query, body) and returns (status, JSON-able data) or raises ApiError.
-Runs, pauses, cancels and retries go through core.control, the one path every trigger takes.
+Every read is the store's read model (store/queries.py), the same functions the CLI and the console call, so
+GET /v1/runs/{id} is exactly `syncdash show RUN --json`. Runs, pauses, cancels and retries go through
+store.commands, the one path every trigger takes.
 """
 
 from __future__ import annotations
