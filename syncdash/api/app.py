@@ -173,6 +173,6 @@ def build_app(api: views.Api) -> Starlette:
     public = {ep.path for ep in ENDPOINTS if ep.public}
     if api.settings.metrics_public:
         public.add("/metrics")
-    app.add_middleware(AuthMiddleware, tokens=Tokens(api.settings.token, api.settings.read_token),  # type: ignore[arg-type]
+    app.add_middleware(AuthMiddleware, tokens=Tokens(api.settings.token, api.settings.read_token),
                        public=public, redact=redact)
     return app

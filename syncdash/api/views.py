@@ -1,7 +1,9 @@
 """The API's handlers: plain synchronous functions over the store, run in a worker thread by app.py.
 
 Each takes (api, path parameters, query, body) and returns (status, JSON-able data) or raises ApiError.
-Runs, pauses, cancels and retries go through core.control, the one path every trigger takes.
+Every read is the store's read model (store/queries.py), the same functions the CLI and the console call, so
+GET /v1/runs/{id} is exactly `syncdash show RUN --json`. Runs, pauses, cancels and retries go through
+store.commands, the one path every trigger takes.
 """
 
 from __future__ import annotations
@@ -12,9 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func
-from sqlmodel import col, select
-
 from syncdash.api import metrics as metrics_mod
 from syncdash.api import schemas
 from syncdash.api.schemas import ApiError, parse_id
@@ -22,14 +21,27 @@ from syncdash.config.models import Config, HttpApiConfig, SourceConfig
 from syncdash.store import commands as control
 from syncdash.store import queue
 from syncdash.store.db import Store
-from syncdash.store.health import live_daemons, source_host, source_rows
-from syncdash.store.models import FINAL_STATUSES, Change, ItemError, Run, RunPhase, utcnow
-from syncdash.store.shapes import error_json, iso, run_json
+from syncdash.store.health import live_daemons, source_host
+from syncdash.store.models import FINAL_STATUSES, Breaker, Run, RunStatus, utcnow
+from syncdash.store.queries import (
+    ErrorFilter,
+    RunFilter,
+    error_json,
+    errors_page,
+    flow_steps,
+    iso,
+    retryable_open_errors,
+    run_detail,
+    run_detail_json,
+    run_json,
+    running_run,
+    runs_page,
+    source_rows,
+)
 
 SECRET_KEY = re.compile(r"token|password|secret|api_?key|authorization|credential", re.IGNORECASE)
 LIST_RUNS = 5  # last runs per source in GET /v1/sources
 DETAIL_RUNS = 20  # and in GET /v1/sources/{name}
-FIRST_ERRORS = 20  # item errors listed in GET /v1/runs/{id}
 
 
 class Host(Protocol):
@@ -100,11 +112,10 @@ def _masked(value: Any, config: Config, key: str = "") -> Any:
 
 
 def _summary(api: Api, src: SourceConfig, row: dict[str, Any], n_runs: int,
-             breakers: dict[str, Any]) -> dict[str, Any]:
+             breakers: dict[str, Breaker]) -> dict[str, Any]:
     host = source_host(src)
     b = breakers.get(host) if host else None
-    with api.store.session() as s:
-        runs = list(s.exec(select(Run).where(Run.source == src.name).order_by(col(Run.id).desc()).limit(n_runs)))
+    runs = runs_page(api.store, RunFilter(source=src.name), limit=n_runs).items
     return {
         "name": src.name, "kind": src.kind, "description": src.description,
         "tables": [t for t, _ in src.target_tables()],
@@ -134,9 +145,8 @@ def source(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> 
 
 
 def _running(store: Store, name: str) -> int | None:
-    with store.session() as s:
-        return s.exec(select(Run.id).where(Run.source == name, col(Run.status).in_(queue.ACTIVE))
-                      .order_by(col(Run.id))).first()
+    run = running_run(store, name)
+    return None if run is None else run.id
 
 
 def trigger(api: Api, path: dict[str, str], query: dict[str, Any], body: schemas.RunRequest) -> tuple[int, Any]:
@@ -146,7 +156,7 @@ def trigger(api: Api, path: dict[str, str], query: dict[str, Any], body: schemas
     rid = control.request_run(api.store, api.config, src.name, trigger="api", full=body.mode == "full",
                               dry_run=body.dry_run)
     api.host.poke()
-    return 202, {"run_id": rid, "status": "queued", "source": src.name, "url": f"/v1/runs/{rid}"}
+    return 202, {"run_id": rid, "status": RunStatus.QUEUED, "source": src.name, "url": f"/v1/runs/{rid}"}
 
 
 def _pause(api: Api, name: str, paused: bool) -> tuple[int, Any]:
@@ -165,26 +175,10 @@ def resume(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> 
 
 # ---- runs and errors ---------------------------------------------------------------------------------------
 
-def _paged(api: Api, model: Any, conds: list[Any], query: dict[str, Any]) -> tuple[list[Any], str | None]:
-    """Newest first, `limit` at a time; one more than the page is read: when it is there, the page's last id is
-    the cursor of the next page (ids only grow, so a page never shifts when new rows arrive)."""
-    limit = query.get("limit", 50)
-    qy = select(model).where(*conds).order_by(col(model.id).desc()).limit(limit + 1)
-    if "cursor" in query:
-        qy = qy.where(col(model.id) < query["cursor"])
-    with api.store.session() as s:
-        items = list(s.exec(qy))
-    if len(items) > limit:
-        return items[:limit], str(items[limit - 1].id)
-    return items, None
-
-
 def runs(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> tuple[int, Any]:
-    conds = [Run.source == query["source"]] if "source" in query else []
-    if "status" in query:
-        conds.append(Run.status == query["status"])
-    page, nxt = _paged(api, Run, conds, query)
-    return 200, {"runs": [run_json(r) for r in page], "next_cursor": nxt}
+    page = runs_page(api.store, RunFilter(source=query.get("source"), status=query.get("status")),
+                     limit=query.get("limit", 50), cursor=query.get("cursor"))
+    return 200, {"runs": [run_json(r) for r in page.items], "next_cursor": page.next_cursor}
 
 
 def _get_run(api: Api, path: dict[str, str]) -> Run:
@@ -195,36 +189,15 @@ def _get_run(api: Api, path: dict[str, str]) -> Run:
 
 
 def run(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> tuple[int, Any]:
-    r = _get_run(api, path)
-    with api.store.session() as s:
-        phases = list(s.exec(select(RunPhase).where(RunPhase.run_id == r.id).order_by(col(RunPhase.seq))))
-        steps = list(s.exec(select(Run).where(Run.flow_run_id == r.id).order_by(col(Run.id))))
-        ids = [r.id, *(st.id for st in steps)]  # a flow's errors and changes are its steps'
-        by_type = dict(s.exec(select(ItemError.error_type, func.count()).where(col(ItemError.run_id).in_(ids))
-                              .group_by(ItemError.error_type)).all())
-        unresolved = s.exec(select(func.count()).select_from(ItemError).where(
-            col(ItemError.run_id).in_(ids), col(ItemError.resolved_at).is_(None))).one()
-        first = list(s.exec(select(ItemError).where(col(ItemError.run_id).in_(ids)).order_by(col(ItemError.id))
-                            .limit(FIRST_ERRORS)))
-        changes = dict(s.exec(select(Change.change, func.count()).where(col(Change.run_id).in_(ids))
-                              .group_by(Change.change)).all())
-    data = run_json(r)
-    data["phases"] = [{"name": p.name, "status": p.status, "done": p.done, "total": p.total, "unit": p.unit,
-                       "detail": p.detail, "counts": {k: getattr(p, k) for k in ("inserted", "updated", "unchanged",
-                                                                                  "deleted", "failed", "skipped")},
-                       "started_at": iso(p.started_at), "finished_at": iso(p.finished_at)} for p in phases]
-    data["errors"] = {"total": sum(by_type.values()), "unresolved": int(unresolved), "by_type": by_type,
-                      "first": [error_json(e) for e in first]}
-    data["changes"] = {k: int(changes.get(k, 0)) for k in ("insert", "update", "delete")}
-    data["steps"] = [run_json(st) for st in steps]
-    data["queued_at"] = iso(r.queued_at)
-    data["attempt"] = r.attempt
-    return 200, data
+    detail = run_detail(api.store, parse_id(path["id"]))
+    if detail is None:
+        raise ApiError(404, f"no run {path['id']}")
+    return 200, run_detail_json(detail, api.config)
 
 
 def cancel(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> tuple[int, Any]:
     r = _get_run(api, path)
-    if r.status in (*FINAL_STATUSES, "interrupted"):
+    if r.status in (*FINAL_STATUSES, RunStatus.INTERRUPTED):
         raise ApiError(409, f"run {r.id} is {r.status}: nothing to cancel")
     result = control.request_cancel(api.store, r.id or 0, hosted=api.host)
     return 202, {"run_id": r.id, "result": result}
@@ -234,31 +207,20 @@ def retry(api: Api, path: dict[str, str], query: dict[str, Any], body: schemas.R
     r = _get_run(api, path)
     if api.config.source(r.source) is None:
         raise ApiError(409, f"run {r.id}'s source {r.source!r} is no longer in the config")
-    with api.store.session() as s:
-        steps = select(Run.id).where(Run.flow_run_id == r.id)
-        qy = select(func.count()).select_from(ItemError).where(
-            col(ItemError.run_id).in_([r.id, *s.exec(steps)]), col(ItemError.resolved_at).is_(None),
-            ItemError.retryable == True)  # noqa: E712
-        if body.error_ids:
-            qy = qy.where(col(ItemError.id).in_(body.error_ids))
-        n = s.exec(qy).one()
+    n = retryable_open_errors(api.store, [r.id or 0, *(st.id or 0 for st in flow_steps(api.store, r.id or 0))],
+                              body.error_ids)
     if not n:
         which = "of the given error_ids " if body.error_ids else ""
         raise ApiError(409, f"run {r.id} has no unresolved retryable failed items {which}to retry")
     rid = control.retry_errors(api.store, api.config, r.id or 0, body.error_ids)
     api.host.poke()
-    return 202, {"run_id": rid, "retry_of": r.id, "items": int(n), "status": "queued", "url": f"/v1/runs/{rid}"}
+    return 202, {"run_id": rid, "retry_of": r.id, "items": n, "status": RunStatus.QUEUED, "url": f"/v1/runs/{rid}"}
 
 
 def errors(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> tuple[int, Any]:
-    conds = [ItemError.source == query["source"]] if "source" in query else []
-    if "type" in query:
-        conds.append(ItemError.error_type == query["type"])
-    if "resolved" in query:
-        resolved = col(ItemError.resolved_at)
-        conds.append(resolved.is_not(None) if query["resolved"] else resolved.is_(None))
-    page, nxt = _paged(api, ItemError, conds, query)
-    return 200, {"errors": [error_json(e) for e in page], "next_cursor": nxt}
+    where = ErrorFilter(source=query.get("source"), error_type=query.get("type"), resolved=query.get("resolved"))
+    page = errors_page(api.store, where, limit=query.get("limit", 50), cursor=query.get("cursor"))
+    return 200, {"errors": [error_json(e) for e in page.items], "next_cursor": page.next_cursor}
 
 
 # ---- documents ----------------------------------------------------------------------------------------------

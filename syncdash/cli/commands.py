@@ -30,14 +30,15 @@ from syncdash.config import load_config
 from syncdash.config.load import find_config_file
 from syncdash.config.models import Config, check_identifier
 from syncdash.errors import AlreadyRunning, ConfigError, HttpApiError, UsageError
+from syncdash.store.models import RunStatus
 
 if TYPE_CHECKING:
     from syncdash.config.models import HttpApiConfig
     from syncdash.engine import RunOptions, RunResult
     from syncdash.store.db import Store
-    from syncdash.store.models import Change
 
-STATUS_EXIT = {"succeeded": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
+STATUS_EXIT = {RunStatus.SUCCEEDED: EXIT_OK, RunStatus.PARTIAL: EXIT_PARTIAL, RunStatus.FAILED: EXIT_FAILED,
+               RunStatus.CANCELLED: EXIT_CANCELLED}
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -162,13 +163,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def _exit_for(results: list[RunResult], busy: bool) -> int:
     statuses = {r.status for r in results}
-    if "cancelled" in statuses:
+    if RunStatus.CANCELLED in statuses:
         return EXIT_CANCELLED
-    if "failed" in statuses:
+    if RunStatus.FAILED in statuses:
         return EXIT_FAILED
     if busy:
         return EXIT_BUSY
-    if "partial" in statuses:
+    if RunStatus.PARTIAL in statuses:
         return EXIT_PARTIAL
     return EXIT_OK
 
@@ -240,8 +241,10 @@ def _run_many(args: argparse.Namespace, cfg: Config, store: Store, jobs: list[tu
                 busy = True
                 render.err.print(f"[yellow]{esc(name)}: {esc(e)}[/]")
     if getattr(args, "json", False):
-        render.print_json([{**render.run_json(store.get_run(r.run_id)), "sample": r.sample}  # type: ignore[arg-type]
-                           for r in results])
+        from syncdash.store.queries import run_json
+
+        render.print_json([{**run_json(run), "sample": r.sample} for r in results
+                           if (run := store.get_run(r.run_id)) is not None])
     else:
         for r in results:
             _print_result(r, jobs[0][1].dry_run if jobs else False)
@@ -249,13 +252,9 @@ def _run_many(args: argparse.Namespace, cfg: Config, store: Store, jobs: list[tu
 
 
 def _running_run(store: Store, source: str) -> str:
-    from sqlmodel import select
+    from syncdash.store.queries import running_run
 
-    from syncdash.store.models import Run
-
-    with store.session() as s:
-        run = s.exec(select(Run).where(Run.source == source, Run.status.in_(("claimed", "running")))  # type: ignore[attr-defined]
-                     .order_by(Run.id)).first()
+    run = running_run(store, source)
     if run is None:
         return "another process holds its lease"
     return f"run {run.id}, {(run.owner or '?').split(':')[0]}"
@@ -286,8 +285,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from syncdash.engine import queued_options
         from syncdash.store import queue
 
-        ids = [queue.enqueue(store, n, trigger="cli", kind=cfg.source(n).kind, options=queued_options(o))  # type: ignore[union-attr]
-               for n, o in jobs]
+        kinds = {s.name: s.kind for s in cfg.source_list}  # every name was checked above
+        ids = [queue.enqueue(store, n, trigger="cli", kind=kinds[n], options=queued_options(o)) for n, o in jobs]
         if args.json:
             render.print_json([{"source": n, "run_id": i} for (n, _), i in zip(jobs, ids, strict=True)])
         else:
@@ -298,11 +297,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    from sqlalchemy import func
-    from sqlmodel import col, select
-
     from syncdash.engine import RunOptions
-    from syncdash.store.models import ItemError
+    from syncdash.store.queries import flow_steps, retry_outcome, retryable_open_errors
 
     cfg = _config(args)
     store = open_store(cfg.database)
@@ -311,15 +307,9 @@ def cmd_retry(args: argparse.Namespace) -> int:
         raise UsageError(f"no run {args.run}")
     if cfg.source(run.source) is None:
         raise UsageError(f"run {run.id} belongs to source {run.source!r}, which is not in {cfg.file}")
-    from syncdash.store.models import Run
-
-    with store.session() as s:
-        # a flow's failed items are its step runs': each step with some is retried as its own run
-        targets = [run] if run.kind != "flow" else list(s.exec(select(Run).where(Run.flow_run_id == run.id)
-                                                                .order_by(col(Run.id))))
-        counts = {r.id: s.exec(select(func.count()).select_from(ItemError).where(
-            ItemError.run_id == r.id, col(ItemError.resolved_at).is_(None), ItemError.retryable == True)).one()  # noqa: E712
-            for r in targets}
+    # a flow's failed items are its step runs': each step with some is retried as its own run
+    targets = [run] if run.kind != "flow" else flow_steps(store, run.id or 0)
+    counts = {r.id: retryable_open_errors(store, [r.id or 0]) for r in targets}
     jobs = [(r.source, RunOptions(trigger="retry", retry_of=r.id)) for r in targets if counts[r.id]]
     if not jobs:
         if getattr(args, "json", False):
@@ -331,11 +321,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
         if counts[r.id]:
             render.err.print(f"retrying {counts[r.id]} failed item(s) of run {r.id} ({r.source})")
     code = _run_many(args, cfg, store, jobs)
-    with store.session() as s:
-        rows = s.exec(select(ItemError.resolution, func.count()).where(
-            col(ItemError.run_id).in_([r.id for r in targets]), ItemError.retryable == True)  # noqa: E712
-            .group_by(ItemError.resolution)).all()
-    summary = {str(k or "unresolved"): v for k, v in rows}
+    summary = retry_outcome(store, [r.id or 0 for r in targets])
     if not getattr(args, "json", False):
         render.out.print("items: " + esc(", ".join(f"{v} {k}" for k, v in sorted(summary.items()))))
     return code
@@ -344,31 +330,29 @@ def cmd_retry(args: argparse.Namespace) -> int:
 # ---- status / runs / show / errors ----------------------------------------------------------------
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from syncdash.store.health import latest_runs, live_daemons, source_rows
+    from syncdash.store.health import live_daemons
     from syncdash.store.models import utcnow
+    from syncdash.store.queries import source_statuses
 
     cfg = _config(args)
     store = open_store(cfg.database)
     now = utcnow()
-    rows = source_rows(store, cfg, now)
-    latest = latest_runs(store)
-    states = store.source_states()
+    statuses = source_statuses(store, cfg, now)
     daemons = live_daemons(store, now)
     if args.json:
-        render.print_json(rows)
+        render.print_json([s.json(now) for s in statuses])
         return EXIT_OK
     t = render.Table(header_style="bold")
     for c in ("source", "kind", "health", "schedule", "next run", "last run", "last success"):
         t.add_column(c)
-    for r, src in zip(rows, cfg.source_list, strict=True):
-        run = latest.get(src.name)
-        st = states.get(src.name)
-        style = render.HEALTH_STYLE.get(r["health"], "")
-        sched = (r["schedule"] or "-") + (" (override)" if r["schedule_override"] else "")
+    for row in statuses:
+        run, st, src = row.last_run, row.state, row.config
+        style = render.HEALTH_STYLE.get(row.health, "")
+        sched = (row.schedule or "-") + (" (override)" if row.schedule_override else "")
         if not src.enabled:
             sched += " (disabled)"
-        t.add_row(esc(r["source"]), esc(r["kind"]), f"[{style}]{esc(r['health'])}[/]", esc(sched),
-                  esc(render.until(r["next_run"])) if r["next_run"] else "-",
+        t.add_row(esc(src.name), esc(src.kind), f"[{style}]{esc(row.health)}[/]", esc(sched),
+                  esc(render.until_ts(row.next_fire, now)) if row.next_fire else "-",
                   f"#{run.id} {esc(run.status)} {render.age(run.started_at)}" if run else "-",
                   render.age(st.last_success_at) if st and st.last_success_at else "-")
     render.out.print(t)
@@ -469,7 +453,8 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     import logging
     import signal
 
-    from syncdash.service.daemon import Daemon, JsonLogFormatter, TextLogFormatter
+    from syncdash.service.daemon import Daemon
+    from syncdash.service.logs import JsonLogFormatter, TextLogFormatter
 
     cfg = _config(args)
     store = open_store(cfg.database)
@@ -532,20 +517,12 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from sqlmodel import col, select
-
-    from syncdash.store.models import Run
+    from syncdash.store.queries import RunFilter, run_json, runs_page
 
     store, _ = _store_for_reading(args)
-    with store.session() as s:
-        qy = select(Run).order_by(col(Run.id).desc()).limit(max(1, args.limit))
-        if args.source:
-            qy = qy.where(Run.source == args.source)
-        if args.status:
-            qy = qy.where(Run.status == args.status)
-        runs = list(s.exec(qy))
+    runs = runs_page(store, RunFilter(source=args.source, status=args.status), limit=max(1, args.limit)).items
     if args.json:
-        render.print_json([render.run_json(r) for r in runs])
+        render.print_json([run_json(r) for r in runs])
     elif not runs:
         render.out.print("no runs yet")
     else:
@@ -554,125 +531,77 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from sqlalchemy import func
-    from sqlmodel import col, select
-
-    from syncdash.store.models import Change, ItemError, Run, RunPhase
+    from syncdash.store.queries import CHANGE_KINDS, iso, run_detail, run_detail_json
 
     store, cfg = _store_for_reading(args)
-    with store.session() as s:
-        run = s.get(Run, args.run)
-        if run is None:
-            raise UsageError(f"no run {args.run}")
-        phases = list(s.exec(select(RunPhase).where(RunPhase.run_id == run.id).order_by(col(RunPhase.seq))))
-        errors = list(s.exec(select(ItemError).where(ItemError.run_id == run.id).order_by(col(ItemError.id))
-                             .limit(args.changes)))
-        n_errors = s.exec(select(func.count()).select_from(ItemError).where(ItemError.run_id == run.id)).one()
-        changes: dict[str, list[Change]] = {}
-        change_counts: dict[str, int] = {}
-        for kind in ("insert", "update", "delete"):
-            changes[kind] = list(s.exec(select(Change).where(Change.run_id == run.id, Change.change == kind)
-                                        .order_by(col(Change.id)).limit(args.changes)))
-            change_counts[kind] = s.exec(select(func.count()).select_from(Change).where(
-                Change.run_id == run.id, Change.change == kind)).one()
-        steps = list(s.exec(select(Run).where(Run.flow_run_id == run.id).order_by(col(Run.id))))
-    config_opt = f" --config {cfg.file}" if cfg and cfg.file else ""
-    # --full only changes anything for an incremental source; a full source runs full anyway
-    src = cfg.source(run.source) if cfg else None
-    full = run.mode == "full" and src is not None and src.mode == "incremental"
-    rerun = f"syncdash{config_opt} run {run.source}" + (" --full" if full else "") + (
-        " --dry-run" if run.dry_run else "")
-    if run.mode == "retry" and run.parent_run_id:
-        rerun = f"syncdash{config_opt} retry {run.parent_run_id}"
+    detail = run_detail(store, args.run, changes_limit=args.changes)
+    if detail is None:
+        raise UsageError(f"no run {args.run}")
     if args.json:
-        data = render.run_json(run)
-        data["phases"] = [{"name": p.name, "status": p.status, "done": p.done, "total": p.total, "unit": p.unit,
-                           "started_at": render.iso(p.started_at), "finished_at": render.iso(p.finished_at)}
-                          for p in phases]
-        data["checkpoint"] = json.loads(run.checkpoint) if run.checkpoint else None
-        data["errors"] = [render.error_json(e) for e in errors]
-        data["error_count"] = n_errors
-        data["changes"] = {k: [{"key": json.loads(c.key), "before": json.loads(c.before) if c.before else None,
-                                "after": json.loads(c.after) if c.after else None} for c in v]
-                           for k, v in changes.items()}
-        data["changes_recorded"] = change_counts
-        if run.kind == "flow":
-            data["steps"] = [render.run_json(r) for r in steps]
-        data["rerun"] = rerun
-        render.print_json(data)
+        render.print_json(run_detail_json(detail, cfg))
         return EXIT_OK
-    o = render.out
+    run, o = detail.run, render.out
     style = render.STATUS_STYLE.get(run.status, "")
     o.print(f"[bold]run {run.id}[/] {esc(run.source)} ({esc(run.kind)}) [{style}]{esc(run.status)}[/]"
             f"{' dry run' if run.dry_run else ''}, {esc(run.mode)}, trigger {esc(run.trigger)}, started "
-            f"{render.iso(run.started_at)}, took {render.duration(run)}"
+            f"{iso(run.started_at)}, took {render.duration(run)}"
             + (f", resumed {run.resumes}x" if run.resumes else ""))
     o.print(f"counts: {run.inserted} inserted, {run.updated} updated, {run.unchanged} unchanged, "
             f"{run.deleted} deleted, {run.failed} failed, {run.skipped} skipped")
     if run.error:
         o.print(f"[red]error ({esc(run.error_type)}):[/] {esc(run.error)}")
-    for w in json.loads(run.warnings) if run.warnings else []:
+    for w in detail.warnings:
         o.print(f"[yellow]warning:[/] {esc(w)}")
     o.print("phases:")
-    width = max([9, *(len(p.name) for p in phases)])
-    for p in phases:
+    width = max([9, *(len(p.name) for p in detail.phases)])
+    for p in detail.phases:
         took = (p.finished_at - p.started_at).total_seconds() if p.finished_at and p.started_at else None
         total = f"/{p.total}" if p.total is not None else ""
         o.print(esc(f"  {p.name:{width}} {p.status:8} {p.done}{total} {p.unit}"
                     + (f" in {took:.2f}s" if took is not None else "")))
-    if steps:
+    if detail.steps:
         o.print("step runs (`syncdash show RUN` for each one's errors and changes):")
-        for r in steps:
+        for r in detail.steps:
             st = render.STATUS_STYLE.get(r.status, "")
             o.print(f"  run {r.id} {esc(r.source)} [{st}]{esc(r.status)}[/]: +{r.inserted} ~{r.updated} "
                     f"={r.unchanged} -{r.deleted} !{r.failed}" + (f" ({esc(r.error)})" if r.error else ""))
-    if n_errors:
-        o.print(f"errors ({n_errors}, first {len(errors)}):")
-        for e in errors:
+    errors = detail.errors
+    if errors.total:
+        o.print(f"errors ({errors.total}, first {len(errors.first)}):")
+        for e in errors.first:
             o.print(esc(f"  {e.item or '-'} [{e.error_type}] {e.message}" + (" (resolved)" if e.resolved_at else "")))
     if run.kind != "flow":
         o.print("what changed:")
-    for kind in ("insert", "update", "delete"):
-        n = change_counts[kind]
+    for kind in CHANGE_KINDS:
+        n = detail.change_counts[kind]
         if not n:
             continue
         o.print(f"  {kind}s ({n} recorded):")
-        for c in changes[kind]:
-            key = ", ".join(map(str, json.loads(c.key)))
+        for c in detail.changes[kind]:
+            key = ", ".join(map(str, c.key))
             if kind == "update" and c.before and c.after:
-                b, a = json.loads(c.before), json.loads(c.after)
+                b, a = c.before, c.after
                 diffs = "; ".join(f"{f}: {b[f]!r} -> {a[f]!r}" for f in a)
                 o.print(esc(f"    {key}: {diffs}"))
             else:
                 o.print(esc(f"    {key}"))
     if run.checkpoint:
         o.print(esc(f"checkpoint: {run.checkpoint[:300]}"))
-    o.print(esc(f"rerun: {rerun}"))
+    o.print(esc(f"rerun: {detail.rerun.command(cfg)}"))
     return EXIT_OK
 
 
 def cmd_errors(args: argparse.Namespace) -> int:
-    from sqlmodel import col, select
-
-    from syncdash.store.models import ItemError, Run
+    from syncdash.store.queries import ErrorFilter, error_json, errors_page
 
     store, _ = _store_for_reading(args)
-    with store.session() as s:
-        qy = select(ItemError).order_by(col(ItemError.id)).limit(max(1, args.limit))
-        if args.run is not None:
-            run = s.get(Run, args.run)
-            if run is None:
-                raise UsageError(f"no run {args.run}")
-            # a flow's errors are its steps' (each step is its source's own run)
-            ids = [args.run, *s.exec(select(Run.id).where(Run.flow_run_id == args.run))]
-            qy = qy.where(col(ItemError.run_id).in_(ids))
-        if args.source:
-            qy = qy.where(ItemError.source == args.source)
-        if not args.all:
-            qy = qy.where(col(ItemError.resolved_at).is_(None))
-        errors = list(s.exec(qy))
+    if args.run is not None and store.get_run(args.run) is None:
+        raise UsageError(f"no run {args.run}")
+    # a flow's errors are its steps' (each step is its source's own run)
+    where = ErrorFilter(source=args.source, run_id=args.run, resolved=None if args.all else False)
+    errors = errors_page(store, where, limit=max(1, args.limit), newest_first=False).items
     if args.json:
-        render.print_json([render.error_json(e) for e in errors])
+        render.print_json([error_json(e) for e in errors])
         return EXIT_OK
     if not errors:
         render.out.print("no unresolved errors" if not args.all else "no errors")
@@ -785,7 +714,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         except md.PackageNotFoundError:
             line(None, pkg, f"not installed ({why}: pip install 'syncdash[{pkg if pkg == 'playwright' else ''}]')")
     webs = [s for s in (cfg.source_list if cfg else []) if s.kind == "web"]
-    wanted = {getattr(getattr(s, "browser", None), "executable", None): s.name for s in webs} or {None: None}
+    wanted: dict[str | None, str | None] = {
+        getattr(getattr(s, "browser", None), "executable", None): s.name for s in webs} or {None: None}
     for exe, src in wanted.items():
         label = f"browser ({src})" if src else "browser"
         try:

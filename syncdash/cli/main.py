@@ -26,7 +26,7 @@ def build_parser(plugins: bool = False) -> argparse.ArgumentParser:
     config_help = "config file (default: $SYNCDASH_CONFIG, ./syncdash.yaml, user config dir)"
     p.add_argument("-c", "--config", help=config_help)
     # `syncdash run x --config f` works too: SUPPRESS keeps a subcommand from resetting a global --config
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("-c", "--config", default=argparse.SUPPRESS, help=config_help)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 

@@ -15,14 +15,13 @@ import sys
 import time
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from syncdash.common import humanize
-from syncdash.store.shapes import error_json, iso, run_json  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     from syncdash.engine import Progress as RunProgress
     from syncdash.store.models import Run
 
+# keyed by RunStatus values; plain strings here because importing the store models would slow `validate`
 STATUS_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "cancelled": "magenta",
                 "interrupted": "red", "running": "cyan", "queued": "blue", "claimed": "cyan"}
 HEALTH_STYLE = {"healthy": "green", "overdue": "yellow", "failing": "red", "paused": "magenta", "running": "cyan",
@@ -69,7 +69,7 @@ class _RedactingStream:
         # writing to the proxy would loop forever, so write to the file it wraps
         while hasattr(stream, "rich_proxied_file"):
             stream = stream.rich_proxied_file
-        return stream  # type: ignore[no-any-return]
+        return stream
 
     def write(self, text: str) -> int:
         return self.stream.write(redact(text))
@@ -90,9 +90,10 @@ class _RedactingStream:
 
 # piped output must not wrap at 80 columns: scripts and logs read these lines whole.
 # emoji=False: a value such as ":warning:" is data, not an emoji code.
-out = Console(file=_RedactingStream("stdout"), highlight=False, soft_wrap=True, emoji=False,  # type: ignore[arg-type]
+# _RedactingStream has every method rich calls on a file, without being an IO subclass
+out = Console(file=cast(TextIO, _RedactingStream("stdout")), highlight=False, soft_wrap=True, emoji=False,
               width=None if sys.stdout.isatty() else 200)
-err = Console(file=_RedactingStream("stderr"), highlight=False, soft_wrap=True, emoji=False,  # type: ignore[arg-type]
+err = Console(file=cast(TextIO, _RedactingStream("stderr")), highlight=False, soft_wrap=True, emoji=False,
               width=None if sys.stderr.isatty() else 200)
 
 
@@ -109,6 +110,11 @@ def age(ts: datetime | None, now: datetime | None = None) -> str:
 def until(iso_ts: str, now: datetime | None = None) -> str:
     """'in 5m' for an ISO timestamp (Z) in the future."""
     return humanize.until(datetime.fromisoformat(iso_ts.rstrip("Z")), now or _now())
+
+
+def until_ts(ts: datetime, now: datetime | None = None) -> str:
+    """'in 5m' for a naive UTC timestamp in the future."""
+    return humanize.until(ts, now or _now())
 
 
 def duration(run: Run) -> str:

@@ -3,8 +3,8 @@
 Everything goes through the store: schedule fires become queued runs (a unique key per fire, so several
 daemons queue each fire once), workers claim queued runs, a sweep turns runs of dead workers into
 interrupted ones and queues their resume, and commands from other processes (console, CLI, API) arrive in
-syncdash_commands. APScheduler's triggers give the fire times (core/schedule.py); a BackgroundScheduler
-wakes the daemon at the next one. Nothing here polls faster than once a second: an idle daemon sleeps.
+syncdash_commands. Schedule fires are scheduler.py's (APScheduler wakes the daemon at the next one); the log
+line formats are logs.py's. Nothing here polls faster than once a second: an idle daemon sleeps.
 """
 
 from __future__ import annotations
@@ -17,29 +17,25 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from syncdash.config.models import Config, SourceConfig
 from syncdash.engine import Engine, RunResult, options_from_queue
+from syncdash.service.logs import JsonLogFormatter, TextLogFormatter
+from syncdash.service.scheduler import Scheduler
 from syncdash.store import queue
 from syncdash.store.db import Store, format_ts, owner_id
-from syncdash.store.health import schedule_of
-from syncdash.store.models import Run, utcnow
+from syncdash.store.health import VERDICT_STATUSES, schedule_of
+from syncdash.store.models import CommandStatus, Run, RunStatus, utcnow
+
+__all__ = ["Daemon", "HttpService", "JsonLogFormatter", "TextLogFormatter"]  # the log formatters live in logs.py
 
 log = logging.getLogger("syncdash.daemon")
 
 MAINTENANCE_SECONDS = 2.0  # heartbeat, sweep, schedule refresh, commands
 CLEANUP_EVERY = timedelta(days=1)  # retention (config `retention:`)
 POLL_SECONDS = 1.0  # an idle worker looks at the queue this often (a wake-up event cuts it short)
-
-
-def _aware(dt: datetime | None) -> datetime | None:
-    return None if dt is None else dt.replace(tzinfo=UTC)
-
-
-def _naive(dt: datetime) -> datetime:
-    return dt.astimezone(UTC).replace(tzinfo=None)
 
 
 class HttpService(Protocol):
@@ -79,8 +75,7 @@ class Daemon:
         self.lock = threading.Lock()
         self.on_result = on_result
         self._threads: list[threading.Thread] = []
-        self._scheduler: Any = None
-        self._job_texts: dict[str, str | None] = {}
+        self.scheduler = Scheduler(config, store, clock, on_fired=self.wake.set)
         self._events: queue_mod.Queue[tuple[list[Any], dict[str, Any]] | None] = queue_mod.Queue()
         self._last_cleanup: datetime | None = None
         self.http = http  # the HTTP API, handed in by the CLI; served while run() runs (not with once)
@@ -104,7 +99,7 @@ class Daemon:
                 self._events.put(None)
                 self._send_events()  # deliver before exiting: a cron-driven daemon has no later
                 return 0
-            self._start_scheduler()
+            self.scheduler.start()
             t = threading.Thread(target=self._send_events, name="notify", daemon=True)
             t.start()
             self._threads.append(t)
@@ -143,8 +138,7 @@ class Daemon:
         if self.http is not None and self.http_url is not None:  # first: no new request may queue work
             self.http.stop()
             self.http_url = None
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
+        self.scheduler.stop()
         if not self.once:
             self._events.put(None)
         for t in self._threads:
@@ -184,92 +178,29 @@ class Daemon:
             self._cleanup(now)
         if dead or resumes or fired:
             self.wake.set()
-        self._refresh_jobs()
+        self.scheduler.refresh_jobs()
 
     def fire_due(self, now: datetime) -> list[int]:
-        """Queue every schedule fire that is due (catch-up rules in schedule.due); idempotent across daemons."""
-        from syncdash.common.schedule import due, jitter_delay
-
-        out: list[int] = []
-        states = self.store.source_states()
-        for src in self.config.source_list:
-            st = states.get(src.name)
-            sched = schedule_of(src, st.schedule_override if st else None)
-            if sched is None or not src.enabled:
-                continue
-            last = _aware(st.last_fire_at) if st else None
-            fire, nxt = due(sched, last, now.replace(tzinfo=UTC), src.catch_up)
-            paused = bool(st and st.paused)
-            if fire is not None and not paused:
-                not_before = _naive(fire) + timedelta(seconds=jitter_delay(fire, src.name, src.jitter))
-                rid = queue.enqueue(self.store, src.name, trigger="schedule", kind=src.kind, not_before=not_before,
-                                    fire_key=f"{src.name}@{_naive(fire).isoformat()}")
-                if rid is not None:
-                    out.append(rid)
-                    log.info("schedule fired", extra={"source": src.name, "run_id": rid,
-                                                      "fire": _naive(fire).isoformat()})
-            with self.store.engine.begin() as c:
-                c.exec_driver_sql("INSERT INTO syncdash_source_state (source, paused) VALUES (?, FALSE) "
-                                  "ON CONFLICT (source) DO NOTHING", (src.name,))
-                newest = _naive(fire) if fire is not None else (st.last_fire_at if st else None)
-                if last is None and newest is None:
-                    newest = _naive(sched.last_fire(now.replace(tzinfo=UTC)) or now)  # start counting from here
-                c.exec_driver_sql(
-                    "UPDATE syncdash_source_state SET last_fire_at = CASE WHEN last_fire_at IS NULL OR "
-                    "last_fire_at < ? THEN ? ELSE last_fire_at END, next_fire_at = ? WHERE source = ?",
-                    (format_ts(newest), format_ts(newest), format_ts(_naive(nxt)), src.name))
-        return out
-
-    def _start_scheduler(self) -> None:
-        """APScheduler wakes the daemon at each source's next fire time (the fire itself is queued by fire_due)."""
-        from apscheduler.schedulers.background import BackgroundScheduler
-
-        self._scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True,
-                                                                            "max_instances": 1,
-                                                                            "misfire_grace_time": None})
-        self._scheduler.start()
-        self._refresh_jobs()
-
-    def _refresh_jobs(self) -> None:
-        if self._scheduler is None:
-            return
-        states = self.store.source_states()
-        for src in self.config.source_list:
-            st = states.get(src.name)
-            override = st.schedule_override if st else None
-            sched = schedule_of(src, override) if src.enabled else None
-            key = None if sched is None else f"{sched.text}|{sched.timezone}"
-            if self._job_texts.get(src.name, "-") == key:
-                continue
-            self._job_texts[src.name] = key
-            if self._scheduler.get_job(src.name) is not None:
-                self._scheduler.remove_job(src.name)
-            if sched is not None:
-                self._scheduler.add_job(self._on_fire, trigger=sched.trigger(), id=src.name, name=src.name)
-
-    def _on_fire(self) -> None:
-        try:
-            if self.fire_due(self.clock()):
-                self.wake.set()
-        except Exception:
-            log.exception("could not queue a schedule fire")
+        """Queue every schedule fire that is due; see Scheduler.fire_due."""
+        return self.scheduler.fire_due(now)
 
     def _serve_commands(self) -> None:
         """Requests from the console, CLI or API (syncdash_commands), claimed atomically by one daemon."""
         with self.store.engine.begin() as c:
             rows = c.exec_driver_sql("SELECT id, action, source, run_id, args FROM syncdash_commands "
-                                     "WHERE status = 'pending' ORDER BY id LIMIT 50").fetchall()
+                                     "WHERE status = ? ORDER BY id LIMIT 50", (CommandStatus.PENDING,)).fetchall()
             mine = []
             for cid, action, source, run_id, args in rows:
-                if c.exec_driver_sql("UPDATE syncdash_commands SET status = 'claimed', claimed_by = ? "
-                                     "WHERE id = ? AND status = 'pending'", (self.owner, cid)).rowcount:
+                if c.exec_driver_sql("UPDATE syncdash_commands SET status = ?, claimed_by = ? "
+                                     "WHERE id = ? AND status = ?",
+                                     (CommandStatus.CLAIMED, self.owner, cid, CommandStatus.PENDING)).rowcount:
                     mine.append((cid, action, source, run_id, json.loads(args) if args else {}))
         for cid, action, source, run_id, args in mine:
-            status, result = "done", None
+            status, result = CommandStatus.DONE, None
             try:
                 result = self.command(action, source, run_id, args)
             except Exception as e:
-                status, result = "failed", str(e)
+                status, result = CommandStatus.FAILED, str(e)
             with self.store.engine.begin() as c:
                 c.exec_driver_sql("UPDATE syncdash_commands SET status = ?, result = ?, finished_at = ? "
                                   "WHERE id = ?", (status, json.dumps(result), format_ts(self.clock()), cid))
@@ -288,9 +219,10 @@ class Daemon:
                 act = self.active.get(int(run_id or 0))
             if act is None:
                 with self.store.engine.begin() as c:  # still queued: it simply never runs
-                    n = c.exec_driver_sql("UPDATE syncdash_runs SET status = 'cancelled', finished_at = ?, "
-                                          "error = 'cancelled before it started' WHERE id = ? AND status = 'queued'",
-                                          (format_ts(self.clock()), run_id)).rowcount
+                    n = c.exec_driver_sql("UPDATE syncdash_runs SET status = ?, finished_at = ?, "
+                                          "error = 'cancelled before it started' WHERE id = ? AND status = ?",
+                                          (RunStatus.CANCELLED, format_ts(self.clock()), run_id,
+                                           RunStatus.QUEUED)).rowcount
                 return {"cancelled": bool(n)}
             act.cancel.set()
             return {"cancelled": True}
@@ -347,7 +279,7 @@ class Daemon:
 
     def _after(self, run: Run, src: SourceConfig, result: RunResult) -> None:
         """Retry policy: a failure that may pass is queued again later, at retry priority, until attempts run out."""
-        if result.status == "failed" and result.retryable and run.attempt < src.run_retry.attempts:
+        if result.status == RunStatus.FAILED and result.retryable and run.attempt < src.run_retry.attempts:
             policy = src.run_retry
             wait = min(policy.max, policy.backoff * 2 ** (run.attempt - 1))
             rid = queue.enqueue(self.store, run.source, trigger="retry", kind=src.kind,
@@ -355,10 +287,10 @@ class Daemon:
                                 parent_run_id=result.run_id, attempt=run.attempt + 1)
             log.info("retry queued", extra={"source": run.source, "run_id": rid, "after_s": wait,
                                             "attempt": run.attempt + 1})
-        elif result.status == "failed":
+        elif result.status == RunStatus.FAILED:
             log.error("run failed for good", extra={"source": run.source, "run_id": result.run_id,
                                                    "error": result.error})
-        retrying = result.status == "failed" and result.retryable and run.attempt < src.run_retry.attempts
+        retrying = result.status == RunStatus.FAILED and result.retryable and run.attempt < src.run_retry.attempts
         done = self.store.get_run(result.run_id)
         if done is not None:
             self._notify_run(done, src, final=not retrying)
@@ -379,8 +311,8 @@ class Daemon:
 
         with self.store.engine.begin() as c:
             prev = c.exec_driver_sql(
-                "SELECT status FROM syncdash_runs WHERE source = ? AND id < ? AND NOT dry_run AND status IN "
-                "('succeeded', 'partial', 'failed') ORDER BY id DESC LIMIT 1", (run.source, run.id)).first()
+                "SELECT status FROM syncdash_runs WHERE source = ? AND id < ? AND NOT dry_run AND status IN (?, ?, ?) "
+                "ORDER BY id DESC LIMIT 1", (run.source, run.id, *VERDICT_STATUSES)).first()
         kind = event_for_run(run, prev[0] if prev else None)
         if kind is None or (kind == "failed" and not final):
             return
@@ -438,31 +370,3 @@ class Daemon:
             return
         if any(counts.values()):
             log.info("old history deleted", extra={"counts": counts})
-
-
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line, with the run id and source when the record has them."""
-
-    FIELDS = ("source", "run_id", "trigger", "status", "counts", "error", "owner", "workers", "once", "runs",
-              "fire", "after_s", "attempt", "http")
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                               "level": record.levelname.lower(), "msg": record.getMessage(),
-                               "thread": record.threadName}
-        for k in self.FIELDS:
-            if hasattr(record, k):
-                out[k] = getattr(record, k)
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
-
-
-class TextLogFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        extra = " ".join(f"{k}={getattr(record, k)}" for k in JsonLogFormatter.FIELDS if hasattr(record, k))
-        base = f"{datetime.now().strftime('%H:%M:%S')} {record.levelname.lower():7} {record.getMessage()}"
-        text = f"{base} {extra}".rstrip()
-        if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
-        return text

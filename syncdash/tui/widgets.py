@@ -11,6 +11,7 @@ from textual.css.query import NoMatches
 from textual.widget import MountError
 from textual.widgets import Label, ProgressBar, Static
 
+from syncdash.store.models import PhaseStatus
 from syncdash.tui import format as fmt
 from syncdash.tui.data import PhaseView, RunView
 
@@ -47,12 +48,12 @@ class PhaseRow(Horizontal):
             bar = self.query_one(ProgressBar)
         except NoMatches:
             return
-        if phase.status == "done":
+        if phase.status == PhaseStatus.DONE:
             total = phase.total or phase.done or 1
             bar.update(total=total, progress=total)
         elif phase.total:
             bar.update(total=phase.total, progress=min(phase.done, phase.total))
-        elif phase.status == "pending":
+        elif phase.status == PhaseStatus.PENDING:
             bar.update(total=1, progress=0)
         else:
             bar.update(total=None)
@@ -60,7 +61,7 @@ class PhaseRow(Horizontal):
         eta = phase.eta(now)
         parts = [f"{fmt.number(phase.done)}/{fmt.number(phase.total)} {phase.unit}" if phase.total else
                  f"{fmt.number(phase.done)} {phase.unit}", phase.status]
-        if rate and phase.status == "running":
+        if rate and phase.status == PhaseStatus.RUNNING:
             parts.append(fmt.rate(rate))
         if eta is not None:
             parts.append(f"ETA {fmt.seconds(eta)}")
@@ -105,7 +106,7 @@ class RunCard(Vertical):
                 row.call_after_refresh(row.show, ph, now)
             else:
                 row.show(ph, now)
-        detail = next((p.detail for p in view.phases if p.status == "running" and p.detail), None)
+        detail = next((p.detail for p in view.phases if p.status == PhaseStatus.RUNNING and p.detail), None)
         text = fmt.counts(view.counts)
         if detail:
             text += f"  ·  {escape(detail)}"

@@ -212,15 +212,16 @@ def test_show_json(history: History) -> None:
     for ph in data["phases"]:
         assert {"name", "status", "done", "total", "unit", "started_at", "finished_at"} <= set(ph)
         assert ph["status"] == "done"
-    assert data["error_count"] == 2 and len(data["errors"]) == 2
-    for e in data["errors"]:
+    assert data["error_count"] == 2 and data["errors"]["total"] == 2 and len(data["errors"]["first"]) == 2
+    for e in data["errors"]["first"]:
         assert_shape(e, ERROR_KEYS)
         assert e["run_id"] == 2 and e["source"] == "orders" and e["file"].endswith("orders.csv")
-    by_line = {e["line"]: e for e in data["errors"]}
+    by_line = {e["line"]: e for e in data["errors"]["first"]}
     assert by_line[3]["error_type"] == "type" and by_line[3]["column"] == "qty" and BAD_QTY in by_line[3]["message"]
     assert by_line[3]["key"] == [2] and by_line[3]["retryable"] is True
     assert by_line[4]["error_type"] == "ragged"
-    assert data["changes"]["insert"] == [{"key": [1], "before": None, "after": None}]
+    assert data["change_rows"]["insert"] == [{"key": [1], "before": None, "after": None}]
+    assert data["changes"] == {"insert": 1, "update": 0, "delete": 0}
     assert data["changes_recorded"] == {"insert": 1, "update": 0, "delete": 0}
     assert isinstance(data["checkpoint"], dict)
     assert isinstance(data["rerun"], str) and data["rerun"].endswith("run orders")
@@ -230,10 +231,10 @@ def test_show_lists_what_changed(history: History) -> None:
     """Updates show field: before -> after; deletes and inserts list their keys."""
     p = history.project
     data = cli_json(p, "show", "5")
-    assert data["changes"]["update"] == [{"key": [1], "before": {"name": "Ada"}, "after": {"name": NEW_NAME}}]
-    assert [c["key"] for c in data["changes"]["insert"]] == [[4]]
-    assert [c["key"] for c in data["changes"]["delete"]] == [[3]]
-    assert data["changes"]["delete"][0]["before"]["name"] == "Alan"
+    assert data["change_rows"]["update"] == [{"key": [1], "before": {"name": "Ada"}, "after": {"name": NEW_NAME}}]
+    assert [c["key"] for c in data["change_rows"]["insert"]] == [[4]]
+    assert [c["key"] for c in data["change_rows"]["delete"]] == [[3]]
+    assert data["change_rows"]["delete"][0]["before"]["name"] == "Alan"
     proc = p.cli("show", "5")
     assert proc.returncode == 0
     assert f"1: name: 'Ada' -> '{NEW_NAME}'" in proc.stdout  # verbatim: the [b] tags are data

@@ -182,12 +182,12 @@ def test_updates_inserts_deletes_and_revival_are_recorded(project: Project, tdb:
     show = json.loads(project.cli("show", str(r2["id"]), "--json").stdout)
     assert show["counts"] == r2["counts"]
     assert show["changes_recorded"] == {"insert": 1, "update": 2, "delete": 1}
-    assert show["changes"]["update"] == [
+    assert show["change_rows"]["update"] == [
         {"key": [2], "before": {"name": "b"}, "after": {"name": "B"}},
         {"key": [3], "before": {"qty": 3, "city": "Z"}, "after": {"qty": 30, "city": "ZZ"}},
     ]
-    assert [c["key"] for c in show["changes"]["insert"]] == [[5]]
-    assert show["changes"]["delete"] == [
+    assert [c["key"] for c in show["change_rows"]["insert"]] == [[5]]
+    assert show["change_rows"]["delete"] == [
         {"key": [4], "before": {"id": 4, "name": "d", "qty": 4, "city": "W"}, "after": None}]
     assert sorted((c, k) for c, k, _, _ in changes_of(project, r2["id"])) == [
         ("delete", [4]), ("insert", [5]), ("update", [2]), ("update", [3])]

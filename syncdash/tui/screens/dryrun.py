@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from syncdash.store.models import RunStatus
 from syncdash.tui import format as fmt
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class DryRunScreen(Screen[None]):
         self.app.call_from_thread(self._show, result)
 
     def _show(self, result: Any) -> None:
-        self.ready = result.status in ("succeeded", "partial")
+        self.ready = result.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
         lines = [f"Dry run of [b]{escape(self.source)}[/b] (run {result.run_id}): "
                  f"{fmt.styled(result.status, fmt.STATUS_STYLE.get(result.status, ''))}",
                  "would apply: " + fmt.counts(result.counts)]

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label
 
-from syncdash.store.models import Run
+from syncdash.store.models import COUNTS, Run
 from syncdash.tui import data
 from syncdash.tui import format as fmt
 
@@ -83,7 +83,7 @@ class HistoryScreen(Screen[None]):
             t.add_row(str(r.id), escape(r.source), r.trigger, r.mode or "-",
                       fmt.styled(r.status, fmt.STATUS_STYLE.get(r.status, "")),
                       fmt.age(r.started_at or r.queued_at, now), took,
-                      *(str(getattr(r, k)) for k in ("inserted", "updated", "unchanged", "deleted", "failed")),
+                      *(str(getattr(r, k)) for k in COUNTS[:5]),  # all but skipped
                       key=str(r.id))
         last = min(self.page_offset + PAGE, total)
         scope = f" of {self.source}" if self.source else ""

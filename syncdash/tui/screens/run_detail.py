@@ -3,8 +3,6 @@ and the command that reruns it."""
 
 from __future__ import annotations
 
-import json
-import shlex
 from typing import TYPE_CHECKING
 
 from rich.markup import escape
@@ -15,6 +13,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
+from syncdash.store.models import COUNTS
+from syncdash.store.queries import counts_of
 from syncdash.tui import data
 from syncdash.tui import format as fmt
 
@@ -70,11 +70,11 @@ class RunDetailScreen(Screen[None]):
             return
         r, now = d.run, self.app.now()
         took = fmt.seconds(((r.finished_at or now) - r.started_at).total_seconds()) if r.started_at else "-"
-        warnings = json.loads(r.warnings) if r.warnings else []
+        warnings = d.warnings
         lines = [f"[b]run {r.id}[/b] · {escape(r.source)} ({r.kind}) · {r.trigger} · {r.mode}"
                  f"{' · dry run' if r.dry_run else ''} · "
                  f"{fmt.styled(r.status, fmt.STATUS_STYLE.get(r.status, ''))} · {took}",
-                 fmt.counts({k: getattr(r, k) for k in data.COUNTS})]
+                 fmt.counts(counts_of(r))]
         if r.error:
             lines.append(f"[red]error ({r.error_type}):[/] {escape(r.error)}")
         lines += [f"[yellow]warning:[/] {escape(w)}" for w in warnings]
@@ -89,14 +89,13 @@ class RunDetailScreen(Screen[None]):
             secs = ((p.finished_at or now) - p.started_at).total_seconds() if p.started_at else None
             prog = f"{fmt.number(p.done)}/{fmt.number(p.total)} {p.unit}" if p.total is not None else \
                 f"{fmt.number(p.done)} {p.unit}"
-            ph.add_row(escape(p.name), p.status, prog, fmt.seconds(secs), *(str(p.counts[k]) for k in
-                       ("inserted", "updated", "unchanged", "deleted", "failed")))
+            shown = (str(p.counts[k]) for k in COUNTS[:5])  # all but skipped
+            ph.add_row(escape(p.name), p.status, prog, fmt.seconds(secs), *shown)
         ch = self.query_one("#changes", DataTable)
         ch.clear()
-        for c in d.changes:
-            key = ", ".join(map(str, json.loads(c.key)))
-            before = json.loads(c.before) if c.before else {}
-            after = json.loads(c.after) if c.after else {}
+        for c in d.changes_in_order():
+            key = ", ".join(map(str, c.key))
+            before, after = c.before or {}, c.after or {}
             if c.change == "update":
                 for field in after:
                     ch.add_row("update", escape(key), escape(field), escape(repr(before.get(field))),
@@ -105,11 +104,16 @@ class RunDetailScreen(Screen[None]):
                 ch.add_row(c.change, escape(key), "", "", "")
         err = self.query_one("#run-errors", DataTable)
         err.clear()
-        for e in d.errors:
+        for e in d.errors.first:
             err.add_row(escape(e.item or "-"), e.error_type, escape(e.column or "-"), escape(e.message[:160]))
-        counts = ", ".join(f"{n} {k}" for k, n in sorted(d.change_counts.items())) or "none"
-        rerun = f"syncdash run {shlex.quote(r.source)}" + (" --full" if r.mode == "full" and r.trigger != "schedule"
-                                                         else "") + (" --dry-run" if r.dry_run else "")
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(d.change_counts.items()) if n) or "none"
+        listed = sum(len(rows) for rows in d.changes.values())
+        if listed < sum(d.change_counts.values()):
+            counts += f" (the first {listed} listed; all: syncdash show {r.id} --changes N)"
+        if len(d.errors.first) < d.errors.total:
+            counts += (f"\n[b]errors:[/b] the first {len(d.errors.first)} of {d.errors.total} listed "
+                       "(all: errors screen)")
+        rerun = d.rerun.command(self.app.config, with_config_file=False)
         if r.failed:
             rerun += f"   # or only the failed items: syncdash retry {r.id}"
         ck = escape(r.checkpoint[:300]) if r.checkpoint else "none"
@@ -125,8 +129,9 @@ class RunDetailScreen(Screen[None]):
     def action_open(self) -> None:
         """The run's error, or else the first of its errors that saved a screenshot of the page."""
         d = self._detail
-        texts = ([d.run.error] if d.run.error else []) + [e.message for e in d.errors] if d is not None else []
+        texts = ([d.run.error] if d.run.error else []) + [e.message for e in d.errors.first] if d is not None else []
         self.app.open_artifacts(next((t for t in texts if "screenshot " in t), None))
 
     def action_cancel(self) -> None:
         self.app.cancel_run(self.run_id)
+

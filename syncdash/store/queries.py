@@ -1,0 +1,483 @@
+"""The one read model: every question the CLI, the console and the HTTP API ask the store about runs, errors
+and sources, answered by one function each.
+
+The front ends only format what these return; they never query the tables themselves. That is what keeps
+`syncdash show RUN --json`, `GET /v1/runs/{id}` and the console's run detail identical (`run_detail` plus
+`run_detail_json`), and `status`, the console and the API in agreement on a source's last run and health
+(`source_statuses`): a dry run is never a source's last run, it changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from syncdash.store.health import recent_runs, schedule_of, schedule_text, verdict
+from syncdash.store.models import (
+    COUNTS,
+    Change,
+    ItemError,
+    PhaseStatus,
+    Run,
+    RunPhase,
+    RunStatus,
+    SourceState,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from syncdash.config.models import Config, SourceConfig
+    from syncdash.store.db import Store
+
+Json = dict[str, Any]  # a JSON object: values are whatever JSON holds
+CHANGE_KINDS = ("insert", "update", "delete")
+DETAIL_CHANGES = 20  # changes listed per kind in a run's detail (`show --changes N` lists more)
+DETAIL_ERRORS = 20  # item errors listed in a run's detail (the rest: `syncdash errors RUN`, GET /v1/errors)
+HEALTH_RUNS = 10  # finished runs the health verdict looks back on
+NOT_STARTED = (RunStatus.QUEUED, RunStatus.CLAIMED)
+ACTIVE = (RunStatus.CLAIMED, RunStatus.RUNNING)
+
+T = TypeVar("T")
+
+
+# ---- the JSON shapes of single rows (documented in the README; keys are only ever added) ------------------
+
+def iso(ts: datetime | None) -> str | None:
+    return None if ts is None else ts.isoformat(timespec="seconds") + "Z"
+
+
+def counts_of(row: Run | RunPhase) -> dict[str, int]:
+    return {k: int(getattr(row, k)) for k in COUNTS}
+
+
+def run_json(run: Run) -> Json:
+    """The stable --json shape of a run."""
+    return {
+        "id": run.id, "source": run.source, "kind": run.kind, "trigger": run.trigger, "mode": run.mode,
+        "dry_run": run.dry_run, "status": run.status, "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "duration_s": None if run.started_at is None or run.finished_at is None
+        else round((run.finished_at - run.started_at).total_seconds(), 3),
+        "counts": counts_of(run),
+        "resumes": run.resumes, "parent_run_id": run.parent_run_id, "error": run.error,
+        "error_type": run.error_type, "warnings": json.loads(run.warnings) if run.warnings else [],
+        "http": json.loads(run.http) if run.http else None,
+    }
+
+
+def error_json(e: ItemError) -> Json:
+    """The stable --json shape of an item error."""
+    return {
+        "id": e.id, "run_id": e.run_id, "source": e.source, "phase": e.phase, "item": e.item,
+        "key": json.loads(e.item_key) if e.item_key else None, "file": e.file, "line": e.line,
+        "column": e.column, "error_type": e.error_type, "message": e.message, "retryable": e.retryable,
+        "attempts": e.attempts, "payload": json.loads(e.payload) if e.payload else None,
+        "resolved_at": iso(e.resolved_at), "resolution": e.resolution,
+    }
+
+
+# ---- one run's detail ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PhaseRow:
+    """A phase of a run with its own share of the run's counts."""
+
+    name: str
+    status: str
+    done: int
+    total: int | None
+    unit: str
+    detail: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    counts: dict[str, int]
+
+    def rate(self, now: datetime) -> float | None:
+        """Units per second since the phase started (None until there is something to divide)."""
+        if self.started_at is None or not self.done:
+            return None
+        secs = ((self.finished_at or now) - self.started_at).total_seconds()
+        return self.done / secs if secs > 0 else None
+
+    def eta(self, now: datetime) -> float | None:
+        r = self.rate(now)
+        if r is None or self.total is None or self.status != PhaseStatus.RUNNING:
+            return None
+        return max(0.0, (self.total - self.done) / r)
+
+    def json(self) -> Json:
+        return {"name": self.name, "status": self.status, "done": self.done, "total": self.total, "unit": self.unit,
+                "detail": self.detail, "counts": dict(self.counts), "started_at": iso(self.started_at),
+                "finished_at": iso(self.finished_at)}
+
+
+@dataclass(frozen=True)
+class ChangeRow:
+    """A recorded change: the key, and the changed fields' old and new values (a row for inserts/deletes)."""
+
+    id: int
+    change: str  # insert | update | delete
+    key: list[Any]
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+    def json(self) -> Json:
+        return {"key": self.key, "before": self.before, "after": self.after}
+
+
+@dataclass(frozen=True)
+class ErrorSummary:
+    """A run's item errors (a flow's are its steps'): how many, how many still open, per type, the first few."""
+
+    total: int
+    unresolved: int
+    by_type: dict[str, int]
+    first: list[ItemError]
+
+    def json(self) -> Json:
+        return {"total": self.total, "unresolved": self.unresolved, "by_type": dict(self.by_type),
+                "first": [error_json(e) for e in self.first]}
+
+
+@dataclass(frozen=True)
+class RerunHint:
+    """What the command that repeats a run depends on; the command text needs the config (`rerun_command`)."""
+
+    source: str
+    mode: str
+    dry_run: bool
+    retry_of: int | None  # a retry run repeats as `syncdash retry PARENT`
+
+    def command(self, config: Config | None, *, with_config_file: bool = True) -> str:
+        config_opt = f" --config {config.file}" if with_config_file and config is not None and config.file else ""
+        if self.retry_of is not None:
+            return f"syncdash{config_opt} retry {self.retry_of}"
+        # --full only changes anything for an incremental source; a full source runs full anyway
+        src = config.source(self.source) if config is not None else None
+        full = self.mode == "full" and src is not None and src.mode == "incremental"
+        return f"syncdash{config_opt} run {self.source}" + (" --full" if full else "") + (
+            " --dry-run" if self.dry_run else "")
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    """Everything known about one run, as `show`, GET /v1/runs/{id} and the console's run detail present it."""
+
+    run: Run
+    phases: list[PhaseRow]
+    checkpoint: Any  # the parsed JSON checkpoint (its shape is the source kind's), or None
+    errors: ErrorSummary
+    changes: dict[str, list[ChangeRow]]  # per kind, the first `changes_limit` recorded
+    change_counts: dict[str, int]  # per kind, how many were recorded
+    steps: list[Run] = field(default_factory=list)  # a flow's step runs: their errors and changes are the flow's
+
+    @property
+    def rerun(self) -> RerunHint:
+        r = self.run
+        return RerunHint(r.source, r.mode, r.dry_run, r.parent_run_id if r.mode == "retry" else None)
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(json.loads(self.run.warnings)) if self.run.warnings else []
+
+    def changes_in_order(self) -> list[ChangeRow]:
+        """The listed changes of every kind in the order they were recorded."""
+        return sorted((c for rows in self.changes.values() for c in rows), key=lambda c: c.id)
+
+
+def phases_of(s: Session, run_ids: Sequence[int]) -> dict[int, list[PhaseRow]]:
+    out: dict[int, list[PhaseRow]] = {}
+    if not run_ids:
+        return out
+    for ph in s.exec(select(RunPhase).where(col(RunPhase.run_id).in_(run_ids))
+                     .order_by(col(RunPhase.run_id), col(RunPhase.seq))):
+        out.setdefault(ph.run_id, []).append(PhaseRow(
+            ph.name, ph.status, ph.done, ph.total, ph.unit, ph.detail, ph.started_at, ph.finished_at, counts_of(ph)))
+    return out
+
+
+def _loads(text: str | None) -> Any:
+    return json.loads(text) if text else None
+
+
+def run_detail(store: Store, run_id: int, *, changes_limit: int = DETAIL_CHANGES,
+               errors_limit: int = DETAIL_ERRORS) -> RunDetail | None:
+    """One run with its phases, checkpoint, errors and changes (a flow run's include its steps'), or None."""
+    with store.session() as s:
+        run = s.get(Run, run_id)
+        if run is None:
+            return None
+        steps = list(s.exec(select(Run).where(Run.flow_run_id == run_id).order_by(col(Run.id))))
+        ids = [run_id, *(st.id for st in steps if st.id is not None)]
+        in_run = col(ItemError.run_id).in_(ids)
+        by_type = {str(t): int(n) for t, n in s.exec(select(ItemError.error_type, func.count()).where(in_run)
+                                                        .group_by(col(ItemError.error_type)))}
+        unresolved = s.exec(select(func.count()).select_from(ItemError).where(
+            in_run, col(ItemError.resolved_at).is_(None))).one()
+        first = list(s.exec(select(ItemError).where(in_run).order_by(col(ItemError.id)).limit(errors_limit)))
+        recorded = {str(k): int(n) for k, n in s.exec(select(Change.change, func.count())
+                                                       .where(col(Change.run_id).in_(ids)).group_by(col(Change.change)))}
+        changes = {kind: [ChangeRow(c.id or 0, c.change, json.loads(c.key), _loads(c.before), _loads(c.after))
+                          for c in s.exec(select(Change).where(col(Change.run_id).in_(ids), Change.change == kind)
+                                          .order_by(col(Change.id)).limit(changes_limit))]
+                   for kind in CHANGE_KINDS}
+        phases = phases_of(s, [run_id]).get(run_id, [])
+    return RunDetail(run, phases, _loads(run.checkpoint),
+                     ErrorSummary(sum(by_type.values()), int(unresolved), by_type, first), changes,
+                     {kind: recorded.get(kind, 0) for kind in CHANGE_KINDS}, steps)
+
+
+def run_detail_json(detail: RunDetail, config: Config | None) -> Json:
+    """The one JSON shape of a run's detail: `show RUN --json` prints it and GET /v1/runs/{id} serves it.
+
+    `errors` is the summary ({total, unresolved, by_type, first}) and `changes` the recorded count per kind, as
+    the API has always served them; `change_rows` lists the first recorded changes of each kind (key,
+    before, after); `error_count` and `changes_recorded` repeat the totals under the names `show` used."""
+    r = detail.run
+    return {
+        **run_json(r),
+        "queued_at": iso(r.queued_at), "attempt": r.attempt, "flow_run_id": r.flow_run_id,
+        "phases": [p.json() for p in detail.phases],
+        "checkpoint": detail.checkpoint,
+        "errors": detail.errors.json(),
+        "error_count": detail.errors.total,
+        "changes": dict(detail.change_counts),
+        "changes_recorded": dict(detail.change_counts),
+        "change_rows": {kind: [c.json() for c in rows] for kind, rows in detail.changes.items()},
+        "steps": [run_json(st) for st in detail.steps],
+        "rerun": detail.rerun.command(config),
+    }
+
+
+# ---- lists: runs and errors ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """Newest first. `next_cursor` (the last id shown) fetches the next page: ids only grow, so a page never
+    shifts when new rows arrive. `total` is counted only when asked for."""
+
+    items: list[T]
+    next_cursor: str | None = None
+    total: int | None = None
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    source: str | None = None
+    status: str | None = None
+    trigger: str | None = None
+    text: str | None = None  # in the source name, status or error
+    started_only: bool = False  # leave out queued and claimed runs
+
+    def conditions(self) -> list[Any]:
+        conds: list[Any] = []
+        if self.source:
+            conds.append(Run.source == self.source)
+        if self.status:
+            conds.append(Run.status == self.status)
+        if self.trigger:
+            conds.append(Run.trigger == self.trigger)
+        if self.text:
+            like = f"%{self.text}%"
+            conds.append(col(Run.source).like(like) | col(Run.error).like(like) | col(Run.status).like(like))
+        if self.started_only:
+            conds.append(col(Run.status).notin_(NOT_STARTED))
+        return conds
+
+
+def runs_page(store: Store, where: RunFilter | None = None, *, limit: int = 50, cursor: int | None = None,
+              offset: int = 0, with_total: bool = False) -> Page[Run]:
+    """One page of the run history, newest first (never loads them all)."""
+    conds = (where or RunFilter()).conditions()
+    if cursor is not None:
+        conds.append(col(Run.id) < cursor)
+    with store.session() as s:
+        items = list(s.exec(select(Run).where(*conds).order_by(col(Run.id).desc()).offset(offset).limit(limit + 1)))
+        total = int(s.exec(select(func.count()).select_from(Run).where(*conds)).one()) if with_total else None
+    more = len(items) > limit
+    items = items[:limit]
+    return Page(items, str(items[-1].id) if more and items else None, total)
+
+
+@dataclass(frozen=True)
+class ErrorFilter:
+    source: str | None = None
+    error_type: str | None = None
+    resolved: bool | None = None  # None: both
+    run_id: int | None = None  # a run's errors; a flow run's are its steps'
+
+
+def errors_page(store: Store, where: ErrorFilter | None = None, *, limit: int = 50, cursor: int | None = None,
+                newest_first: bool = True) -> Page[ItemError]:
+    """One page of item errors. `cursor` pages in the direction of `newest_first`."""
+    f = where or ErrorFilter()
+    conds: list[Any] = []
+    with store.session() as s:
+        if f.run_id is not None:
+            steps = s.exec(select(Run.id).where(Run.flow_run_id == f.run_id)).all()
+            conds.append(col(ItemError.run_id).in_([f.run_id, *steps]))
+        if f.source:
+            conds.append(ItemError.source == f.source)
+        if f.error_type:
+            conds.append(ItemError.error_type == f.error_type)
+        if f.resolved is not None:
+            resolved = col(ItemError.resolved_at)
+            conds.append(resolved.is_not(None) if f.resolved else resolved.is_(None))
+        if cursor is not None:
+            conds.append(col(ItemError.id) < cursor if newest_first else col(ItemError.id) > cursor)
+        order = col(ItemError.id).desc() if newest_first else col(ItemError.id)
+        items = list(s.exec(select(ItemError).where(*conds).order_by(order).limit(limit + 1)))
+    more = len(items) > limit
+    items = items[:limit]
+    return Page(items, str(items[-1].id) if more and items else None)
+
+
+def unresolved_errors(store: Store, limit: int = 500) -> list[ItemError]:
+    """Unresolved item errors grouped by source then type, newest first within a group."""
+    with store.session() as s:
+        return list(s.exec(select(ItemError).where(col(ItemError.resolved_at).is_(None))
+                           .order_by(col(ItemError.source), col(ItemError.error_type), col(ItemError.id).desc())
+                           .limit(limit)))
+
+
+def unresolved_count(store: Store) -> int:
+    with store.session() as s:
+        return int(s.exec(select(func.count()).select_from(ItemError)
+                          .where(col(ItemError.resolved_at).is_(None))).one())
+
+
+def retryable_open_errors(store: Store, run_ids: Sequence[int], error_ids: Sequence[int] | None = None) -> int:
+    """How many unresolved, retryable item errors these runs have (only `error_ids` of them, when given)."""
+    with store.session() as s:
+        qy = select(func.count()).select_from(ItemError).where(
+            col(ItemError.run_id).in_(run_ids), col(ItemError.resolved_at).is_(None),
+            col(ItemError.retryable).is_(True))
+        if error_ids:
+            qy = qy.where(col(ItemError.id).in_(error_ids))
+        return int(s.exec(qy).one())
+
+
+def retry_outcome(store: Store, run_ids: Sequence[int]) -> dict[str, int]:
+    """The retryable item errors of these runs per resolution (`unresolved` for those still open)."""
+    with store.session() as s:
+        rows = s.exec(select(ItemError.resolution, func.count()).where(
+            col(ItemError.run_id).in_(run_ids), col(ItemError.retryable).is_(True))
+            .group_by(col(ItemError.resolution))).all()
+    return {str(k or "unresolved"): int(v) for k, v in rows}
+
+
+def flow_steps(store: Store, run_id: int) -> list[Run]:
+    with store.session() as s:
+        return list(s.exec(select(Run).where(Run.flow_run_id == run_id).order_by(col(Run.id))))
+
+
+@dataclass(frozen=True)
+class ActiveRun:
+    """A claimed or running run and its phases (the dashboard's run cards)."""
+
+    run: Run
+    phases: list[PhaseRow]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return counts_of(self.run)
+
+
+def active_runs(store: Store) -> list[ActiveRun]:
+    with store.session() as s:
+        runs = list(s.exec(select(Run).where(col(Run.status).in_(ACTIVE)).order_by(col(Run.id))))
+        phases = phases_of(s, [r.id for r in runs if r.id is not None])
+    return [ActiveRun(r, phases.get(r.id or 0, [])) for r in runs]
+
+
+def running_run(store: Store, source: str) -> Run | None:
+    """The source's oldest claimed or running run."""
+    with store.session() as s:
+        return s.exec(select(Run).where(Run.source == source, col(Run.status).in_(ACTIVE))
+                      .order_by(col(Run.id))).first()
+
+
+# ---- sources: last run and health ---------------------------------------------------------------------------
+
+def latest_runs(store: Store) -> dict[str, Run]:
+    """Each source's last run: its newest real run that has started (running or finished). A dry run is never
+    a last run (it changes nothing), nor is one still waiting in the queue."""
+    with store.session() as s:
+        ids = s.exec(select(func.max(Run.id)).where(col(Run.dry_run).is_(False), col(Run.status).notin_(NOT_STARTED))
+                     .group_by(col(Run.source))).all()
+        return {r.source: r for r in s.exec(select(Run).where(col(Run.id).in_([i for i in ids if i])))}
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """One source as `status`, the console's dashboard and GET /v1/sources show it."""
+
+    config: SourceConfig
+    state: SourceState | None
+    last_run: Run | None
+    health: str  # running | paused | failing | overdue | healthy | never run
+    schedule: str | None
+    timezone: str | None
+    schedule_override: bool
+    next_fire: datetime | None  # None when paused, disabled or unscheduled
+    running_run: int | None
+
+    @property
+    def status(self) -> str:
+        if self.running_run is not None:
+            return RunStatus.RUNNING
+        return self.last_run.status if self.last_run is not None else "never run"
+
+    def json(self, now: datetime) -> Json:
+        """The row `status --json` prints and the API's source state is built from."""
+        st, run = self.state, self.last_run
+        return {
+            "source": self.config.name, "kind": self.config.kind,
+            "table": ", ".join(t for t, _ in self.config.target_tables()),
+            "status": self.status, "health": self.health,
+            "schedule": self.schedule, "schedule_override": self.schedule_override, "enabled": self.config.enabled,
+            "last_run": run.id if run else None,
+            "last_run_status": run.status if run else None,
+            "last_run_at": iso(run.started_at) if run else None,
+            "last_success_at": iso(st.last_success_at) if st else None,
+            "last_success_age_s": round((now - st.last_success_at).total_seconds()) if st and st.last_success_at
+            else None,
+            "running_run": self.running_run,
+            "paused": bool(st.paused) if st else False,
+            "next_run": iso(self.next_fire),
+        }
+
+
+def source_statuses(store: Store, config: Config, now: datetime | None = None) -> list[SourceStatus]:
+    """Per configured source, in config order: last run, health verdict, schedule and next fire."""
+    now = now or utcnow()
+    latest = latest_runs(store)
+    states = store.source_states()
+    out = []
+    for src in config.source_list:
+        st = states.get(src.name)
+        override = st.schedule_override if st else None
+        try:
+            sched = schedule_of(src, override)
+        except Exception:  # a stored override the parser no longer accepts: shown, never fired
+            sched = None
+        text, tz, overridden = schedule_text(src, override)
+        nxt = None
+        if sched is not None and src.enabled and not (st and st.paused):
+            nxt = sched.next_fire(now.replace(tzinfo=UTC)).replace(tzinfo=None)
+        out.append(SourceStatus(
+            src, st, latest.get(src.name), verdict(src, st, recent_runs(store, src.name, HEALTH_RUNS), sched, now),
+            text, tz, overridden, nxt, st.lock_run_id if st is not None else None))
+    return out
+
+
+def source_rows(store: Store, config: Config, now: datetime | None = None) -> list[Json]:
+    """`status --json`: one row per source."""
+    now = now or utcnow()
+    return [s.json(now) for s in source_statuses(store, config, now)]
