@@ -20,8 +20,7 @@ from prometheus_client.registry import Collector
 
 from syncdash.store import queue
 from syncdash.store.db import Store
-from syncdash.store.models import FINAL_STATUSES
-from syncdash.store.shapes import COUNTS
+from syncdash.store.models import COUNTS, FINAL_STATUSES
 
 BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
 BREAKER_STATES = ("closed", "open", "half_open")

@@ -26,7 +26,6 @@ from sqlmodel import Session, col, select
 from syncdash.engine.lifecycle import RunLifecycle
 from syncdash.engine.options import PROGRESS_INTERVAL
 from syncdash.engine.pushrows import PushRows, Record
-from syncdash.engine.retry import RETRIED
 from syncdash.errors import DeleteGuardTripped, FetchError
 from syncdash.kinds.contract import Source, Stream
 from syncdash.kinds.push.config import PushConfig
@@ -355,7 +354,7 @@ class PushExecutor:
             if e.item_key in self._done_keys:
                 e.resolution = Resolution.FIXED
             elif e.item_key in self._retry_failed_keys:
-                e.resolution = RETRIED
+                e.resolution = Resolution.RETRIED
             else:
                 e.resolution = Resolution.GONE
             e.resolved_at = now

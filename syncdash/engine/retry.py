@@ -16,8 +16,6 @@ from syncdash.store.db import Store
 from syncdash.store.models import ItemError, Resolution
 
 Location = tuple[str | None, int | None]
-# failed again on retry; the store's Resolution declares fixed/gone/manual, and this value is stored as before
-RETRIED = "retried"
 
 
 class PullRetry:
@@ -51,7 +49,7 @@ class PullRetry:
             if loc in self.loaded:
                 e.resolution = Resolution.FIXED
             elif loc in self.failed:
-                e.resolution = RETRIED
+                e.resolution = Resolution.RETRIED
             else:
                 e.resolution = Resolution.GONE
             e.resolved_at = now

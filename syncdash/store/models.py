@@ -43,6 +43,7 @@ class Resolution(StrEnum):
 
     FIXED = "fixed"  # a later run loaded the item
     GONE = "gone"  # the item is no longer in the source
+    RETRIED = "retried"  # a retry run failed on it again: the retry's new error carries it on
     MANUAL = "manual"
 
 
