@@ -116,11 +116,16 @@ class Store:
         try:
             if self.schema_version() == HEAD:
                 return
-            from syncdash.store.migrations.upgrade import upgrade_store  # Alembic: only when there is work
+            from syncdash.store.migrations import fresh
 
             with self.engine.begin() as c:
                 if not self.is_sqlite:
                     c.exec_driver_sql("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+                if fresh.is_empty(c):  # a new store: the head schema at once (re-checked under the lock)
+                    fresh.create_head(c)
+                    return
+                from syncdash.store.migrations.upgrade import upgrade_store  # Alembic: only for real upgrades
+
                 upgrade_store(c)
         except (OperationalError, DBAPIError) as e:
             raise StoreError(f"cannot open the store {mask_url(self.url)}: {e.orig}") from None

@@ -361,6 +361,41 @@ def test_a_new_store_gets_the_head_revision_and_opening_again_is_a_no_op(empty: 
     assert empty.query(f"SELECT version_num FROM {VERSION_TABLE}") == [(HEAD,)]
 
 
+def test_a_new_store_made_from_the_models_equals_one_made_by_every_revision(empty: OldStore,
+                                                                          project: Project) -> None:
+    """A new store skips Alembic (the head schema from the models, stamped HEAD); replaying every revision on an
+    empty database must give the same tables, columns, keys and indexes. A model changed without a revision fails
+    here. On SQLite the DDL text is compared with BIGINT read as INTEGER: 0002 widens syncdash_pushed.hash on
+    PostgreSQL only, since SQLite's INTEGER already holds 64 bits."""
+    Store(empty.url)
+    made = schema(empty)
+    assert empty.query(f"SELECT version_num FROM {VERSION_TABLE}") == [(HEAD,)]
+
+    def normalized(shape: set[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+        return {tuple(str(v).replace("BIGINT", "INTEGER") if isinstance(v, str) else v for v in row)
+                for row in shape}
+
+    if empty.dialect == "sqlite":
+        other = project.root / "replayed.db"
+        engine = bare_engine(f"sqlite:///{other}")
+        with engine.begin() as c:
+            upgrade_store(c)
+        engine.dispose()
+        replayed = OldStore("sqlite", f"sqlite:///{other}", {}, sqlite_query(other))
+        assert normalized(schema(replayed)) == normalized(made)
+        assert any("BIGINT" in str(row) for row in made), "the models declare syncdash_pushed.hash BIGINT"
+        return
+    db = server_db("postgresql")
+    try:
+        engine = bare_engine(db.url)
+        with engine.begin() as c:
+            upgrade_store(c)
+        engine.dispose()
+        assert schema(OldStore("postgresql", db.url, {}, db.query, db)) == made
+    finally:
+        db.drop()
+
+
 def test_revision_0001_makes_what_the_last_release_made(empty: OldStore, project: Project) -> None:
     """0001 is frozen: a store it creates has the same tables, columns, keys and indexes as one the last release
     created (the fixture), down to the DDL text on SQLite."""
