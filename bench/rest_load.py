@@ -1,7 +1,7 @@
 """REST load benchmark: `syncdash run` of a paged REST source against plain httpx loops and dlt, in the same run.
 
 Starts `python -m syncdash_demo.sampleapi` (100,000 players, pages of 1,000, 20 ms latency per page, a remote API
-as /work/shared/PERFORMANCE.md recommends) in its own process, warms its page cache, then times whole
+as ../shared/PERFORMANCE.md recommends) in its own process, warms its page cache, then times whole
 processes (median of --repeat runs, interleaved so machine noise hits every method alike):
 
   sequential   baseline: one httpx.Client, one GET per page, JSON parsed; a subprocess like the others
