@@ -65,6 +65,16 @@ class Executor(Protocol):
         """A retry run that finished: mark the item errors it retried fixed, retried or gone."""
 
 
+def phase_specs(streams: Sequence[Stream], names: Callable[[Stream], tuple[str, str]]) -> list[tuple[str, str]]:
+    """(name, unit) of a stream executor's phases: its work phase in the stream's unit, then its closing phase
+    in rows, per stream (pull: load/finalize; push: push/deletes)."""
+    out: list[tuple[str, str]] = []
+    for st in streams:
+        work, closing = names(st)
+        out += [(work, st.unit), (closing, "rows")]
+    return out
+
+
 class RunLifecycle:
     """One run's row, lease, phases, counts and finish; see the module docstring."""
 

@@ -19,7 +19,7 @@ from syncdash.common.dialect import database_errors
 from syncdash.engine import readahead
 from syncdash.engine.batch import BatchWriter
 from syncdash.engine.finalize import finalize
-from syncdash.engine.lifecycle import RunLifecycle
+from syncdash.engine.lifecycle import RunLifecycle, phase_specs
 from syncdash.engine.retry import PullRetry
 from syncdash.errors import CheckpointInvalid, SourceError
 from syncdash.kinds.contract import Batch, RunContext, Source, Stream
@@ -47,11 +47,7 @@ class PullExecutor:
 
     def phase_specs(self) -> list[tuple[str, str]]:
         """A load and a finalize phase per stream."""
-        out = []
-        for st in self.streams:
-            load, fin = self.phase_names(st)
-            out += [(load, st.unit), (fin, "rows")]
-        return out
+        return phase_specs(self.streams, self.phase_names)
 
     def resolve_retried(self, s: Session, run_id: int, now: datetime) -> None:
         if self.retry is not None:

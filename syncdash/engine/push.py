@@ -23,14 +23,15 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from syncdash.engine.lifecycle import RunLifecycle
+from syncdash.engine.lifecycle import RunLifecycle, phase_specs
 from syncdash.engine.options import PROGRESS_INTERVAL
 from syncdash.engine.pushrows import PushRows, Record
+from syncdash.engine.retry import resolve_error
 from syncdash.errors import DeleteGuardTripped, FetchError
 from syncdash.kinds.contract import Source, Stream
 from syncdash.kinds.push.config import PushConfig
 from syncdash.store.db import dumps, format_ts
-from syncdash.store.models import COUNTS, ItemError, Pushed, Resolution, RunPhase, utcnow
+from syncdash.store.models import COUNTS, ItemError, Pushed, RunPhase, utcnow
 
 REJECTED = frozenset({400, 404, 409, 410, 412, 415, 422})  # the record is wrong, not the request or the server
 GONE = frozenset({404, 410})  # a delete of something the server no longer has: done
@@ -63,11 +64,7 @@ class PushExecutor:
 
     def phase_specs(self) -> list[tuple[str, str]]:
         """A push and a deletes phase per stream (tenant)."""
-        out = []
-        for st in self.streams:
-            load, fin = self.phase_names(st)
-            out += [(load, st.unit), (fin, "rows")]
-        return out
+        return phase_specs(self.streams, self.phase_names)
 
     # ---- the run ---------------------------------------------------------------------------------
 
@@ -348,18 +345,8 @@ class PushExecutor:
     def resolve_retried(self, s: Session, run_id: int, now: datetime) -> None:
         """A retry run's errors: fixed (accepted now), retried (rejected again) or gone (no such row now)."""
         for err in self._retry_errors:
-            e = s.get(ItemError, err.id)
-            if e is None:
-                continue
-            if e.item_key in self._done_keys:
-                e.resolution = Resolution.FIXED
-            elif e.item_key in self._retry_failed_keys:
-                e.resolution = Resolution.RETRIED
-            else:
-                e.resolution = Resolution.GONE
-            e.resolved_at = now
-            e.resolved_by_run = run_id
-            s.add(e)
+            resolve_error(s, err, loaded=err.item_key in self._done_keys,
+                          failed=err.item_key in self._retry_failed_keys, run_id=run_id, now=now)
         failed = {e.item_key: e.attempts for e in self._retry_errors}
         for new in s.exec(select(ItemError).where(ItemError.run_id == run_id)):
             if new.item_key in failed:

@@ -18,6 +18,18 @@ from syncdash.store.models import ItemError, Resolution
 Location = tuple[str | None, int | None]
 
 
+def resolve_error(s: Session, err: ItemError, *, loaded: bool, failed: bool, run_id: int, now: datetime) -> None:
+    """Close one retried error: fixed (its item loaded now), retried (it failed again: the retry run's new error
+    carries it on) or gone (the input no longer has it). Pull and push retries both decide this way."""
+    e = s.get(ItemError, err.id)
+    if e is None:
+        return
+    e.resolution = Resolution.FIXED if loaded else Resolution.RETRIED if failed else Resolution.GONE
+    e.resolved_at = now
+    e.resolved_by_run = run_id
+    s.add(e)
+
+
 class PullRetry:
     """The retried errors of one retry run and what became of them."""
 
@@ -43,18 +55,7 @@ class PullRetry:
 
     def resolve(self, s: Session, run_id: int, now: datetime) -> None:
         for loc, err in self.targets.items():
-            e = s.get(ItemError, err.id)
-            if e is None:
-                continue
-            if loc in self.loaded:
-                e.resolution = Resolution.FIXED
-            elif loc in self.failed:
-                e.resolution = Resolution.RETRIED
-            else:
-                e.resolution = Resolution.GONE
-            e.resolved_at = now
-            e.resolved_by_run = run_id
-            s.add(e)
+            resolve_error(s, err, loaded=loc in self.loaded, failed=loc in self.failed, run_id=run_id, now=now)
         if self.failed:
             # carry the attempt count forward onto the new errors of this retry run
             for new in s.exec(select(ItemError).where(ItemError.run_id == run_id)):
