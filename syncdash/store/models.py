@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import NaiveDatetime
-from sqlalchemy import BigInteger
+from sqlalchemy import BigInteger, false
 from sqlmodel import Field, SQLModel
 
 
@@ -104,6 +104,8 @@ class Run(SQLModel, table=True):
     warnings: str | None = None  # JSON list
     http: str | None = None  # JSON {"requests": n, "waits": [{url, reason, seconds}]}: REST sources only
     applied_seq: int = 0  # the last batch journal entry (target in another database) applied here
+    notified_at: NaiveDatetime | None = None  # its events were delivered (by whichever process got there first)
+    followed_up_at: NaiveDatetime | None = None  # a daemon decided whether a failed run is retried
 
 
 class RunPhase(SQLModel, table=True):
@@ -151,6 +153,11 @@ class ItemError(SQLModel, table=True):
     resolved_at: NaiveDatetime | None = Field(default=None, index=True)
     resolved_by_run: int | None = None
     resolution: str | None = None  # fixed | gone | manual
+    # while open, a later run hitting the same item and error type updates this row (migration 0003)
+    occurrences: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    last_seen_at: NaiveDatetime | None = None
+    last_run_id: int | None = None
+    payload_truncated: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class SourceState(SQLModel, table=True):
@@ -255,3 +262,15 @@ class Pushed(SQLModel, table=True):
     ref: str | None = None  # JSON of the row values the URL templates read (to address a delete)
     run_id: int | None = None
     pushed_at: NaiveDatetime = Field(default_factory=utcnow)
+
+
+class RateBucket(SQLModel, table=True):
+    """A rate-limited host's token bucket, shared by every worker and daemon of the store (updated atomically)."""
+
+    __tablename__ = "syncdash_rate_buckets"
+
+    key: str = Field(primary_key=True)  # the host (scheme://host:port, no userinfo)
+    tokens: float
+    refilled_at: float  # epoch seconds of the last refill: processes on one machine share the wall clock
+    rate: float  # tokens per second
+    burst: float

@@ -17,7 +17,7 @@ from syncdash.store.migrations import HEAD, VERSION_TABLE
 
 # The store's tables; target tables and any application tables in the same database are not ours.
 STORE_TABLES = (models.Run, models.RunPhase, models.ItemError, models.SourceState, models.Change, models.Command,
-                models.Breaker, models.Daemon, models.StoreMeta, models.Pushed)
+                models.Breaker, models.Daemon, models.StoreMeta, models.Pushed, models.RateBucket)
 
 
 def is_empty(connection: Connection) -> bool:
