@@ -1,6 +1,9 @@
 """The Starlette application of the daemon's HTTP API.
 
 Layers, outermost first:
+- without a token (loopback only), the browser guard: a page the user visits must not drive the daemon, so a
+  request whose Origin is not the API's own or whose Host is not the listen address (DNS rebinding) is a 403
+  on every endpoint, and a POST must say Content-Type: application/json (a plain HTML form cannot) or is a 415;
 - the token check (a plain ASGI middleware, before routing, so an unknown path without a token is a 401 too
   and nothing about the API is told to a caller without a token; constant-time comparison);
 - one async wrapper per endpoint: query and body validation (body capped at 64 KiB while it is read), then the
@@ -30,6 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from syncdash.api import views
 from syncdash.api.metrics import CONTENT_TYPE
 from syncdash.api.schemas import ENDPOINTS, MAX_BODY, ApiError, Endpoint, parse_body, parse_query
+from syncdash.config.models import is_loopback
 from syncdash.errors import StoreError, UsageError
 
 log = logging.getLogger("syncdash.api")
@@ -81,6 +85,76 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         await resp(scope, receive, send)
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def _split_host(value: str) -> tuple[str, int | None]:
+    """"host:port" / "[v6]:port" / "host" -> (host lowercased, port or None); a bad port is port -1."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+    else:
+        host, port = value, ""
+    if not port:
+        return host, None
+    return host, int(port) if port.isdigit() else -1
+
+
+class BrowserGuard:
+    """The API without a token trusts whoever can reach loopback, which includes every web page the user's
+    browser opens: a page can POST to http://127.0.0.1:8787 (a "simple" request needs no CORS preflight), and
+    a hostile DNS name rebound to 127.0.0.1 makes the browser treat the API as that page's own origin.
+
+    So without a token: the Host header must name the listen address (or localhost, when it is loopback) and
+    the port served; an Origin header, when a browser sends one, must be that same address; and a POST must
+    carry Content-Type: application/json, which a form or a simple fetch cannot send without a preflight the
+    API never answers. curl, httpx and the CLI send no Origin and the Host they were given: nothing changes
+    for them. With a token none of this applies: a page cannot know the token."""
+
+    def __init__(self, app: ASGIApp, listen_host: str, redact: Any) -> None:
+        self.app = app
+        self.names = {listen_host.strip("[]").lower()}
+        if is_loopback(listen_host.strip("[]")):
+            self.names |= set(LOOPBACK_NAMES)
+        self.redact = redact
+
+    def _ours(self, value: str, scope: Scope) -> bool:
+        server = scope.get("server") or (None, None)
+        names = self.names | ({str(server[0]).lower()} if server[0] else set())
+        host, port = _split_host(value)
+        served = server[1]
+        return host in names and (port == served or (port is None and served in (None, 80)))
+
+    def refusal(self, scope: Scope) -> Response | None:
+        headers = dict(scope["headers"])
+        host = headers.get(b"host", b"").decode("latin-1")
+        if not self._ours(host, scope):
+            return _json(403, {"error": "refused: the Host header does not name this API's listen address "
+                                        "(without a token the API answers only to its own address)"}, self.redact)
+        origin = headers.get(b"origin")
+        if origin is not None:
+            text = origin.decode("latin-1").strip()
+            scheme, sep, rest = text.partition("://")
+            if not (sep and scheme.lower() == "http" and "/" not in rest and self._ours(rest, scope)):
+                return _json(403, {"error": "refused: a request from another origin (a web page) may not drive "
+                                            "the API; set daemon.http.token to use it from elsewhere"}, self.redact)
+        if scope["method"] == "POST":
+            ctype = headers.get(b"content-type", b"").decode("latin-1").split(";", 1)[0].strip().lower()
+            if ctype != "application/json":
+                return _json(415, {"error": "a POST must be sent with Content-Type: application/json "
+                                            "(curl: -H 'Content-Type: application/json')"}, self.redact)
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (resp := self.refusal(scope)) is not None:
+            await resp(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 async def _read_body(request: Request) -> Any:
@@ -175,4 +249,6 @@ def build_app(api: views.Api) -> Starlette:
         public.add("/metrics")
     app.add_middleware(AuthMiddleware, tokens=Tokens(api.settings.token, api.settings.read_token),
                        public=public, redact=redact)
+    if not api.settings.token:  # loopback without a token (config.models refuses anything else): see BrowserGuard
+        app.add_middleware(BrowserGuard, listen_host=api.settings.host, redact=redact)
     return app

@@ -621,6 +621,7 @@ def cmd_errors(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from syncdash.common.dialect import mask_url
+    from syncdash.common.files import open_private
     from syncdash.targets import open as target_db
     from syncdash.targets.table import q
 
@@ -651,7 +652,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         keep = [i for i, c in enumerate(cols) if c not in ("_hash",)]
         names = [cols[i] for i in keep]
         try:
-            ctx = open(args.output, "w", newline="", encoding="utf-8") if args.output else nullcontext(sys.stdout)  # noqa: SIM115
+            ctx = (open_private(args.output, "w", newline="", encoding="utf-8")  # 0600: the rows of a system
+                   if args.output else nullcontext(sys.stdout))
         except OSError as e:
             raise UsageError(f"cannot write {args.output}: {e.strerror}") from None
         n = 0

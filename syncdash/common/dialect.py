@@ -9,12 +9,14 @@ and MySQL sessions run with ANSI_QUOTES so the quoting holds there too.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from syncdash.common.files import chmod_private
 from syncdash.errors import StoreError, TargetError
 
 if TYPE_CHECKING:  # SQLAlchemy costs ~150 ms to import: `validate` and `schema` never need it
@@ -283,8 +285,23 @@ def setup_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
+        row = cur.execute("PRAGMA database_list").fetchone()
         cur.close()
+        if row and row[2]:
+            _private_sidecars(str(row[2]))
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _private_sidecars(db_file: str) -> None:
+    """A 0600 database keeps its -wal and -shm 0600 too. SQLite already gives them the database file's mode
+    when it creates them; this covers ones left by an older syncdash or made by another tool. A database
+    the user keeps readable by others is the user's choice: its sidecars are left as SQLite made them."""
+    try:
+        if os.stat(db_file).st_mode & 0o077:
+            return
+    except OSError:
+        return
+    chmod_private(db_file + "-wal", db_file + "-shm")

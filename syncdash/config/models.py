@@ -53,7 +53,7 @@ def check_database_url(value: str | None, store: bool = False) -> str | None:
 
 
 def check_identifier(value: str, what: str) -> str:
-    if not isinstance(value, str) or not IDENT_RE.match(value):
+    if not isinstance(value, str) or not IDENT_RE.fullmatch(value):  # fullmatch: `$` would let "name\n" in
         raise ValueError(
             f"{what} {value!r} is not a valid identifier: use letters, digits and _, starting with a "
             "letter, at most 63 characters"
@@ -95,11 +95,17 @@ def named_fields(v: Any, expand: Any) -> Any:
     if not isinstance(v, dict):
         return v
     out: dict[Any, Any] = {}
+    folded: dict[str, str] = {}
     for name, spec in v.items():
         try:
             check_identifier(name, "column name")
         except ValueError as e:
             raise KeyedValueError(str(e), name) from None
+        # PostgreSQL folds unquoted names, MariaDB compares column names without case: Name and name are one
+        other = folded.setdefault(name.lower(), name)
+        if other != name:
+            raise KeyedValueError(f"column names {other!r} and {name!r} differ only in case; databases treat them "
+                                  "as one column: rename one", name)
         out[name] = expand(name, spec)
     return out
 
@@ -213,7 +219,7 @@ class SourceConfig(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not SOURCE_NAME_RE.match(v):
+        if not SOURCE_NAME_RE.fullmatch(v):
             raise ValueError(f"source name {v!r} must match [a-z0-9_-]+")
         return v
 

@@ -49,6 +49,8 @@ class BatchWriter:
         self.target: Any = target_db.open_table(self.db.target, self.cfg.table, columns,
                                                 [self.cfg.fields[c].type for c in columns], self.cfg.primary_key)
         self.changes = ChangeLog(life, self.cfg.max_changes, self.target.columns)
+        # a target whose key columns are bounded (MySQL VARCHAR(255)) says which keys do not fit
+        self.key_too_long = self.target.key_too_long if getattr(self.target, "key_limits", None) else None
         self.batch_no = 0
         self.keyless_errors = 0  # rows that failed before their key was read: they block deletes
         self.fresh = False
@@ -152,6 +154,8 @@ class BatchWriter:
                 pairs = None
             if pairs is not None:
                 unique = {p[0] for p in pairs} if len(pairs[0]) == 2 else {p[:-1] for p in pairs}
+                if self.key_too_long is not None and any(map(self.key_too_long, unique)):
+                    unique = set()  # a key that does not fit its column: the exact path makes it an item error
                 if len(unique) == len(pairs):
                     errors = [self.items.problem(batch, p) for p in batch.problems]
                     records, batch.records = batch.records, []
@@ -159,6 +163,8 @@ class BatchWriter:
         rows, lines, errors = self._map(batch)
         batch.records = []  # the raw records are done with; queued batches should not hold them
         keys = list(map(batch.mapper.key_of, rows))
+        if self.key_too_long is not None:
+            rows, lines, keys = self._drop_long_keys(batch, rows, lines, keys, errors)
         if len(set(keys)) != len(keys):
             rows, lines, keys = self._drop_batch_duplicates(batch, rows, lines, keys, errors)
         return rows, lines, errors, keys, None
@@ -193,6 +199,22 @@ class BatchWriter:
         msg = "; ".join(f"{p.column} (from {p.source}): {p.reason}" for p in problems)
         return self.items.error(batch, line, msg, first.error_type, column=first.source, payload=rec,
                                 key=batch.mapper.try_key(rec))
+
+    def _drop_long_keys(self, batch: Batch, rows: Rows, lines: Sequence[int | None], keys: list[Any],
+                        errors: list[ItemError]) -> tuple[Rows, list[int | None], list[Any]]:
+        """Rows whose key does not fit the target's key column become item errors (without the key: it cannot
+        be stored in the seen set either), instead of failing the batch and the run."""
+        assert self.key_too_long is not None
+        out_r, out_l, out_k = [], [], []
+        for r, ln, k in zip(rows, lines, keys, strict=True):
+            why = self.key_too_long(k)
+            if why is not None:
+                errors.append(self.items.error(batch, ln, why, "too_large", payload=None, key=None))
+                continue
+            out_r.append(r)
+            out_l.append(ln)
+            out_k.append(k)
+        return out_r, out_l, out_k
 
     def _drop_batch_duplicates(self, batch: Batch, rows: Rows, lines: Sequence[int | None], keys: list[Any],
                                errors: list[ItemError]) -> tuple[Rows, list[int | None], list[Any]]:

@@ -139,15 +139,21 @@ def verify(body: bytes, secret: str, timestamp: str | int, signature: str, *,
            tolerance: float = SIGNATURE_TOLERANCE, now: float | None = None) -> bool:
     """A receiver's check: the X-Syncdash-Signature header matches and the timestamp is recent.
 
-    `signature` is the header value (`sha256=<hex>`, the bare hex is accepted too).
+    `signature` is the header value (`sha256=<hex>`, the bare hex is accepted too). Whatever a sender put in
+    the headers (non-ASCII, bytes, None, an infinite timestamp), the answer is False, never an exception: a
+    receiver calls this on untrusted input.
     """
     try:
         ts = int(timestamp)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return False
     if abs((time.time() if now is None else now) - ts) > tolerance:
         return False
-    given = signature.removeprefix("sha256=")
+    if not isinstance(signature, str):
+        return False
+    given = signature.strip().removeprefix("sha256=")
+    if not given.isascii():  # compare_digest raises TypeError on non-ASCII str
+        return False
     return hmac.compare_digest(given, sign(body, secret, ts))
 
 

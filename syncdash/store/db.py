@@ -37,6 +37,7 @@ from syncdash.common.dialect import (
     sqlite_path,
     to_format_style,
 )
+from syncdash.common.files import private_dir, touch_private
 from syncdash.errors import AlreadyRunning, StoreError
 from syncdash.store import models
 from syncdash.store.migrations import HEAD, VERSION_TABLE
@@ -78,10 +79,14 @@ class Store:
         self.is_sqlite = self.dialect == SQLITE
         path = sqlite_path(self.url)
         if path is not None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
+            try:  # owner-only (0700 folders it creates, a 0600 file; SQLite gives WAL/SHM the file's mode)
+                private_dir(path.parent)
             except OSError as e:
                 raise StoreError(f"cannot create the store directory {path.parent}: {e}") from None
+            try:
+                touch_private(path)
+            except OSError as e:
+                raise StoreError(f"cannot create the store {path}: {e}") from None
         self.path = path
         connect_args: dict[str, Any] = {}
         if self.is_sqlite:

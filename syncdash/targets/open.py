@@ -23,6 +23,7 @@ from syncdash.common.dialect import (
     setup_sqlite,
     sqlite_path,
 )
+from syncdash.common.files import touch_private
 from syncdash.errors import TargetError
 from syncdash.targets.table import q  # noqa: F401  (re-exported: quoting for callers holding a Conn)
 
@@ -51,8 +52,11 @@ def _engine(url: str) -> Engine:
             require_driver(url, "target")
             if dialect_of(url) == SQLITE:
                 path = sqlite_path(url)
-                if path is not None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
+                if path is not None:  # a database syncdash creates is owner-only, like the store
+                    try:
+                        touch_private(path)
+                    except OSError as e:
+                        raise TargetError(f"cannot create the target database {path}: {e}") from None
                 eng = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000,
                                                        "check_same_thread": False})
                 setup_sqlite(eng)

@@ -110,6 +110,22 @@ class ServerTargetTable:
                             f"_run_id=?, _deleted_at=NULL WHERE {where}")
         self._json_cols = [i for i, t in enumerate(types) if t == "json"]
         self._date_cols = [i for i, t in enumerate(types) if t == "date"]
+        # MySQL/MariaDB key columns of text are VARCHAR(255) (an index needs a bounded length): a longer key
+        # would fail the whole batch, so the engine makes it an item error (key_too_long)
+        self.key_limits = {pos: 255 for pos, i in enumerate(self.key_index)
+                           if self.dialect == MYSQL and types[i] in ("str", "json")}
+
+    def key_too_long(self, key: Any) -> str | None:
+        """Why this key does not fit its key column, or None (always None on PostgreSQL)."""
+        if not self.key_limits:
+            return None
+        parts = (key,) if self.single_key else key
+        for pos, limit in self.key_limits.items():
+            v = parts[pos]
+            if isinstance(v, str) and len(v) > limit:
+                return (f"key {self.pk[pos]} is {len(v)} characters; the key column of {self.table} on "
+                        f"MySQL/MariaDB holds at most {limit}")
+        return None
 
     def _mark(self, ftype: str) -> str:
         # converters give booleans as 0/1; PostgreSQL will not assign an integer to a boolean column unasked

@@ -15,9 +15,9 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, WithJsonSchema, field_validator, model_validator
 
 from syncdash.config.models import KeyedValueError, SourceConfig, Strict
 from syncdash.errors import SchemaMismatch, SourceUnavailable
@@ -51,10 +51,30 @@ class CsvOptions(Strict):
         return "\t" if v in ("\\t", "tab") else v
 
 
+MAX_FIELD = 10 * 1024 * 1024  # bytes of one CSV value; a bigger one is an item error, not a row
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.I)
+_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+PAYLOAD_HEAD = 1024  # characters of an oversized value kept in its item error: enough to find the row
+
+
 class CsvSourceConfig(SourceConfig):
     kind: Literal["csv"]
     path: str = Field(description="File or glob, relative to the config file")
     csv: CsvOptions = Field(default_factory=CsvOptions)
+    max_field: Annotated[int, WithJsonSchema({"anyOf": [{"type": "string", "description": "e.g. 10MB"},
+                                                        {"type": "integer"}]})] = Field(
+        default=MAX_FIELD, ge=1, description="Largest value of one CSV field (e.g. 10MB, 512KB, or bytes); a row "
+                                             "with a bigger one is an item error naming its file and line")
+
+    @field_validator("max_field", mode="before")
+    @classmethod
+    def _max_field(cls, v: Any) -> Any:
+        if not isinstance(v, str):
+            return v
+        m = _SIZE.match(v)
+        if m is None:
+            raise ValueError(f"{v!r} is not a size: use e.g. 10MB, 512KB, 1MiB or a number of bytes")
+        return int(float(m.group(1)) * _UNITS[(m.group(2) or "b").lower()])
 
     _base_dir: Path | None = None
 
@@ -230,6 +250,10 @@ class CsvSource(Source, Stream):
                         break
                 prev = reader.line_num
             buf = stream.buffer
+            limit = self.config.max_field
+            # a batch can hold a value over the limit only if that many bytes were read for it (the readers
+            # buffer ahead of the parser: 64 KiB of slack covers them); others skip the per-value check
+            read_to = buf.tell() - 65536
             while True:
                 records = list(islice(reader, bs))
                 if not records:
@@ -244,6 +268,9 @@ class CsvSource(Source, Stream):
                 problems: list[RecordProblem] = []
                 skipped = 0
                 odd = (ncols is not None and lens != {ncols}) or 0 in lens or not clean
+                if buf.tell() - read_to > limit:
+                    odd = odd or any(_oversized(r, limit, o.encoding) is not None for r in records)
+                read_to = buf.tell() - 65536
                 if stop_at is not None and prev > stop_at:
                     keep = sum(1 for ln in lines if ln <= stop_at)  # replay ends mid-batch
                     records, lines, odd = records[:keep], list(lines)[:keep], True
@@ -280,6 +307,8 @@ class CsvSource(Source, Stream):
                 continue
             if not rec:
                 skipped += 1
+            elif (big := _oversized(rec, self.config.max_field, enc)) is not None:
+                problems.append(self._too_large(rec, big, ln, fname, header, mapper))
             elif ncols is not None and len(rec) != ncols:
                 problems.append(RecordProblem(
                     f"row has {len(rec)} columns, header has {ncols}", "ragged", line=ln, file=fname,
@@ -295,6 +324,21 @@ class CsvSource(Source, Stream):
                 good.append(rec)
                 good_lines.append(ln)
         return good, good_lines, problems, skipped
+
+    def _too_large(self, rec: list[str], col: int, ln: int, fname: str, header: list[str] | None,
+                   mapper: Mapper) -> RecordProblem:
+        """A value over max_field: the row is an item error whose payload keeps only the head of each big
+        value, so a 100 MB row costs the store a few KB, not 100 MB."""
+        limit, enc = self.config.max_field, self.opts.encoding
+        size = len(rec[col].encode(enc, "surrogateescape"))
+        name = header[col] if header and col < len(header) else f"column {col + 1}"
+        cut = [v if len(v) <= PAYLOAD_HEAD else f"{v[:PAYLOAD_HEAD]}... ({len(v)} characters cut)" for v in rec]
+        key = mapper.try_key(cut)
+        if key is not None and len(repr(key)) > PAYLOAD_HEAD:  # the big value is the key: not worth storing
+            key = None
+        return RecordProblem(
+            f"{fname}:{ln}: field {name} is {size} bytes, over the {limit}-byte limit (max_field)", "too_large",
+            line=ln, file=fname, column=name, payload=cut, key=key, retryable=True)
 
     def _batch(self, records: list[list[str]], lines: Sequence[int], problems: list[RecordProblem], skipped: int,
                mapper: Mapper, fname: str, fi: int, line: int, fileset: list[list[Any]], done: int,
@@ -326,3 +370,13 @@ def _line_numbers(records: list[list[str]], first: int) -> list[int]:
         out.append(ln)
         ln += 1 + sum(v.count("\n") + v.count("\r") - v.count("\r\n") for v in rec)
     return out
+
+
+def _oversized(rec: list[str], limit: int, encoding: str) -> int | None:
+    """The index of the first value over `limit` bytes, or None. A character is at most 4 bytes: values of up
+    to limit/4 characters are never encoded to be measured."""
+    quarter = limit // 4
+    for i, v in enumerate(rec):
+        if len(v) > quarter and (len(v) > limit or len(v.encode(encoding, "surrogateescape")) > limit):
+            return i
+    return None

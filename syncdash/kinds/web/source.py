@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from syncdash.common.files import open_private, private_dir
 from syncdash.common.resilience import HostBreaker, backoff
 from syncdash.errors import CircuitOpen, FetchError, RunCancelled, UsageError
 from syncdash.kinds.contract import Batch, Capabilities, CheckpointInvalid, RecordProblem, RunContext, Source, Stream
@@ -618,9 +619,12 @@ class WebSource(Source, Stream):
         stem = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + hashlib.sha1(url.encode()).hexdigest()[:8]
         png, html = folder / f"{stem}.png", folder / f"{stem}.html"
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=str(png), full_page=True, timeout=10_000)
-            html.write_text(await page.content(), encoding="utf-8")
+            private_dir(folder)  # owner-only: a page may show what only its logged-in user should see
+            shot = await page.screenshot(full_page=True, timeout=10_000)  # bytes: written here, 0600
+            with open_private(png, "wb") as fb:
+                fb.write(shot)
+            with open_private(html, "w", encoding="utf-8") as fh:
+                fh.write(await page.content())
         except Exception:  # evidence is best effort: the error itself must still be reported
             return
         old = self._snapshots.get(url)
