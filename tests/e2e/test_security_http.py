@@ -457,3 +457,4 @@ sources:
     [res] = json.loads(out)
     assert res["status"] == "failed" and "max_response" in res["error"], res
     assert int(rss) < 300 * 1024, f"peak RSS {int(rss) // 1024} MiB"
+

@@ -271,14 +271,7 @@ class HttpSettings(Strict):
     @field_validator("allow_origins")
     @classmethod
     def _origins(cls, v: list[str]) -> list[str]:
-        out = []
-        for i, o in enumerate(v):
-            parts = urlsplit(o)
-            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
-                raise KeyedValueError(f"{o!r} is not an origin: give scheme://host[:port] (e.g. "
-                                      "https://api.example.com)", i)
-            out.append(origin_of(o))
-        return out
+        return check_origins(v)
 
     def secret_values(self) -> list[str]:
         """Literal credentials are masked like ${VAR} values: they must never reach the store or a log. Literal
@@ -297,6 +290,18 @@ def parse_size(v: str) -> int:
     if m is None:
         raise ValueError(f"{v!r} is not a size: use e.g. 100MB, 512KB, 1GiB or a number of bytes")
     return int(float(m.group(1)) * _UNITS[(m.group(2) or "b").lower()])
+
+
+def check_origins(v: list[str]) -> list[str]:
+    """An `allow_origins:` list, each entry normalised to scheme://host:port; a URL with a path is refused."""
+    out = []
+    for i, o in enumerate(v):
+        parts = urlsplit(o)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
+            raise KeyedValueError(f"{o!r} is not an origin: give scheme://host[:port] (e.g. https://api.example.com)",
+                                  i)
+        out.append(origin_of(o))
+    return out
 
 
 def userinfo_secrets(urls: list[str | None]) -> list[str]:

@@ -121,7 +121,8 @@ class RestStreamSource(Stream):
     def describe(self) -> list[str]:
         c = self.config
         pag = c.pagination.type if c.pagination else "none"
-        what = f"for each row of stream {c._for_each}: {c.method} {c.url}" if c._for_each else f"{c.method} {c.url}"
+        url = strip_userinfo(c.url or "")
+        what = f"for each row of stream {c._for_each}: {c.method} {url}" if c._for_each else f"{c.method} {url}"
         extra = [f"pagination {pag}"]
         if c.incremental:
             extra.append(f"incremental on {c.incremental.cursor_field} via ?{c.incremental.param}=")
