@@ -13,7 +13,7 @@ from syncdash.common.secrets import is_credential_header, mask, mask_then_cut
 from syncdash.config.models import redact
 from syncdash.engine.pushrows import BadSegment, segment
 from syncdash.errors import FetchError
-from syncdash.kinds.rest.client import _loads
+from syncdash.kinds.rest.client import loads_json
 from syncdash.kinds.rest.config import origin_of, parse_size, strip_userinfo
 from syncdash.kinds.web.config import WebSourceConfig
 from syncdash.kinds.web.source import WebSource
@@ -83,7 +83,7 @@ def test_values_that_would_change_the_path_are_refused() -> None:
 
 def test_deep_json_is_a_value_error_not_a_recursion_error() -> None:
     with pytest.raises(ValueError):
-        _loads(b"[" * 100_000)
+        loads_json(b"[" * 100_000)
 
 
 def test_origins_and_userinfo() -> None:

@@ -73,7 +73,7 @@ class Response:
     def body(self) -> Any:
         if self._body is _UNPARSED:
             try:
-                self._body = _loads(self.content) if self.content else None
+                self._body = loads_json(self.content) if self.content else None
             except ValueError as e:
                 raise FetchError(f"{self.method} {self.url}: the body is not valid JSON ({e}); body: "
                                  f"{self.preview(self.content)}", error_type="parse", status=self.status,
@@ -358,7 +358,7 @@ class RestClient:
             return token
 
 
-def _loads(content: bytes) -> Any:
+def loads_json(content: bytes) -> Any:
     """orjson is strict JSON; the rare body it refuses (NaN, a BOM) gets a second chance with json. A body
     nested deeper than either parser recurses (`[` x 100,000) is a parse error (ValueError), not a crash."""
     try:
