@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from syncdash.common.secrets import mask_then_cut
 from syncdash.engine.lifecycle import RunLifecycle, phase_specs
 from syncdash.engine.options import PROGRESS_INTERVAL
 from syncdash.engine.pushrows import BadSegment, PushRows, Record
@@ -218,8 +219,7 @@ class PushExecutor:
         return Record(key=tuple(row[k] for k in cfg.key), key_json=key_json, body=None, hash=0, url=cfg.url,
                       ref={}, change="insert")
 
-    @staticmethod
-    def _server_message(resp: Any) -> str:
+    def _server_message(self, resp: Any) -> str:
         try:
             body = resp.body
         except FetchError:
@@ -228,7 +228,9 @@ class PushExecutor:
             for k in ("message", "error", "detail", "errors"):
                 if body.get(k):
                     v = body[k]
-                    return v if isinstance(v, str) else json.dumps(v, default=str)[:300]
+                    text = v if isinstance(v, str) else json.dumps(v, default=str)
+                    # masked before the cut: a secret the server echoes across it would leave half of itself
+                    return mask_then_cut(text, 300, self.life.config.secrets, more="")
         return resp.preview(resp.content)
 
     def _commit(self, accepted: list[Record], rejected: list[tuple[Record, str]], unchanged: int,
