@@ -376,6 +376,7 @@ def configured_origins(cfg: HttpSettings) -> tuple[set[str], str | None]:
     URL's userinfo, if any: credentials belong to these origins only."""
     urls = [getattr(cfg, "url", None), getattr(cfg, "base_url", None)]
     urls += [st.url for st in getattr(cfg, "streams", None) or []]
+    urls.append(getattr(getattr(cfg, "delete", None), "url", None))  # a push's delete.url may name its own
     origins: set[str] = set()
     userinfo: str | None = None
     for u in urls:
