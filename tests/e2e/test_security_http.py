@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 
+import httpx
 import pytest
 
 from tests.conftest import SYNCDASH, Project
@@ -104,11 +108,48 @@ def encoded_forms(secret: str, user: str | None = None) -> list[str]:
     return forms
 
 
-def assert_nowhere(project: Project, outputs: str, *secrets: str, user: str | None = None) -> None:
-    """No form of any secret in the store's files (WAL too) or in any output given."""
+def api_answers(project: Project, env: dict[str, str]) -> str:
+    """Every GET of the daemon's HTTP API about the project's sources and runs, and the daemon's own log."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    proc = project.popen("daemon", "--http", f"127.0.0.1:{port}", "--log-format", "text", env=env)
+    url = f"http://127.0.0.1:{port}"
+    answers: list[str] = []
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.communicate()[1]
+            try:
+                if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the API did not come up"
+            time.sleep(0.1)
+        run_ids = [r[0] for r in project.query("SELECT id FROM syncdash_runs")]
+        names = [r[0] for r in project.query("SELECT DISTINCT source FROM syncdash_runs")]
+        paths = ["/v1/health", "/v1/sources", "/v1/runs", "/v1/errors", "/metrics"]
+        paths += [f"/v1/runs/{i}" for i in run_ids] + [f"/v1/sources/{n}" for n in names]
+        for path in paths:
+            r = httpx.get(url + path, timeout=10)
+            assert r.status_code == 200, (path, r.text)
+            answers.append(r.text)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    return "".join(answers) + out + err
+
+
+def assert_nowhere(project: Project, outputs: str, *secrets: str, user: str | None = None,
+                   env: dict[str, str] | None = None) -> None:
+    """No form of any secret in the store's files (WAL too), `show`/`errors`, the HTTP API's answers and the
+    daemon's log, or in any output given."""
     store = b"".join(p.read_bytes() for p in project.root.glob("syncdash.db*"))
     logs = b"".join(p.read_bytes() for p in project.root.rglob("*.log"))
     shown = project.cli("show", "--json").stdout + project.cli("errors", "--json").stdout
+    shown += api_answers(project, env or {"API_KEY": SECRET})
     for secret in secrets:
         for form in encoded_forms(secret, user):
             assert form.encode() not in store, f"{form!r} (a form of a secret) is in the store"
@@ -256,7 +297,8 @@ sources:
     assert "@" not in checkpoint
     hosts = [h for (h,) in project.query("SELECT host FROM syncdash_breakers")]
     assert all("@" not in h and "alice" not in h for h in hosts), hosts
-    assert_nowhere(project, proc.stdout + proc.stderr, pw, quote(pw, safe=""), user="alice")
+    assert_nowhere(project, proc.stdout + proc.stderr, pw, quote(pw, safe=""), user="alice",
+                   env={"PW": quote(pw, safe="")})
 
 
 def test_literal_credential_headers_are_masked_in_validate_and_show(project: Project) -> None:
