@@ -74,9 +74,24 @@ def require_driver(url: str, what: str = "database") -> None:
         raise err(f"the {what} {d} database needs the {module} driver: pip install 'syncdash[{extra}]'") from None
 
 
+_PASSWORD_PARAM = re.compile(r"(?i)^(password|passwd|pwd|pass|sslpassword|secret|token|api_key|apikey)$")
+
+
 def mask_url(url: str) -> str:
-    """postgresql://user:secret@host/db -> postgresql://user:***@host/db, for messages and the store."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    """A database URL with its password hidden in every form SQLAlchemy accepts (`user:pw@`, `:pw@`,
+    `?password=`), rendered by SQLAlchemy's URL object, for messages and the store."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        u = make_url(url)
+    except (ArgumentError, ValueError, TypeError):
+        # not a URL SQLAlchemy reads: hide whatever sits between "://...:" and "@", and password params
+        out = re.sub(r"(://[^/@]*?:)[^@/]*@", r"\1***@", url)
+        return re.sub(r"(?i)([?&](?:password|passwd|pwd|pass|sslpassword)=)[^&#]*", r"\1***", out)
+    if any(_PASSWORD_PARAM.match(k) for k in u.query):
+        u = u.update_query_dict({k: "***" for k in u.query if _PASSWORD_PARAM.match(k)})
+    return u.render_as_string(hide_password=True)
 
 
 @lru_cache(maxsize=4096)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from syncdash.common.convert import FieldType, converter_for
+from syncdash.common.secrets import mask
 from syncdash.config.base import (  # noqa: F401  (re-exported: the config contract's public names)
     Duration,
     KeyedValueError,
@@ -29,11 +30,9 @@ RESERVED_PREFIXES = ("_", "syncdash_", "sqlite_")
 
 
 def redact(text: str, secrets: set[str] | frozenset[str]) -> str:
-    """Mask ${VAR} values, longest first; values under 3 characters are left (masking them garbles text)."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= 3:
-            text = text.replace(secret, "***")
-    return text
+    """Mask ${VAR} values in every form they travel in (raw, percent-encoded, base64, JSON-escaped: see
+    common.secrets), longest first; values under 3 characters are left (masking them garbles text)."""
+    return mask(text, secrets)
 
 
 def check_database_url(value: str | None, store: bool = False) -> str | None:

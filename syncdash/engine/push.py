@@ -23,9 +23,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from syncdash.common.secrets import mask_then_cut
 from syncdash.engine.lifecycle import RunLifecycle, phase_specs
 from syncdash.engine.options import PROGRESS_INTERVAL
-from syncdash.engine.pushrows import PushRows, Record
+from syncdash.engine.pushrows import BadSegment, PushRows, Record
 from syncdash.engine.retry import resolve_error
 from syncdash.errors import DeleteGuardTripped, FetchError
 from syncdash.kinds.contract import Source, Stream
@@ -139,7 +140,18 @@ class PushExecutor:
                     last_key, done = [row[k] for k in cfg.key], done + 1
                     continue
                 old = pushed.get(rec_key)
-                rec = self.rows.record(row, "insert" if old is None else "update")
+                try:
+                    rec = self.rows.record(row, "insert" if old is None else "update")
+                except BadSegment as e:  # an item error naming the row; never a request
+                    if pending:
+                        self._flush(pending, unchanged, last_key, done, total)
+                        pending, unchanged = [], 0
+                    bad = self._bad_record(row, rec_key)
+                    last_key, done = list(bad.key), done + 1
+                    self._commit([], [(bad, f"bad URL: {e}")], unchanged, {"phase": "push", "after": last_key,
+                                                                         "done": done}, done, total)
+                    unchanged = 0
+                    continue
                 if old == rec.hash and not self.life.opt.full and retry_keys is None:
                     unchanged += 1
                     last_key, done = list(rec.key), done + 1
@@ -170,7 +182,7 @@ class PushExecutor:
         method = method or cfg.method
         body: Any
         if records[0].change == "delete":  # a DELETE has no body; a POST-style delete sends the row's key
-            body = None if method == "DELETE" else records[0].ref
+            body = None if method == "DELETE" and not cfg.delete_body else records[0].ref
         elif cfg.batch == 1:
             body = records[0].body
         else:
@@ -201,8 +213,13 @@ class PushExecutor:
             return accepted, rejected
         return [], [(records[0], f"HTTP {resp.status}: {self._server_message(resp)}")]
 
-    @staticmethod
-    def _server_message(resp: Any) -> str:
+    def _bad_record(self, row: dict[str, Any], key_json: str) -> Record:
+        """A row whose URL cannot be built, as a rejected record (its error shows the URL template)."""
+        cfg = self.push_cfg
+        return Record(key=tuple(row[k] for k in cfg.key), key_json=key_json, body=None, hash=0, url=cfg.url,
+                      ref={}, change="insert")
+
+    def _server_message(self, resp: Any) -> str:
         try:
             body = resp.body
         except FetchError:
@@ -211,7 +228,9 @@ class PushExecutor:
             for k in ("message", "error", "detail", "errors"):
                 if body.get(k):
                     v = body[k]
-                    return v if isinstance(v, str) else json.dumps(v, default=str)[:300]
+                    text = v if isinstance(v, str) else json.dumps(v, default=str)
+                    # masked before the cut: a secret the server echoes across it would leave half of itself
+                    return mask_then_cut(text, 300, self.life.config.secrets, more="")
         return resp.preview(resp.content)
 
     def _commit(self, accepted: list[Record], rejected: list[tuple[Record, str]], unchanged: int,
@@ -321,8 +340,15 @@ class PushExecutor:
             self.life.check_cancel()
             ref = json.loads(p.ref or "{}")
             rec = Record(key=tuple(json.loads(p.key)), key_json=p.key, body=None, hash=0,
-                         url=self.rows.delete_url(p, ref), ref=ref, change="delete")
-            accepted, rejected = self._send([rec], cfg.delete.method)
+                         url=cfg.delete.url or cfg.url, ref=ref, change="delete")
+            accepted: list[Record]
+            rejected: list[tuple[Record, str]]
+            try:
+                rec.url = self.rows.delete_url(p, ref)
+            except BadSegment as e:
+                accepted, rejected = [], [(rec, f"bad URL: {e}")]
+            else:
+                accepted, rejected = self._send([rec], cfg.delete.method)
             done += 1
             self._commit(accepted, rejected, 0, {"phase": "deletes", "after_pushed": p.key}, done, total,
                          deletes=True)

@@ -32,6 +32,25 @@ class Record:
     change: str  # insert | update | delete
 
 
+class BadSegment(ValueError):
+    """A value that would not stay one path segment of the URL template (`.`, `..` or empty)."""
+
+
+def segment(value: Any, column: str) -> str:
+    """A row's value as exactly one URL path segment: `/`, `?`, `#` and every other reserved character are
+    percent-encoded; `.`, `..` and an empty value (which the URL would resolve away) are refused."""
+    text = str(value)
+    if text in ("", ".", ".."):
+        raise BadSegment(f"column {column} is {text!r}, which cannot be one segment of the URL path (it would "
+                         "change which resource the request goes to); nothing was sent for this row")
+    return quote(text, safe="")
+
+
+def fill(template: str, values: dict[str, Any]) -> str:
+    """A URL template with each {column} replaced by its value as one path segment (BadSegment if it cannot be)."""
+    return PLACEHOLDER.sub(lambda m: segment(values[m.group(1)], m.group(1)), template)
+
+
 def plain(v: Any) -> Any:
     """Database values as JSON has them."""
     if isinstance(v, datetime | date):
@@ -120,8 +139,12 @@ class PushRows:
             for p in parents:
                 node = node.setdefault(p, {})
             node[leaf] = value
-        url = PLACEHOLDER.sub(lambda m: quote(str(row[m.group(1)]), safe=""), cfg.url)
         key = tuple(row[k] for k in cfg.key)
+        url = fill(cfg.url, row)
+        if cfg.deletes == "send" and not cfg.delete.url:  # the default delete URL appends the key: check it now
+            for k in cfg.key:
+                if k not in self.scope:
+                    segment(row[k], k)
         text = json.dumps([url, cfg.method, body], sort_keys=True, separators=(",", ":"), default=str)
         ref = {c: row[c] for c in dict.fromkeys([*PLACEHOLDER.findall(cfg.url), *cfg.key])}
         return Record(key=key, key_json=dumps(list(key)), body=body, hash=xxhash.xxh3_64_intdigest(text.encode()) >> 1,
@@ -131,12 +154,12 @@ class PushRows:
         cfg = self.cfg
         if cfg.delete.url:
             try:
-                return PLACEHOLDER.sub(lambda m: quote(str(ref[m.group(1)]), safe=""), cfg.delete.url)
+                return fill(cfg.delete.url, ref)
             except KeyError as e:
                 raise SchemaMismatch(f"push {cfg.name}: delete.url placeholder {{{e.args[0]}}} is neither a key column "
                                      f"nor a column the push url uses") from None
-        base = PLACEHOLDER.sub(lambda m: quote(str(ref.get(m.group(1), "")), safe=""), cfg.url).rstrip("/")
-        return base + "/" + "/".join(quote(str(ref[k]), safe="") for k in cfg.key if k not in self.scope)
+        base = fill(cfg.url, {c: ref.get(c, "") for c in PLACEHOLDER.findall(cfg.url)}).rstrip("/")
+        return base + "/" + "/".join(segment(ref[k], k) for k in cfg.key if k not in self.scope)
 
     def absent(self, pushed: list[Pushed]) -> list[Pushed]:
         """The pushed keys that the rows no longer have (checked a few hundred keys per query)."""

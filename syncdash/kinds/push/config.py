@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from syncdash.config.models import KeyedValueError, SourceConfig, Strict, check_identifier
-from syncdash.kinds.rest.config import HttpSettings
+from syncdash.kinds.rest.config import HttpSettings, userinfo_secrets
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PATH = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$-]*(\.[A-Za-z_$][A-Za-z0-9_$-]*)*$")
@@ -45,6 +45,8 @@ class PushConfig(SourceConfig, HttpSettings):
     deletes: Literal["keep", "send"] = Field(  # type: ignore[assignment]
         default="keep", description="send: rows gone from the table (or soft-deleted) are sent as deletes")
     delete: DeleteRequest = Field(default_factory=DeleteRequest)
+    delete_body: bool = Field(default=False, description="Send the row's key columns as the body of a DELETE "
+                                                         "(other delete methods always send them)")
     # a push writes no table: these SourceConfig keys do not apply
     table: str | None = None  # type: ignore[assignment]
     primary_key: list[str] | None = None  # type: ignore[assignment]
@@ -117,6 +119,10 @@ class PushConfig(SourceConfig, HttpSettings):
 
     def target_tables(self) -> list[tuple[str, tuple[str | int, ...]]]:
         return []
+
+    def secret_values(self) -> list[str]:
+        """SourceConfig's (none) would shadow HttpSettings': a push's auth and credential headers are secrets."""
+        return HttpSettings.secret_values(self) + userinfo_secrets([self.url])
 
     def mapping_fingerprint(self) -> str:
         """Changes when stored pushed hashes stop meaning the same body (url, body mapping, key)."""

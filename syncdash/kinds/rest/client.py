@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -34,9 +35,14 @@ from syncdash.kinds.rest.config import (
     OAuth2ClientCredentials,
     RateLimit,
     RetryPolicy,
+    origin_of,
+    strip_userinfo,
 )
 
 BODY_PREVIEW = 200
+_PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+MAX_REDIRECTS = 10
+_CHUNK = 1 << 16
 
 
 @dataclass
@@ -67,7 +73,7 @@ class Response:
     def body(self) -> Any:
         if self._body is _UNPARSED:
             try:
-                self._body = _loads(self.content) if self.content else None
+                self._body = loads_json(self.content) if self.content else None
             except ValueError as e:
                 raise FetchError(f"{self.method} {self.url}: the body is not valid JSON ({e}); body: "
                                  f"{self.preview(self.content)}", error_type="parse", status=self.status,
@@ -101,7 +107,8 @@ class RestClient:
         self.cancel = cancel
         self.store = store
         self.http = httpx.Client(
-            timeout=cfg.timeout, verify=cfg.verify_tls, follow_redirects=True,
+            # redirects are followed by _attempt itself: only to an allowed origin, never with credentials elsewhere
+            timeout=cfg.timeout, verify=cfg.verify_tls, follow_redirects=False,
             headers={"User-Agent": "syncdash", **cfg.headers},
             limits=httpx.Limits(max_connections=cfg.concurrency + 2, max_keepalive_connections=cfg.concurrency + 2))
         self.waits: list[Wait] = []
@@ -112,6 +119,8 @@ class RestClient:
         self._token_expires = 0.0
         self._token_lock = threading.Lock()
         self._query_secret = cfg.auth.name if isinstance(cfg.auth, ApiKeyAuth) and cfg.auth.in_ == "query" else None
+        self.origins, self._userinfo = configured_origins(cfg)
+        self.origins |= set(cfg.allow_origins)
 
     def close(self) -> None:
         self.http.close()
@@ -119,14 +128,15 @@ class RestClient:
     # ---- public ------------------------------------------------------------------------------
 
     def fetch(self, url: str, params: dict[str, Any] | None = None, method: str | None = None,
-              body: Any = None, headers: dict[str, str] | None = None, accept: frozenset[int] = frozenset()
+              body: Any = _UNPARSED, headers: dict[str, str] | None = None, accept: frozenset[int] = frozenset()
               ) -> Response:
         """The JSON body of url, after auth, rate limit, breaker and retries; FetchError when it fails for good.
 
         accept: error statuses answered as a Response instead of raised (a push's rejected records).
         """
         method = method or str(getattr(self.cfg, "method", "GET"))
-        body = body if body is not None else getattr(self.cfg, "body", None)
+        # a source's own `body:` unless the caller gives one; a push passes its body (None: none at all)
+        body = getattr(self.cfg, "body", None) if body is _UNPARSED else body
         shown = self.show_url(url, params)
         retrying = Retrying(stop=stop_after_attempt(self.policy.attempts), wait=self._wait,
                             retry=retry_if_exception(lambda e: isinstance(e, _Retry)),
@@ -143,7 +153,7 @@ class RestClient:
 
     def show_url(self, url: str, params: dict[str, Any] | None = None) -> str:
         """The URL as it may be shown or stored: auth query parameters and secret values masked."""
-        parts = urlsplit(url)
+        parts = urlsplit(strip_userinfo(url))
         query = parse_qsl(parts.query, keep_blank_values=True) + [(k, str(v)) for k, v in (params or {}).items()]
         if self._query_secret is not None:
             query = [(k, "***" if k == self._query_secret else v) for k, v in query]
@@ -173,8 +183,23 @@ class RestClient:
             self.waits.append(Wait(url, reason, wait))
         return wait
 
+    def check_origin(self, url: str, how: str, came_from: str | None = None) -> None:
+        """Credentials and configured headers go only to the configured origin(s) and `allow_origins`:
+        a redirect or a next link elsewhere is refused (FetchError naming both origins)."""
+        if not self.origins:
+            return
+        there = origin_of(url)
+        if there in self.origins:
+            return
+        own = origin_of(came_from) if came_from else sorted(self.origins)[0]
+        raise FetchError(f"{how} leads from {own} to another origin, {there}: refused, so the source's credentials "
+                         f"and headers are not sent there; if that origin is trusted, add {there!r} to the "
+                         "source's allow_origins", error_type="http", url=self.show_url(url), retryable=False)
+
     def _attempt(self, method: str, url: str, params: dict[str, Any] | None, body: Any, shown: str,
                  extra: dict[str, str] | None = None, accept: frozenset[int] = frozenset()) -> Response:
+        url = strip_userinfo(url)  # userinfo travels as basic auth to its own origin, never in a URL we keep
+        self.check_origin(url, f"{method} {shown}")
         host = urlsplit(url).netloc
         breaker = self._breaker(host)
         breaker.before()
@@ -191,9 +216,8 @@ class RestClient:
         started = time.monotonic()
         try:
             # httpx's params= replaces a URL's own query (next links carry theirs): merge instead
-            full = httpx.URL(url).copy_merge_params(params) if params else url
-            resp = self.http.request(method, full, headers=headers, json=body if method != "GET" else None)
-            content = resp.content
+            full = httpx.URL(url).copy_merge_params(params) if params else httpx.URL(url)
+            resp, content = self._send(method, full, headers, body if method != "GET" else None, shown)
         except httpx.TimeoutException as e:
             breaker.failure(f"timeout ({type(e).__name__})")
             raise _Retry(FetchError(f"{method} {shown}: timed out after {self.cfg.timeout:g} s",
@@ -229,6 +253,44 @@ class RestClient:
         return Response(url=shown, status=status, headers=resp.headers, content=content, elapsed=elapsed,
                         preview=self._preview, method=method)
 
+    def _send(self, method: str, url: httpx.URL, headers: dict[str, str], body: Any, shown: str
+              ) -> tuple[httpx.Response, bytes]:
+        """One request with its redirects (each checked against the allowed origins) and the body read as a
+        stream up to max_response: a huge answer fails early instead of filling memory."""
+        for _ in range(MAX_REDIRECTS + 1):
+            req = self.http.build_request(method, url, headers=headers, json=body)
+            resp = self.http.send(req, stream=True)
+            try:
+                if resp.is_redirect and resp.headers.get("Location"):
+                    target = urljoin(str(url), resp.headers["Location"])
+                    self.check_origin(target, f"{method} {shown}: the redirect (HTTP {resp.status_code}) to "
+                                      f"{self.show_url(target)}", came_from=str(url))
+                    if resp.status_code == 303 or (resp.status_code in (301, 302) and method not in ("GET", "HEAD")):
+                        method, body = "GET", None
+                    url = httpx.URL(strip_userinfo(target))
+                    continue
+                return resp, self._read_capped(resp, method, shown)
+            finally:
+                resp.close()
+        raise FetchError(f"{method} {shown}: more than {MAX_REDIRECTS} redirects", error_type="http",
+                         url=shown, retryable=False)
+
+    def _read_capped(self, resp: httpx.Response, method: str, shown: str) -> bytes:
+        cap = self.cfg.max_response
+        too_big = FetchError(f"{method} {shown}: the response is larger than max_response ({cap:,} bytes); raise "
+                             "max_response if this endpoint really answers that much", error_type="http",
+                             status=resp.status_code, url=shown, retryable=False)
+        declared = resp.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > cap:
+            raise too_big
+        buf = bytearray()
+        for chunk in resp.iter_bytes(_CHUNK):
+            buf += chunk
+            if len(buf) > cap:
+                del buf
+                raise too_big
+        return bytes(buf)
+
     def _retry_after(self, value: str | None, shown: str, status: int) -> float | None:
         seconds = parse_retry_after(value)
         if seconds is None:
@@ -240,13 +302,18 @@ class RestClient:
         return seconds
 
     def _preview(self, content: bytes) -> str:
-        text = content[:BODY_PREVIEW].decode("utf-8", "replace")
+        # masked BEFORE the cut: a secret the server echoes across the cut would otherwise leave half of it
+        head = self.redact_text(content[:BODY_PREVIEW * 8].decode("utf-8", "replace"))
+        text = head[:BODY_PREVIEW]
         more = "..." if len(content) > BODY_PREVIEW else ""
         return self.redact_text(repr(text + more) if text else "(empty)")
 
     def _auth(self, params: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
         auth = self.cfg.auth
         if auth is None:
+            if self._userinfo is not None:  # https://user:pw@host/...: basic auth, to that origin only
+                token = base64.b64encode(self._userinfo.encode()).decode()
+                return {"Authorization": f"Basic {token}"}, params
             return {}, params
         if isinstance(auth, BearerAuth):
             return {"Authorization": f"Bearer {auth.token}"}, params
@@ -291,12 +358,38 @@ class RestClient:
             return token
 
 
-def _loads(content: bytes) -> Any:
-    """orjson is strict JSON; the rare body it refuses (NaN, a BOM) gets a second chance with json."""
+def loads_json(content: bytes) -> Any:
+    """orjson is strict JSON; the rare body it refuses (NaN, a BOM) gets a second chance with json. A body
+    nested deeper than either parser recurses (`[` x 100,000) is a parse error (ValueError), not a crash."""
     try:
         return orjson.loads(content)
     except orjson.JSONDecodeError:
+        pass
+    try:
         return json.loads(content.decode("utf-8-sig"))
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def configured_origins(cfg: HttpSettings) -> tuple[set[str], str | None]:
+    """The origins the config names (url, base_url, stream urls, a push url) and the `user:password` of a
+    URL's userinfo, if any: credentials belong to these origins only."""
+    urls = [getattr(cfg, "url", None), getattr(cfg, "base_url", None)]
+    urls += [st.url for st in getattr(cfg, "streams", None) or []]
+    urls.append(getattr(getattr(cfg, "delete", None), "url", None))  # a push's delete.url may name its own
+    origins: set[str] = set()
+    userinfo: str | None = None
+    for u in urls:
+        if not isinstance(u, str):
+            continue
+        u = _PLACEHOLDER.sub("x", u)  # a push url's {column}s
+        parts = urlsplit(u)
+        if not parts.hostname:
+            continue
+        origins.add(origin_of(u))
+        if userinfo is None and parts.username is not None:
+            userinfo = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    return origins, userinfo
 
 
 def host_breaker(host: str, policy: CircuitBreaker, source: str, store: BreakerStore | None) -> HostBreaker:

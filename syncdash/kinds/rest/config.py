@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, WithJsonSchema, field_validator, model_validator
 
+from syncdash.common.secrets import basic_pair, is_credential_header
 from syncdash.config.models import (
     Duration,
     FieldSpec,
@@ -102,7 +103,8 @@ class BasicAuth(Strict):
     password: str
 
     def secrets(self) -> list[str]:
-        return [self.password]
+        # the pair is what the header's base64 encodes: masking it masks that header whole
+        return [self.password, basic_pair(self.username, self.password)]
 
 
 class ApiKeyAuth(Strict):
@@ -252,12 +254,86 @@ class HttpSettings(Strict):
     concurrency: int = Field(default=1, ge=1, le=64,
                              description="Parallel page fetches (page/offset with a known total, for_each)")
     verify_tls: bool = True
+    allow_origins: list[str] = Field(
+        default_factory=list, description="Other origins (scheme://host[:port]) that redirects and next links may "
+                                          "lead to; credentials go there too. Any other origin is refused")
+    max_response: Annotated[int, WithJsonSchema({"anyOf": [{"type": "string", "description": "e.g. 100MB"},
+                                                           {"type": "integer"}]})] = Field(
+        default=100 * 1024 * 1024, description="Largest response body read (e.g. 100MB, 512KB); bigger fails")
 
     _dt = duration_validator("timeout")
 
+    @field_validator("max_response", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> Any:
+        return parse_size(v) if isinstance(v, str) else v
+
+    @field_validator("allow_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        return check_origins(v)
+
     def secret_values(self) -> list[str]:
-        """Literal credentials are masked like ${VAR} values: they must never reach the store or a log."""
-        return self.auth.secrets() if self.auth is not None else []
+        """Literal credentials are masked like ${VAR} values: they must never reach the store or a log. Literal
+        values of headers named like credentials (Authorization, *key*, *token*, *secret*) count too."""
+        found = self.auth.secrets() if self.auth is not None else []
+        return found + [v for k, v in self.headers.items() if is_credential_header(k) and v]
+
+
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.I)
+_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+
+
+def parse_size(v: str) -> int:
+    """"100MB", "512KB", "1GiB" or plain bytes."""
+    m = _SIZE.match(v)
+    if m is None:
+        raise ValueError(f"{v!r} is not a size: use e.g. 100MB, 512KB, 1GiB or a number of bytes")
+    return int(float(m.group(1)) * _UNITS[(m.group(2) or "b").lower()])
+
+
+def check_origins(v: list[str]) -> list[str]:
+    """An `allow_origins:` list, each entry normalised to scheme://host:port; a URL with a path is refused."""
+    out = []
+    for i, o in enumerate(v):
+        parts = urlsplit(o)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
+            raise KeyedValueError(f"{o!r} is not an origin: give scheme://host[:port] (e.g. https://api.example.com)",
+                                  i)
+        out.append(origin_of(o))
+    return out
+
+
+def userinfo_secrets(urls: list[str | None]) -> list[str]:
+    """The password of each URL's `user:password@` (and the pair, whose base64 a basic header carries)."""
+    from urllib.parse import unquote
+
+    out: list[str] = []
+    for u in urls:
+        parts = urlsplit(u or "")
+        if parts.password:
+            pw = unquote(parts.password)
+            out += [pw, parts.password, basic_pair(unquote(parts.username or ""), pw)]
+    return out
+
+
+def origin_of(url: str) -> str:
+    """scheme://host:port of a URL, without userinfo, default ports made explicit: what credentials belong to."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or (443 if scheme == "https" else 80)
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"
+
+
+def strip_userinfo(url: str) -> str:
+    """The URL without `user:password@`: what page URLs, checkpoints and breaker keys are built from."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
 
 
 class RestSourceConfig(SourceConfig, _Endpoint, HttpSettings):
@@ -333,7 +409,8 @@ class RestSourceConfig(SourceConfig, _Endpoint, HttpSettings):
         return "".join(self.stream_config(i).mapping_fingerprint()[:4] for i in range(len(self.streams)))
 
     def secret_values(self) -> list[str]:
-        return HttpSettings.secret_values(self)
+        urls = [self.url, self.base_url, *(st.url for st in self.streams or [])]
+        return HttpSettings.secret_values(self) + userinfo_secrets(urls)
 
     def target_tables(self) -> list[tuple[str, tuple[str | int, ...]]]:
         if self.streams:

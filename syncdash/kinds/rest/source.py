@@ -22,7 +22,7 @@ from syncdash.errors import FetchError, SchemaMismatch, UsageError
 from syncdash.kinds.contract import Batch, Capabilities, CheckpointInvalid, RecordProblem, RunContext, Source, Stream
 from syncdash.kinds.mapping import Mapper, build_mapper
 from syncdash.kinds.rest.client import Response, RestClient
-from syncdash.kinds.rest.config import ApiKeyAuth, RestSourceConfig
+from syncdash.kinds.rest.config import ApiKeyAuth, RestSourceConfig, strip_userinfo
 from syncdash.kinds.rest.paging import Pager, PathNotFound, get_path
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -121,7 +121,8 @@ class RestStreamSource(Stream):
     def describe(self) -> list[str]:
         c = self.config
         pag = c.pagination.type if c.pagination else "none"
-        what = f"for each row of stream {c._for_each}: {c.method} {c.url}" if c._for_each else f"{c.method} {c.url}"
+        url = strip_userinfo(c.url or "")
+        what = f"for each row of stream {c._for_each}: {c.method} {url}" if c._for_each else f"{c.method} {url}"
         extra = [f"pagination {pag}"]
         if c.incremental:
             extra.append(f"incremental on {c.incremental.cursor_field} via ?{c.incremental.param}=")
@@ -220,12 +221,13 @@ class RestStreamSource(Stream):
             state, fetched, total = None, 0, None
         if c.incremental is not None and sent is not None:
             params[c.incremental.param] = sent
-        pager = Pager(c.pagination, c.url or "", params)
+        pager = Pager(c.pagination, strip_userinfo(c.url or ""), params)  # page URLs never carry userinfo
         if state is None:
             state = pager.start()
         limit = ctx.limit_pages
         pages_here = 0
         prev_sig: tuple[Any, ...] | None = None
+        seen_pages: dict[bytes, int] = {}  # digest of each request of this run -> its page number
         pending: deque[tuple[dict[str, Any], Future[Response]]] = deque()
         pool: ThreadPoolExecutor | None = None
         seq_pool: ThreadPoolExecutor | None = None
@@ -247,6 +249,12 @@ class RestStreamSource(Stream):
                 fetched += len(records)
                 if total is None and c.pagination is not None and c.pagination.total_path:
                     total = self._total(resp)
+                # a request that repeats ANY earlier page of this run (a cursor or next link going round) ends it
+                asked = _request_key(*pager.request(st))
+                if asked in seen_pages:
+                    raise SchemaMismatch(f"source {c.name}: pagination loop: {resp.url} was already fetched at page "
+                                         f"{seen_pages[asked]}; check the pagination settings (or the server)")
+                seen_pages[asked] = pages_here
                 sig = _page_signature(records)
                 if prev_sig is not None and sig == prev_sig and records:
                     raise SchemaMismatch(
@@ -260,7 +268,10 @@ class RestStreamSource(Stream):
                 if total is not None and fetched >= total:
                     nxt = None
                 if nxt is not None and nxt.get("url"):
-                    nxt["url"] = self._strip_auth(nxt["url"])
+                    # a next link to another origin would carry the credentials there: refused (allow_origins)
+                    client.check_origin(nxt["url"], f"the next link of page {st.get('n', 0) + 1} ({resp.url})",
+                                        came_from=pager.request(st)[0])
+                    nxt["url"] = self._strip_auth(strip_userinfo(nxt["url"]))
                 # once the total is known, page/offset states can be fetched ahead in parallel
                 if (pool is None and nxt is not None and pager.parallel and c.concurrency > 1 and total is not None
                         and not self._short_page(pager, records, fetched, total)):
@@ -406,7 +417,7 @@ class RestStreamSource(Stream):
         rows = ctx.parent_rows(pc.table, list(pc.fields), pc.primary_key, self.scope)
         total = len(rows)
         done = int(start["index"]) if start else 0
-        base = (self.parent.config.base_url or self.parent.config.url or "").rstrip("/")
+        base = strip_userinfo(self.parent.config.base_url or self.parent.config.url or "").rstrip("/")
         per_batch = max(1, min(c.batch_size, 50 * c.concurrency))
         pool = ThreadPoolExecutor(c.concurrency, thread_name_prefix=f"detail-{c.name}")
         limit = ctx.limit_pages
@@ -417,8 +428,7 @@ class RestStreamSource(Stream):
                     chunk = chunk[:max(0, limit - done)]
                     if not chunk:
                         break
-                urls = [base + "/" + _fill_placeholders(template, r).lstrip("/") for r in chunk]
-                futures = [pool.submit(self._detail, client, u) for u in urls]
+                futures = [self._submit_detail(pool, client, base, template, r) for r in chunk]
                 records: list[Any] = []
                 lines: list[int] = []
                 problems: list[RecordProblem] = []
@@ -441,6 +451,18 @@ class RestStreamSource(Stream):
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
+    def _submit_detail(self, pool: ThreadPoolExecutor, client: RestClient, base: str, template: str,
+                       row: dict[str, Any]) -> Future[tuple[Any, RecordProblem | None]]:
+        """The detail request of one parent row; a row whose values cannot fill the path is an item error."""
+        try:
+            url = base + "/" + _fill_placeholders(template, row).lstrip("/")
+        except ValueError as e:
+            done: Future[tuple[Any, RecordProblem | None]] = Future()
+            done.set_result((None, RecordProblem(f"stream {self.phase}: {e}", "parse", file=self.config.url,
+                                                 retryable=False)))
+            return done
+        return pool.submit(self._detail, client, url)
+
     def _detail(self, client: RestClient, url: str) -> tuple[Any, RecordProblem | None]:
         try:
             resp = client.fetch(url)
@@ -457,6 +479,14 @@ class RestStreamSource(Stream):
 
 def _param(v: Any) -> str:
     return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+
+def _request_key(url: str, params: dict[str, Any]) -> bytes:
+    """What identifies a page request (URL and its sorted parameters), as a 16-byte digest: one per page kept."""
+    import hashlib
+
+    text = json.dumps([url, sorted((str(k), str(v)) for k, v in params.items())], separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 def _page_signature(records: list[Any]) -> tuple[Any, ...]:
@@ -500,5 +530,12 @@ def _cursor_key(v: Any) -> tuple[int, Any]:
 
 
 def _fill_placeholders(template: str, row: dict[str, Any]) -> str:
-    """A for_each path with each {column} replaced by that column of the parent row, URL-quoted."""
-    return _PLACEHOLDER.sub(lambda m: quote(str(row[m.group(1)]), safe=""), template)
+    """A for_each path with each {column} replaced by that column of the parent row as one path segment:
+    reserved characters percent-encoded; `.`, `..` and empty values (which would change the path) refused."""
+    def one(m: re.Match[str]) -> str:
+        text = str(row[m.group(1)])
+        if text in ("", ".", ".."):
+            raise ValueError(f"path placeholder {{{m.group(1)}}} is {text!r}, which cannot be one segment of the "
+                             "URL path; no request was sent for this row")
+        return quote(text, safe="")
+    return _PLACEHOLDER.sub(one, template)

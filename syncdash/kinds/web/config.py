@@ -23,7 +23,7 @@ from syncdash.config.models import (
     duration_validator,
     named_fields,
 )
-from syncdash.kinds.rest.config import CircuitBreaker, RateLimit, RetryPolicy
+from syncdash.kinds.rest.config import CircuitBreaker, RateLimit, RetryPolicy, check_origins
 
 ABSOLUTE_ATTRS = ("href", "src", "action", "data-href", "data-url")
 ResourceType = Literal["image", "font", "media", "stylesheet"]
@@ -75,7 +75,7 @@ def _web_fields(v: Any) -> Any:
 
 class PageRange(Strict):
     start: int = Field(default=1, ge=0, description="First value of {page}")
-    max: int | None = Field(default=None, ge=1, description="Pages read at most (a safety stop)")
+    max: int | None = Field(default=10_000, ge=1, description="Pages read at most (a safety stop; null: no limit)")
     end: str | None = Field(default=None, description="Selector that means there are no more rows (e.g. .empty); "
                                                       "a 404 or a page without rows ends the walk too")
 
@@ -127,6 +127,14 @@ class WebSourceConfig(SourceConfig):
     retry: RetryPolicy = Field(default_factory=lambda: RetryPolicy(attempts=3, initial=1.0, max=30.0))
     circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
     batch_size: int = Field(default=1000, ge=1, le=1_000_000)
+    allow_origins: list[str] = Field(
+        default_factory=list, description="Other origins (scheme://host[:port]) whose detail links are followed; "
+                                          "by default only links on the list page's own origin are")
+
+    @field_validator("allow_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        return check_origins(v)
 
     @field_validator("fields", mode="before")
     @classmethod

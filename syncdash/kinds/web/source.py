@@ -30,10 +30,11 @@ from urllib.parse import urlsplit
 
 from syncdash.common.files import open_private, private_dir
 from syncdash.common.resilience import HostBreaker, backoff
-from syncdash.errors import CircuitOpen, FetchError, RunCancelled, UsageError
+from syncdash.errors import CircuitOpen, FetchError, RunCancelled, SchemaMismatch, UsageError
 from syncdash.kinds.contract import Batch, Capabilities, CheckpointInvalid, RecordProblem, RunContext, Source, Stream
 from syncdash.kinds.mapping import Mapper, build_mapper
 from syncdash.kinds.rest.client import Wait, host_breaker, throttle
+from syncdash.kinds.rest.config import origin_of
 from syncdash.kinds.web.browser import OWNER_SWITCH, find_browser
 from syncdash.kinds.web.config import ABSOLUTE_ATTRS, WebField, WebSourceConfig
 
@@ -179,9 +180,17 @@ class WebSource(Source, Stream):
         read = int(start.get("read", 0)) if start else 0
         self._open()
         limit = self.ctx.limit_pages
+        seen: dict[bytes, int] = {}  # digest of each list page's rows -> the page it was read at
         for here, lp in enumerate(self._walk(pos, read), 1):
             if lp.end:
                 break
+            if lp.records:  # a page that repeats ANY earlier page (a site answering its last page forever)
+                digest = _rows_digest(lp.records)
+                if digest in seen:
+                    raise SchemaMismatch(f"source {c.name}: pagination loop: page {lp.pos.page} ({lp.url}) has the "
+                                         f"same rows as page {seen[digest]}, which was already fetched; check "
+                                         "pages/next (or set pages.end)")
+                seen[digest] = lp.pos.page
             read += 1
             fetched += len(lp.records)
             nxt = lp.next
@@ -546,8 +555,13 @@ class WebSource(Source, Stream):
         d = self.config.detail
         assert d is not None
         todo = [r for r in lp.records if r.get(d.url_field)]
-        results = await asyncio.gather(*(self._pooled(partial(self._detail, url=r[d.url_field])) for r in todo),
-                                       return_exceptions=True)
+
+        async def follow(r: dict[str, Any]) -> dict[str, Any]:
+            self.check_detail_link(str(r[d.url_field]))  # before any page is opened on it
+            got: dict[str, Any] = await self._pooled(partial(self._detail, url=str(r[d.url_field])))
+            return got
+
+        results = await asyncio.gather(*(follow(r) for r in todo), return_exceptions=True)
         failed: set[int] = set()
         for r, res in zip(todo, results, strict=True):
             if isinstance(res, CircuitOpen):
@@ -562,6 +576,21 @@ class WebSource(Source, Stream):
             r.update(res)
         if failed:
             lp.records = [r for r in lp.records if id(r) not in failed]
+
+    def check_detail_link(self, url: str) -> None:
+        """Detail links are followed on http(s) only, and only on the list page's origin or `allow_origins`:
+        a file:// (or javascript:, data:...) link is an item error and its content never read."""
+        c = self.config
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise FetchError(f"the detail link {url[:200]!r} is not http(s) ({scheme or 'no scheme'}): not followed",
+                             error_type="validation", url=url[:200], retryable=False)
+        own = origin_of(c.page_url(c.pages.start) if c.paged else c.url)
+        there = origin_of(url)
+        if there != own and there not in c.allow_origins:
+            raise FetchError(f"the detail link {url[:200]} leads from {own} to another origin, {there}: not "
+                             f"followed; if that origin is trusted, add {there!r} to the source's allow_origins",
+                             error_type="validation", url=url[:200], retryable=False)
 
     async def _detail(self, page: Any, url: str) -> dict[str, Any]:
         d = self.config.detail
@@ -641,6 +670,14 @@ class WebSource(Source, Stream):
         lines = [r.pop("_row") for r in lp.records]  # the row's index on its page: what item errors name
         return Batch(records=lp.records, mapper=self.mapper, lines=lines, file=lp.url, problems=lp.problems,
                      checkpoint=ck, done=read, total=None, detail=f"page {lp.pos.page}, {fetched} rows")
+
+
+def _rows_digest(records: list[dict[str, Any]]) -> bytes:
+    """What identifies a list page's content (its rows, without their position), as a 16-byte digest."""
+    import json
+
+    text = json.dumps([{k: v for k, v in r.items() if k != "_row"} for r in records], sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 def artifacts_dir(store: Any, source: str) -> Path:
