@@ -173,3 +173,16 @@ def dry_run_summary(failed: int, would_fail: list[str]) -> str | None:
         return None
     more = f" (and {failed - len(would_fail)} more)" if failed > len(would_fail) else ""
     return f"dry run: {failed} item(s) would fail: " + "; ".join(would_fail) + more
+
+
+def resolve_accepted(open_errors: OpenErrors, write: Callable[..., None], run_id: int, phase: str | None,
+                     error_type: str, item_keys: list[str], now: str) -> None:
+    """Items a later run got through (a push the server accepted now): their open errors of that type are
+    `fixed`, in the same batch as the outcome that fixed them."""
+    if open_errors.dry_run or not item_keys:
+        return
+    known = open_errors.load(phase)
+    ids = [i for k in item_keys for i in known.pop(identity(phase, error_type, k, None, None), [])]
+    if ids:
+        write("UPDATE syncdash_item_errors SET resolved_at = ?, resolution = 'fixed', resolved_by_run = ? "
+              "WHERE id = ? AND resolved_at IS NULL", [(now, run_id, i) for i in ids], many=True)

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from syncdash.engine.items import OpenErrors
+from syncdash.engine.items import OpenErrors, resolve_accepted
 from syncdash.engine.lifecycle import RunLifecycle, phase_specs
 from syncdash.engine.options import PROGRESS_INTERVAL
 from syncdash.engine.pushrows import PushRows, Record
@@ -249,6 +249,10 @@ class PushExecutor:
             self._done_keys.update(r.key_json for r in accepted)
             self._retry_failed_keys.update(r.key_json for r, _ in rejected)
         self.db.write(*self._change_rows(accepted, deletes))
+        # a record rejected before and accepted now: its open error is fixed
+        resolve_accepted(self.open_errors, self.db.write, self.life.run_id,
+                         self.fin_phase if deletes else self.load_phase, "rejected",
+                         [r.key_json for r in accepted], now)
         if rejected:  # a record rejected before updates its open error (engine/items.py OpenErrors)
             self.open_errors.write(self.db.write, self.life.run_id, self.fin_phase if deletes else self.load_phase, [
                 {"item": self._item(r), "item_key": r.key_json, "file": None, "line": None, "column": None,

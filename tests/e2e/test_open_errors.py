@@ -10,6 +10,10 @@ from typing import Any
 
 import pytest
 from conftest import Project, server_db
+from test_flows import apis  # noqa: F401  (fixture)
+from test_flows import config as flow_config
+
+from syncdash_demo.sampleflow import RegistrationApi, ScoringApi
 
 CONFIG = """\
 sources:
@@ -96,3 +100,20 @@ def test_payload_over_64_kb_is_cut_and_flagged(project: Project) -> None:
     assert e["payload_truncated"] is True and isinstance(e["payload"], str)
     [(n,)] = project.query("SELECT length(CAST(payload AS BLOB)) FROM syncdash_item_errors")
     assert 60_000 < n <= 64 * 1024
+
+
+def test_a_push_rejected_on_every_run_is_one_open_error_fixed_by_the_run_that_gets_it_through(
+        project: Project, apis: tuple[RegistrationApi, ScoringApi]) -> None:  # noqa: F811
+    reg, score = apis
+    flow_config(project, reg, score)
+    score.reject_bibs = {103}
+    project.run_json("race_day", expect=3)
+    reg.set_participant("acme", 1003, last_name="Changed")  # so the next run sends it again
+    project.run_json("race_day", expect=3)
+    [e] = errors(project)
+    assert (e["error_type"], e["occurrences"], e["item"]) == ("rejected", 2, "key tenant='acme', id=1003")
+    score.reject_bibs.clear()
+    reg.set_participant("acme", 1003, last_name="Again")
+    project.run_json("race_day", expect=0)  # a plain run, not a retry, gets it through
+    assert errors(project) == []
+    assert [x["resolution"] for x in errors(project, "--all")] == ["fixed"]
