@@ -592,7 +592,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_errors(args: argparse.Namespace) -> int:
-    from syncdash.store.queries import ErrorFilter, error_json, errors_page
+    from syncdash.store.queries import ErrorFilter, error_json, errors_page, last_seen
 
     store, _ = _store_for_reading(args)
     if args.run is not None and store.get_run(args.run) is None:
@@ -607,11 +607,12 @@ def cmd_errors(args: argparse.Namespace) -> int:
         render.out.print("no unresolved errors" if not args.all else "no errors")
         return EXIT_OK
     t = render.Table(header_style="bold")
-    for c in ("id", "run", "source", "item", "column", "type", "message", "retry"):
-        t.add_column(c, overflow="fold")
+    for c in ("id", "run", "source", "item", "column", "type", "message", "seen", "retry"):
+        t.add_column(c, overflow="fold", no_wrap=c == "seen")
     for e in errors:
         t.add_row(str(e.id), str(e.run_id), esc(e.source), esc(e.item or "-"), esc(e.column or "-"),
                   esc(e.error_type), esc(e.message),
+                  esc(f"{e.occurrences or 1}x, last {last_seen(e):%Y-%m-%d %H:%M}"),
                   esc(("yes" if e.retryable else "no") + (f" ({e.resolution})" if e.resolved_at else "")))
     render.out.print(t)
     return EXIT_OK

@@ -16,7 +16,7 @@ from typing import Any
 
 from syncdash.common.dialect import integrity_errors
 from syncdash.engine.changes import ChangeLog, ChangeRow, Diff
-from syncdash.engine.items import ItemError, ItemErrors
+from syncdash.engine.items import ItemError, ItemErrors, OpenErrors
 from syncdash.engine.lifecycle import RunLifecycle
 from syncdash.engine.options import PROGRESS_INTERVAL
 from syncdash.engine.readahead import Prepared
@@ -45,6 +45,7 @@ class BatchWriter:
         self.retry = retry
         self.dry = life.opt.dry_run
         self.items = ItemErrors(life.config, self.cfg.primary_key)
+        self.open_errors = OpenErrors(life.store, self.cfg.name, dry_run=self.dry, retry=life.mode == "retry")
         columns = list(self.cfg.fields)
         self.target: Any = target_db.open_table(self.db.target, self.cfg.table, columns,
                                                 [self.cfg.fields[c].type for c in columns], self.cfg.primary_key)
@@ -53,6 +54,7 @@ class BatchWriter:
         self.key_too_long = self.target.key_too_long if getattr(self.target, "key_limits", None) else None
         self.batch_no = 0
         self.keyless_errors = 0  # rows that failed before their key was read: they block deletes
+        self.lines_read: dict[str | None, int] = {}  # file -> the last line this run read of it
         self.fresh = False
         self.rewrite = False
         self.target_exists = False
@@ -75,6 +77,8 @@ class BatchWriter:
                 tdb.rollback()
                 raise
         self.target_exists = self.target.exists()
+        if not self.dry:
+            self.open_errors.load(self.load_phase)  # before any batch transaction holds the database
         if ck is not None:
             self.fresh = bool(ck.get("fresh"))
             self.rewrite = bool(ck.get("rewrite"))
@@ -328,6 +332,7 @@ class BatchWriter:
             life.count("failed", len(errors))
             life.count("skipped", batch.skipped)
             self.keyless_errors += sum(1 for e in errors if e.get("_key") is None)
+            self._note_lines(batch, lines, errors)
             if self.retry is not None:
                 for ln in lines:
                     self.retry.loaded.add((self.items.redact_path(batch.file), ln))
@@ -341,6 +346,15 @@ class BatchWriter:
             raise
         self.last_batch = batch
         life.report(self.load_phase, batch.done, batch.total, batch.detail, self.stream.unit)
+
+    def _note_lines(self, batch: Batch, lines: Sequence[int | None], errors: list[ItemError]) -> None:
+        """The last line read of each file: an open error without a key resolves as gone when a later full
+        read no longer reaches its line (finalize.resolve_untouched)."""
+        top = [ln for ln in (batch.lines[-1] if batch.lines else None, lines[-1] if lines else None,
+                             *(e["line"] for e in errors)) if ln is not None]
+        if top:
+            f = self.items.redact_path(batch.file)
+            self.lines_read[f] = max(self.lines_read.get(f, 0), *top)
 
     def _screened(self, batch: Batch, records: list[Any], lines: Sequence[int | None], errors: list[ItemError],
                   key_hash: str) -> tuple[Rows, Rows, int, Sequence[int | None]] | None:
@@ -425,14 +439,8 @@ class BatchWriter:
         """The batch's bookkeeping: errors, change records, counts and the checkpoint (none in a dry run)."""
         life = self.life
         run_id, source = life.run_id, self.cfg.name
-        if errors:
-            self.db.write(
-                "INSERT INTO syncdash_item_errors (run_id, source, phase, item, item_key, file, line, "
-                "\"column\", error_type, code, message, retryable, attempts, payload, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, source, self.load_phase, e["item"], e["item_key"], e["file"], e["line"],
-                  e["column"], e["error_type"], e.get("code"), e["message"], bool(e["retryable"]),
-                  e.get("attempts", 1), e["payload"], now) for e in errors], many=True)
+        if errors:  # an item that failed before updates its open error (engine/items.py OpenErrors)
+            self.open_errors.write(self.db.write, run_id, self.load_phase, errors, now)
         if change_rows:
             self.db.write("INSERT INTO syncdash_changes (run_id, source, change, key, before, after) "
                           "VALUES (?, ?, ?, ?, ?, ?)", [(run_id, source, *c) for c in change_rows], many=True)

@@ -3,10 +3,15 @@ guarded by max_delete_ratio, in one transaction with their change rows and the c
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from sqlmodel import col, select
+
 from syncdash.engine.batch import BatchWriter
 from syncdash.errors import DeleteGuardTripped
 from syncdash.store.db import format_ts
-from syncdash.store.models import PhaseStatus, utcnow
+from syncdash.store.models import ItemError, PhaseStatus, Resolution, utcnow
 
 
 def finalize(w: BatchWriter) -> None:
@@ -14,6 +19,7 @@ def finalize(w: BatchWriter) -> None:
     life = w.life
     life.phase_start(w.fin_phase)
     try:
+        resolve_untouched(w)
         skip = _why_not(w)
         if skip is not None:
             if skip:
@@ -79,3 +85,52 @@ def _delete_absent(w: BatchWriter) -> None:
         db.rollback()
         raise
     life.report(w.fin_phase, n, n, None)
+
+
+def _loose(key: Any) -> tuple[str, ...]:
+    """A key compared by its text: a stored error's key may be the raw "42" its record had, the table's 42."""
+    return tuple(str(v) for v in (key if isinstance(key, (list, tuple)) else [key]))
+
+
+def resolve_untouched(w: BatchWriter) -> int:
+    """After a complete read (a full, real run that read everything): the open errors of this stream that the
+    run did not hit again are resolved, `fixed` when the item loaded this time and `gone` when the source no
+    longer has it. An incremental or partial read cannot tell "not read" from "gone": its open errors stay
+    open until a run hits them again or loads them (a retry resolves exactly its items)."""
+    life = w.life
+    if (life.mode != "full" or w.dry or w.stream.truncated or life.opt.limit_pages
+            or life.opt.backfill_from is not None):
+        return 0
+    run_id = life.run_id
+    with life.store.session() as s:
+        stale = list(s.exec(select(ItemError).where(
+            ItemError.source == w.cfg.name, ItemError.phase == w.load_phase, col(ItemError.resolved_at).is_(None),
+            col(ItemError.run_id) != run_id,
+            (col(ItemError.last_run_id).is_(None)) | (col(ItemError.last_run_id) != run_id))))
+    if not stale:
+        return 0
+    keys = {_loose(json.loads(e.item_key)): json.loads(e.item_key) for e in stale if e.item_key}
+    loaded: set[tuple[str, ...]] = set()
+    if keys:
+        typed = [tuple(k) if len(k) > 1 else k[0] for k in keys.values()]
+        if w.seen is not None:  # the run's seen keys: those it loaded (failed ones are marked apart)
+            found = w.seen.seen_before(typed, 1 << 62)
+        else:  # a first load into an empty table: what the table holds now is what loaded
+            found = {k for k, (_, deleted) in w.target.lookup(typed).items() if deleted is None}
+        loaded = {_loose(k) for k in found}
+    now = utcnow()
+    with life.store.tx() as s:
+        for e in stale:
+            row = s.get(ItemError, e.id)
+            if row is None or row.resolved_at is not None:
+                continue
+            if e.item_key:
+                fixed = _loose(json.loads(e.item_key)) in loaded
+            else:  # no key: its file and line were read again without failing, unless the file is now shorter
+                top = w.lines_read.get(e.file)
+                fixed = top is not None and e.line is not None and e.line <= top
+            row.resolution = Resolution.FIXED if fixed else Resolution.GONE
+            row.resolved_at = now
+            row.resolved_by_run = run_id
+            s.add(row)
+    return len(stale)

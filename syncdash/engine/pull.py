@@ -19,6 +19,7 @@ from syncdash.common.dialect import database_errors
 from syncdash.engine import readahead
 from syncdash.engine.batch import BatchWriter
 from syncdash.engine.finalize import finalize
+from syncdash.engine.items import dry_run_summary
 from syncdash.engine.lifecycle import RunLifecycle, phase_specs
 from syncdash.engine.retry import PullRetry
 from syncdash.errors import CheckpointInvalid, SourceError
@@ -37,6 +38,7 @@ class PullExecutor:
         self.source = source
         self.caps = source.capabilities
         self.streams: list[Stream] = list(source.streams())
+        self.writers: list[BatchWriter] = []
         self.retry = PullRetry(life.store, life.opt.retry_of, life.opt.retry_errors) if life.mode == "retry" \
             else None
 
@@ -77,6 +79,11 @@ class PullExecutor:
                 self._stream_done(stream)
         finally:
             life.collect(self.streams, self.source)
+            if life.opt.dry_run:
+                note = dry_run_summary(life.counts["failed"], [m for w in self.writers
+                                                               for m in w.open_errors.would_fail])
+                if note:
+                    life.warnings.append(life.config.redact(note))
             life.db.rollback()
             if tdb.is_sqlite:
                 tdb.execute("PRAGMA wal_autocheckpoint=1000")
@@ -96,6 +103,7 @@ class PullExecutor:
         life = self.life
         phases = self.phase_names(stream)
         writer = BatchWriter(life, stream, i, phases, self.caps.replayable, self.retry)
+        self.writers.append(writer)
         life.phase_counts = dict.fromkeys(COUNTS, 0)
         if life.resumed:
             with life.store.session() as s:

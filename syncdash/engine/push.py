@@ -24,6 +24,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from syncdash.common.secrets import mask_then_cut
+from syncdash.engine.items import OpenErrors, resolve_accepted
 from syncdash.engine.lifecycle import RunLifecycle, phase_specs
 from syncdash.engine.options import PROGRESS_INTERVAL
 from syncdash.engine.pushrows import BadSegment, PushRows, Record
@@ -33,6 +34,7 @@ from syncdash.kinds.contract import Source, Stream
 from syncdash.kinds.push.config import PushConfig
 from syncdash.store.db import dumps, format_ts
 from syncdash.store.models import COUNTS, ItemError, Pushed, RunPhase, utcnow
+from syncdash.store.queries import in_runs
 
 REJECTED = frozenset({400, 404, 409, 410, 412, 415, 422})  # the record is wrong, not the request or the server
 GONE = frozenset({404, 410})  # a delete of something the server no longer has: done
@@ -57,6 +59,8 @@ class PushExecutor:
         self.stream_idx = 0
         self.batch_no = 0
         self.load_phase, self.fin_phase = "push", "deletes"
+        self.open_errors = OpenErrors(self.store, life.cfg.name, dry_run=life.opt.dry_run,
+                                      retry=life.mode == "retry")
 
     def phase_names(self, stream: Stream) -> tuple[str, str]:
         if len(self.streams) == 1:
@@ -112,6 +116,9 @@ class PushExecutor:
         self.load_phase, self.fin_phase = self.phase_names(stream)
         self.batch_no = 0
         life.phase_counts = dict.fromkeys(COUNTS, 0)
+        if not life.opt.dry_run:  # read before a batch holds the database (engine/items.py OpenErrors.load)
+            self.open_errors.load(self.load_phase)
+            self.open_errors.load(self.fin_phase)
         if life.resumed:
             with self.store.session() as s:
                 ph = s.get(RunPhase, life.phase_ids[self.load_phase])
@@ -261,15 +268,17 @@ class PushExecutor:
             self._done_keys.update(r.key_json for r in accepted)
             self._retry_failed_keys.update(r.key_json for r, _ in rejected)
         self.db.write(*self._change_rows(accepted, deletes))
-        if rejected:
-            self.db.write(
-                "INSERT INTO syncdash_item_errors (run_id, source, phase, item, item_key, file, line, \"column\", "
-                "error_type, code, message, retryable, attempts, payload, created_at) "
-                "VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, 'rejected', ?, ?, TRUE, 1, ?, ?)",
-                [(self.life.run_id, cfg.name, self.fin_phase if deletes else self.load_phase, self._item(r), r.key_json,
-                  why.split(":", 1)[0], self.life.config.redact(f"{'DELETE' if deletes else cfg.method} "
-                                                           f"{self.client.show_url(r.url)}: {why}"),
-                  self.life.config.redact(dumps(r.body)), now) for r, why in rejected], many=True)
+        # a record rejected before and accepted now: its open error is fixed
+        resolve_accepted(self.open_errors, self.db.write, self.life.run_id,
+                         self.fin_phase if deletes else self.load_phase, "rejected",
+                         [r.key_json for r in accepted], now)
+        if rejected:  # a record rejected before updates its open error (engine/items.py OpenErrors)
+            self.open_errors.write(self.db.write, self.life.run_id, self.fin_phase if deletes else self.load_phase, [
+                {"item": self._item(r), "item_key": r.key_json, "file": None, "line": None, "column": None,
+                 "error_type": "rejected", "code": why.split(":", 1)[0], "retryable": True,
+                 "message": self.life.config.redact(f"{'DELETE' if deletes else cfg.method} "
+                                                    f"{self.client.show_url(r.url)}: {why}"),
+                 "payload": self.life.config.redact(dumps(r.body))} for r, why in rejected], now)
         c, p = self.life.counts, self.life.phase_counts
         self.batch_no += 1
         full_ck = {"stream": self.stream_idx, **ck, "batches": self.batch_no}
@@ -358,7 +367,7 @@ class PushExecutor:
 
     def _retry_keys(self) -> set[str]:
         with self.store.session() as s:
-            qy = select(ItemError).where(ItemError.run_id == self.life.opt.retry_of,
+            qy = select(ItemError).where(in_runs([self.life.opt.retry_of or 0]),
                                          col(ItemError.resolved_at).is_(None),
                                          col(ItemError.retryable) == True,  # noqa: E712
                                          ItemError.phase == self.load_phase)

@@ -1,8 +1,10 @@
 """`retry RUN` of a pull: re-read exactly the items that failed, then say what became of each.
 
-An item is located by (file, line) as its error stored it (file redacted). After the retry run each error
-is resolved: fixed (loaded now), retried (failed again: the new error carries the attempt count on) or gone
-(the input no longer has it).
+An item is located by (file, line) as its error stored it (file redacted), or by its key when the kind reads
+items by key (REST details, web detail pages). After the retry run each error is resolved: fixed (loaded
+now) or gone (the input no longer has it); one that failed again stays open, updated in place by the retry
+run (one more occurrence and attempt), or, when it failed in another way, is closed as retried and the retry
+run's new error carries the attempt count on.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from syncdash.store.db import Store
 from syncdash.store.models import ItemError, Resolution
+from syncdash.store.queries import in_runs
 
 Location = tuple[str | None, int | None]
 
@@ -22,8 +25,10 @@ def resolve_error(s: Session, err: ItemError, *, loaded: bool, failed: bool, run
     """Close one retried error: fixed (its item loaded now), retried (it failed again: the retry run's new error
     carries it on) or gone (the input no longer has it). Pull and push retries both decide this way."""
     e = s.get(ItemError, err.id)
-    if e is None:
+    if e is None or e.resolved_at is not None:
         return
+    if failed and not loaded and e.last_run_id == run_id:
+        return  # failed again the same way: the retry run updated it, and it stays open
     e.resolution = Resolution.FIXED if loaded else Resolution.RETRIED if failed else Resolution.GONE
     e.resolved_at = now
     e.resolved_by_run = run_id
@@ -45,7 +50,7 @@ class PullRetry:
         """Load the errors to retry; the filter a stream's batches() applies to record locations."""
         with self.store.session() as s:
             qy = select(ItemError).where(
-                ItemError.run_id == self.retry_of, col(ItemError.resolved_at).is_(None),
+                in_runs([self.retry_of or 0]), col(ItemError.resolved_at).is_(None),
                 col(ItemError.retryable) == True)  # noqa: E712
             if self.only:
                 qy = qy.where(col(ItemError.id).in_(self.only))

@@ -69,10 +69,14 @@ def _steps_with_errors(store: Store, flow_run_id: int, error_ids: list[int] | No
     from syncdash.store.models import ItemError
 
     errs = select(ItemError.run_id).where(col(ItemError.resolved_at).is_(None), ItemError.retryable == True)  # noqa: E712
+    # an open error a later run hit again is that run's too (last_run_id): see queries.in_runs
+    again = select(ItemError.last_run_id).where(col(ItemError.resolved_at).is_(None), ItemError.retryable == True)  # noqa: E712
     if error_ids:
         errs = errs.where(col(ItemError.id).in_(error_ids))
+        again = again.where(col(ItemError.id).in_(error_ids))
     with store.session() as s:
-        return list(s.exec(select(Run).where(Run.flow_run_id == flow_run_id, col(Run.id).in_(errs))
+        return list(s.exec(select(Run).where(Run.flow_run_id == flow_run_id,
+                                             col(Run.id).in_(errs) | col(Run.id).in_(again))
                            .order_by(col(Run.id))))
 
 

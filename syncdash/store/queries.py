@@ -72,14 +72,41 @@ def run_json(run: Run) -> Json:
 
 
 def error_json(e: ItemError) -> Json:
-    """The stable --json shape of an item error."""
+    """The stable --json shape of an item error. One open error stands for every run that hit the same item:
+    `occurrences` counts them, `first_seen_at`/`last_seen_at` and `run_id`/`last_run_id` bracket them, and
+    `seen` says it in words; a payload cut to 64 KB (`payload_truncated`) is its first part as a string."""
     return {
         "id": e.id, "run_id": e.run_id, "source": e.source, "phase": e.phase, "item": e.item,
         "key": json.loads(e.item_key) if e.item_key else None, "file": e.file, "line": e.line,
         "column": e.column, "error_type": e.error_type, "message": e.message, "retryable": e.retryable,
         "attempts": e.attempts, "payload": json.loads(e.payload) if e.payload else None,
         "resolved_at": iso(e.resolved_at), "resolution": e.resolution,
+        "occurrences": e.occurrences, "first_seen_at": iso(e.created_at), "last_seen_at": iso(last_seen(e)),
+        "last_run_id": e.last_run_id or e.run_id, "seen": seen_text(e),
+        "payload_truncated": bool(e.payload_truncated),
     }
+
+
+def last_seen(e: ItemError) -> datetime:
+    return e.last_seen_at or e.created_at
+
+
+def seen_text(e: ItemError) -> str:
+    """"seen 5 times, first 2026-03-01 10:00:00Z, last 2026-03-01 10:04:00Z" (or "seen once, …"): the one
+    wording the console, `syncdash errors` and the API share."""
+    first = e.created_at.isoformat(sep=" ", timespec="seconds") + "Z"
+    n = e.occurrences or 1
+    if n <= 1:
+        return f"seen once, {first}"
+    last = last_seen(e).isoformat(sep=" ", timespec="seconds") + "Z"
+    return f"seen {n} times, first {first}, last {last}"
+
+
+def in_runs(run_ids: Sequence[int]) -> Any:
+    """The errors these runs hit: those they added and those they found again (an open error a later run hits
+    is updated in place, so it belongs to the run that added it and to the last run that saw it)."""
+    ids = list(run_ids)
+    return col(ItemError.run_id).in_(ids) | col(ItemError.last_run_id).in_(ids)
 
 
 # ---- one run's detail ---------------------------------------------------------------------------------------
@@ -215,7 +242,7 @@ def run_detail(store: Store, run_id: int, *, changes_limit: int = DETAIL_CHANGES
             return None
         steps = list(s.exec(select(Run).where(Run.flow_run_id == run_id).order_by(col(Run.id))))
         ids = [run_id, *(st.id for st in steps if st.id is not None)]
-        in_run = col(ItemError.run_id).in_(ids)
+        in_run = in_runs(ids)
         by_type = {str(t): int(n) for t, n in s.exec(select(ItemError.error_type, func.count()).where(in_run)
                                                         .group_by(col(ItemError.error_type)))}
         unresolved = s.exec(select(func.count()).select_from(ItemError).where(
@@ -321,7 +348,7 @@ def errors_page(store: Store, where: ErrorFilter | None = None, *, limit: int = 
     with store.session() as s:
         if f.run_id is not None:
             steps = s.exec(select(Run.id).where(Run.flow_run_id == f.run_id)).all()
-            conds.append(col(ItemError.run_id).in_([f.run_id, *steps]))
+            conds.append(in_runs([f.run_id, *steps]))
         if f.source:
             conds.append(ItemError.source == f.source)
         if f.error_type:
@@ -356,7 +383,7 @@ def retryable_open_errors(store: Store, run_ids: Sequence[int], error_ids: Seque
     """How many unresolved, retryable item errors these runs have (only `error_ids` of them, when given)."""
     with store.session() as s:
         qy = select(func.count()).select_from(ItemError).where(
-            col(ItemError.run_id).in_(run_ids), col(ItemError.resolved_at).is_(None),
+            in_runs(run_ids), col(ItemError.resolved_at).is_(None),
             col(ItemError.retryable).is_(True))
         if error_ids:
             qy = qy.where(col(ItemError.id).in_(error_ids))
@@ -366,8 +393,10 @@ def retryable_open_errors(store: Store, run_ids: Sequence[int], error_ids: Seque
 def retry_outcome(store: Store, run_ids: Sequence[int]) -> dict[str, int]:
     """The retryable item errors of these runs per resolution (`unresolved` for those still open)."""
     with store.session() as s:
+        # an error failing again in a retry run stays open and moves on to it (last_run_id): count those too
+        retries = s.exec(select(Run.id).where(col(Run.parent_run_id).in_(list(run_ids)), Run.mode == "retry")).all()
         rows = s.exec(select(ItemError.resolution, func.count()).where(
-            col(ItemError.run_id).in_(run_ids), col(ItemError.retryable).is_(True))
+            in_runs([*run_ids, *(r for r in retries if r is not None)]), col(ItemError.retryable).is_(True))
             .group_by(col(ItemError.resolution))).all()
     return {str(k or "unresolved"): int(v) for k, v in rows}
 

@@ -108,6 +108,8 @@ ERROR_KEYS: dict[str, type | tuple[type, ...]] = {
     "key": object, "file": (str, type(None)), "line": (int, type(None)), "column": (str, type(None)),
     "error_type": str, "message": str, "retryable": bool, "attempts": int, "payload": object,
     "resolved_at": (str, type(None)), "resolution": (str, type(None)),
+    "occurrences": int, "first_seen_at": str, "last_seen_at": str, "last_run_id": int, "seen": str,
+    "payload_truncated": bool,
 }
 
 
@@ -268,10 +270,11 @@ def test_errors_filters_and_output(history: History) -> None:
     """Unresolved item errors, by run or source; text shows messages verbatim."""
     p = history.project
     all_errors = cli_json(p, "errors")
-    assert sorted(e["run_id"] for e in all_errors) == [2, 2, 4, 4]
+    # runs 2 and 4 hit the same two bad rows: two open errors, added by run 2 and seen again by run 4
+    assert sorted((e["run_id"], e["last_run_id"], e["occurrences"]) for e in all_errors) == [(2, 4, 2)] * 2
     for e in all_errors:
         assert_shape(e, ERROR_KEYS)
-    assert {e["run_id"] for e in cli_json(p, "errors", "4", "--source", "orders")} == {4}
+    assert {e["last_run_id"] for e in cli_json(p, "errors", "4", "--source", "orders")} == {4}
     assert cli_json(p, "errors", "--source", "people") == []
     proc = p.cli("errors", "2")
     assert proc.returncode == 0

@@ -205,9 +205,13 @@ def test_retry_reprocesses_only_the_failed_items(project: Project, tdb: str) -> 
     assert old[6]["resolution"] is None and old[6]["retryable"] is False
     assert old[7]["resolution"] != "fixed"
     unresolved = [e for e in every if e["resolved_at"] is None]
-    assert sorted((e["line"], e["run_id"]) for e in unresolved) == [(6, run["id"]), (7, retry["id"])]
-    assert [e["attempts"] for e in unresolved if e["line"] == 7] == [2]
-    assert [e["line"] for e in errors_json(project, str(run["id"]))] == [6]
+    # line 7 failed again the same way: its one open error is updated in place, now last seen by the retry
+    assert sorted((e["line"], e["run_id"], e["last_run_id"]) for e in unresolved) == [
+        (6, run["id"], run["id"]), (7, run["id"], retry["id"])]
+    assert [(e["attempts"], e["occurrences"]) for e in unresolved if e["line"] == 7] == [(2, 2)]
+    assert len(every) == 4  # no second row for line 7
+    assert sorted(e["line"] for e in errors_json(project, str(run["id"]))) == [6, 7]
+    assert [e["line"] for e in errors_json(project, str(retry["id"]))] == [7]
 
 
 def test_retry_matches_errors_whose_stored_path_is_masked(project: Project) -> None:

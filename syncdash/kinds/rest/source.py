@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from syncdash.config.tenants import TENANT_FIELD
-from syncdash.errors import FetchError, SchemaMismatch, UsageError
+from syncdash.errors import FetchError, SchemaMismatch
 from syncdash.kinds.contract import Batch, Capabilities, CheckpointInvalid, RecordProblem, RunContext, Source, Stream
 from syncdash.kinds.mapping import Mapper, build_mapper
 from syncdash.kinds.rest.client import Response, RestClient
@@ -149,13 +149,17 @@ class RestStreamSource(Stream):
                 want: Callable[[str | None, int | None], bool] | None = None) -> Iterator[Batch]:
         if stop is not None:
             raise CheckpointInvalid("REST streams keep their seen keys in the store; nothing to replay")
-        if want is not None:
-            raise UsageError(f"source {self.config.name}: retrying single records of a REST source is not "
-                             "supported yet; run the source again (it resumes or upserts)")
         if self.config._for_each:
-            yield from self._fan_out(start)
-        else:
+            yield from self._fan_out(start, want)
+        elif want is None:
             yield from self._pages(start)
+        else:  # a retry: the pages are read again, and only the failed records (page URL, position) go on
+            for b in self._pages(None):
+                keep = [i for i, ln in enumerate(b.lines) if want(b.file, ln)]
+                b.records = [b.records[i] for i in keep]
+                b.lines = [b.lines[i] for i in keep]
+                b.problems = [p for p in b.problems if want(p.file or b.file, p.line)]
+                yield b
 
     def final_cursor(self) -> Any:
         """The incremental cursor to store once the stream has finished (None: leave it)."""
@@ -399,7 +403,11 @@ class RestStreamSource(Stream):
 
     # ---- for_each: one request per row of an earlier stream ------------------------------------------
 
-    def _fan_out(self, start: dict[str, Any] | None) -> Iterator[Batch]:
+    def _fan_out(self, start: dict[str, Any] | None,
+                 want: Callable[[str | None, int | None], bool] | None = None) -> Iterator[Batch]:
+        """One request per parent row. A detail that still fails after its retries is an item error located
+        at (this stream's URL, the parent row's position), and the other details load; a retry (`want`)
+        fetches only the failed ones again."""
         c = self.config
         ctx = self.parent.ctx
         client = self.parent.client
@@ -428,14 +436,16 @@ class RestStreamSource(Stream):
                     chunk = chunk[:max(0, limit - done)]
                     if not chunk:
                         break
-                futures = [self._submit_detail(pool, client, base, template, r) for r in chunk]
+                picked = [(i, r) for i, r in enumerate(chunk, done + 1) if want is None or want(c.url, i)]
+                futures = [self._submit_detail(pool, client, base, template, r) for _, r in picked]
                 records: list[Any] = []
                 lines: list[int] = []
                 problems: list[RecordProblem] = []
-                for i, (row, fut) in enumerate(zip(chunk, futures, strict=True), done + 1):
+                for (i, row), fut in zip(picked, futures, strict=True):
                     rec, problem = fut.result()
                     if problem is not None:
                         problem.line = i
+                        problem.file = c.url  # where a retry finds it again (the message names the URL)
                         problem.key = row.get(pc.primary_key[0]) if len(pc.primary_key) == 1 else None
                         problems.append(problem)
                         continue
@@ -445,6 +455,10 @@ class RestStreamSource(Stream):
                             records.append({**r, "_parent": row, **self._tag})
                             lines.append(i)
                 done += len(chunk)
+                if problems and not records and len(problems) == len(picked) > 1 and all(
+                        p.error_type in ("network", "timeout") for p in problems):
+                    raise FetchError(f"source {c.name}: every detail request of a batch failed; first: "
+                                     f"{problems[0].message}", error_type=problems[0].error_type)
                 yield Batch(records=records, mapper=self.mapper, lines=lines, file=f"{c.url}", problems=problems,
                             checkpoint={"index": done}, done=done, total=total,
                             detail=f"{done} of {total} {parent.phase} rows")
@@ -467,9 +481,12 @@ class RestStreamSource(Stream):
         try:
             resp = client.fetch(url)
         except FetchError as e:
-            if e.status == 404 or (e.status is not None and 400 <= e.status < 500 and e.status not in (401, 403, 429)):
+            if e.status in (401, 403, 429):
+                raise  # credentials or rate limit: every other detail would fail the same way
+            if e.status is not None and 400 <= e.status < 500:
                 return None, RecordProblem(str(e), "http", file=e.url, retryable=e.status != 404)
-            raise
+            # a 5xx, timeout or network error after the client's retries: this item fails, the others load
+            return None, RecordProblem(str(e), e.error_type, file=e.url, retryable=e.retryable)
         try:
             return get_path(resp.body, self.config.records), None
         except PathNotFound:

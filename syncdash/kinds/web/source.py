@@ -118,6 +118,7 @@ class WebSource(Source, Stream):
     def __init__(self, config: WebSourceConfig) -> None:
         self.config = config
         self.ctx = RunContext()
+        self._want: Callable[[str | None, int | None], bool] | None = None
         self.warnings: list[str] = []
         self.truncated: str | None = None
         self.waits: list[Wait] = []
@@ -168,9 +169,9 @@ class WebSource(Source, Stream):
                 want: Callable[[str | None, int | None], bool] | None = None) -> Iterator[Batch]:
         if stop is not None:
             raise CheckpointInvalid("web sources keep their seen keys in the store; nothing to replay")
-        if want is not None:
-            raise UsageError(f"source {self.config.name}: retrying single rows of a web source is not supported; "
-                             "run the source again (it resumes, and the upsert keeps rows once)")
+        # a retry (`want`): the list is walked again, only the failed rows (page URL, row on the page) have their
+        # detail page opened, and only they go on
+        self._want = want
         c = self.config
         if start is not None and start.get("page") is None:
             return  # the walk had finished before the crash: only the finalize phase was left
@@ -554,7 +555,8 @@ class WebSource(Source, Stream):
     async def _details(self, lp: _ListPage) -> None:
         d = self.config.detail
         assert d is not None
-        todo = [r for r in lp.records if r.get(d.url_field)]
+        want = self._want
+        todo = [r for r in lp.records if r.get(d.url_field) and (want is None or want(lp.url, r["_row"]))]
 
         async def follow(r: dict[str, Any]) -> dict[str, Any]:
             self.check_detail_link(str(r[d.url_field]))  # before any page is opened on it
@@ -667,6 +669,10 @@ class WebSource(Source, Stream):
     def _batch(self, lp: _ListPage, nxt: _Position | None, fetched: int, read: int) -> Batch:
         ck = {"page": None, "fetched": fetched, "read": read} if nxt is None else \
             {**nxt.as_dict(), "fetched": fetched, "read": read}
+        want = self._want
+        if want is not None:  # a retry: only the rows (and problems) it asked for
+            lp.records = [r for r in lp.records if want(lp.url, r["_row"])]
+            lp.problems = [p for p in lp.problems if want(p.file or lp.url, p.line)]
         lines = [r.pop("_row") for r in lp.records]  # the row's index on its page: what item errors name
         return Batch(records=lp.records, mapper=self.mapper, lines=lines, file=lp.url, problems=lp.problems,
                      checkpoint=ck, done=read, total=None, detail=f"page {lp.pos.page}, {fetched} rows")

@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from syncdash.store.models import ItemError
+from syncdash.store.queries import seen_text
 from syncdash.tui import data
 
 if TYPE_CHECKING:
@@ -97,7 +98,8 @@ class ErrorsScreen(Screen[None]):
             return
         payload = json.dumps(json.loads(e.payload), ensure_ascii=False)[:400] if e.payload else "-"
         box.update(f"[b]{escape(e.item or '-')}[/b] · {e.error_type} · column {escape(e.column or '-')} · "
-                   f"attempts {e.attempts}\n{escape(e.message)}\n[dim]payload:[/] {escape(payload)}")
+                   f"attempts {e.attempts} · {seen_text(e)}\n{escape(e.message)}\n[dim]payload:[/] "
+                   f"{escape(payload)}")
 
     def action_back(self) -> None:
         self.app.pop_screen()
