@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from syncdash.common.files import open_private, private_dir
 from syncdash.common.resilience import HostBreaker, backoff
-from syncdash.errors import CircuitOpen, FetchError, RunCancelled, SchemaMismatch, UsageError
+from syncdash.errors import CircuitOpen, FetchError, RunCancelled, SchemaMismatch
 from syncdash.kinds.contract import Batch, Capabilities, CheckpointInvalid, RecordProblem, RunContext, Source, Stream
 from syncdash.kinds.mapping import Mapper, build_mapper
 from syncdash.kinds.rest.client import Wait, host_breaker, throttle
