@@ -72,7 +72,9 @@ def _store_for_reading(args: argparse.Namespace) -> tuple[Store, Config | None]:
 
 STARTER = """\
 # syncdash config: `syncdash validate` checks it, `syncdash schema` gives editors completion.
-# database: sqlite:///syncdash.db     # default: the user data dir; or postgresql://user@host/db
+database: sqlite:///syncdash.db       # this project's store (runs, errors, state) and tables, beside this file;
+                                      # or postgresql://user@host/db. Without it: a store of this file's own
+                                      # under the user data dir (`syncdash status` shows where)
 sources:
   - name: customers
     kind: csv
@@ -126,7 +128,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     render.out.print(f"[green]ok[/] {esc(cfg.file)}: {len(cfg.source_list)} source(s); "
-                     f"store {esc(cfg.redact(mask_url(cfg.database or _default_database_url())))}"
+                     f"store {esc(store_line(cfg))}"
                      + (f"; target tables in {esc(cfg.redact(mask_url(cfg.target)))}" if cfg.target else ""))
     for s in cfg.source_list:
         deletes = f", deletes {s.deletes}" if s.mode == "full" else ""
@@ -329,6 +331,17 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 # ---- status / runs / show / errors ----------------------------------------------------------------
 
+def store_line(cfg: Config) -> str:
+    """Where this config's history lives: the `store:` line of `status` (and the console's header)."""
+    from syncdash.common.dialect import mask_url
+    from syncdash.config.load import is_project_store
+
+    where = cfg.redact(mask_url(cfg.database or _default_database_url()))
+    if is_project_store(cfg):
+        return f"{where} (this config's own; set `database:` to choose)"
+    return where
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from syncdash.store.health import live_daemons
     from syncdash.store.models import utcnow
@@ -361,6 +374,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         render.out.print(f"daemon: {esc(who)}")
     else:
         render.out.print("daemon: none running (`syncdash daemon` runs the schedules)")
+    render.out.print(f"store: {esc(store_line(cfg))}")
     return EXIT_OK
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -202,11 +204,29 @@ def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] 
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read config: {e}", file=str(p)) from None
     cfg = parse_config(text, str(p), env)
-    cfg.database = _resolve_sqlite(cfg.database, p)
+    # no `database:`: a store of this config's own, so two projects never share run history or state
+    cfg.database = _resolve_sqlite(cfg.database, p) or project_store_url(p)
     cfg.target = _resolve_sqlite(cfg.target, p)
     for src in cfg.source_list:
         src.target = _resolve_sqlite(src.target, p)
     return cfg
+
+
+def project_store_url(config_file: Path) -> str:
+    """The store of a config without `database:`: one SQLite file per config file, under the user data dir, named
+    for the config's absolute path (a readable slug of its folder and name, and a hash that keeps two folders of
+    the same name apart). A shared default store let a second project's first run compare against the first
+    project's table and report "unchanged"."""
+    path = config_file.resolve()
+    digest = hashlib.sha256(str(path).encode("utf-8")).hexdigest()[:8]
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{path.parent.name}-{path.stem}".lower()).strip("-")[:48] or "config"
+    stores = Path(platformdirs.user_data_dir("syncdash")) / "stores"
+    return f"sqlite:///{stores / f'{slug}-{digest}.db'}"
+
+
+def is_project_store(cfg: Config) -> bool:
+    """True when the config names no `database:` and uses the store load_config chose for its file."""
+    return cfg.file is not None and cfg.database == project_store_url(Path(cfg.file))
 
 
 def _resolve_sqlite(url: str | None, config_file: Path) -> str | None:

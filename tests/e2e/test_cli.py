@@ -16,7 +16,6 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -318,7 +317,7 @@ def test_export_matches_the_table(history: History) -> None:
 # ---- init -----------------------------------------------------------------------------------------------
 
 def test_init_writes_a_starter_that_runs(project: Project) -> None:
-    """The starter config validates and syncs its sample data into the default store (user data dir)."""
+    """The starter config validates and syncs its sample data into syncdash.db beside it."""
     proc = project.cli("init")
     assert proc.returncode == 0, proc.stderr
     cfg = project.root / "syncdash.yaml"
@@ -337,8 +336,7 @@ def test_init_writes_a_starter_that_runs(project: Project) -> None:
     assert "customers (csv) -> table customers" in proc.stdout
     [run] = project.run_json("--all", expect=0)
     assert run["counts"]["inserted"] == 3 and run["counts"]["failed"] == 0
-    db = Path(project.env["XDG_DATA_HOME"]) / "syncdash" / "syncdash.db"
-    project.db = db  # the starter has no `database:`: the default store is in the user data dir
+    assert project.db.is_file()  # the starter's `database: sqlite:///syncdash.db`: beside the config
     assert project.query("SELECT id, name, signed_up, balance FROM customers ORDER BY id") == [
         (1, "Ada Lovelace", "2023-12-10", 120.5), (2, "Grace Hopper", "2023-12-09", 0.0),
         (3, "Alan Turing", "2024-06-23", 42.0)]

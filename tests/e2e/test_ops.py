@@ -1,0 +1,67 @@
+"""Operating a project from the command line (issue 16 part B): one store per project, `state`, `check`,
+`validate`'s file checks, messages that suggest the closest name, push dry runs and readable rendering.
+
+Real `syncdash` processes, real files, real SQLite, real local HTTP servers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import Project
+
+PEOPLE = """\
+    sources:
+      - name: people
+        kind: csv
+        path: people.csv
+        table: people
+        primary_key: [id]
+        fields:
+          id: {from: id, type: int}
+          name: name
+    """
+
+
+def _bare_config(project: Project, folder: str) -> Path:
+    """A project folder whose config has no `database:` (conftest's Project.config would add one)."""
+    root = project.root / folder
+    root.mkdir()
+    (root / "people.csv").write_text("id,name\n1,Ada\n2,Grace\n3,Alan\n")
+    cfg = root / "syncdash.yaml"
+    cfg.write_text(PEOPLE.replace("\n    ", "\n").removeprefix("    "))
+    return cfg
+
+
+# ---- one project, one store ---------------------------------------------------------------------------
+
+def test_two_configs_without_database_never_share_history(project: Project) -> None:
+    """Each config without `database:` gets its own store under the user data dir: the second project's first
+    run inserts its rows instead of reporting them unchanged against the first project's table."""
+    a, b = _bare_config(project, "a"), _bare_config(project, "b")
+    first = json.loads(project.cli("run", "people", "--json", "--config", str(a)).stdout)
+    second = json.loads(project.cli("run", "people", "--json", "--config", str(b)).stdout)
+    assert first[0]["counts"]["inserted"] == 3
+    assert second[0]["counts"]["inserted"] == 3 and second[0]["counts"]["unchanged"] == 0
+    assert first[0]["id"] == second[0]["id"] == 1  # two histories, each starting at run 1
+
+    stores = Path(project.env["XDG_DATA_HOME"]) / "syncdash" / "stores"
+    files = sorted(p.name for p in stores.glob("*.db"))
+    assert len(files) == 2 and all(f.startswith(("a-syncdash-", "b-syncdash-")) for f in files), files
+    assert not (Path(project.env["XDG_DATA_HOME"]) / "syncdash" / "syncdash.db").exists()
+
+    status = project.cli("status", "--config", str(a))
+    assert status.returncode == 0, status.stderr
+    [line] = [ln for ln in status.stdout.splitlines() if ln.startswith("store:")]
+    assert str(stores) in line and "a-syncdash-" in line and "this config's own" in line
+    again = json.loads(project.cli("run", "people", "--json", "--config", str(a)).stdout)
+    assert again[0]["counts"]["unchanged"] == 3 and again[0]["id"] == 2
+
+
+def test_status_names_an_explicit_store(project: Project) -> None:
+    project.config(PEOPLE)
+    project.write("people.csv", "id,name\n1,Ada\n")
+    proc = project.cli("status")
+    assert proc.returncode == 0, proc.stderr
+    assert f"store: sqlite:///{project.db}" in proc.stdout.replace("\n", "")
+    assert "this config's own" not in proc.stdout
