@@ -416,8 +416,10 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     cfg = _config(args)
     _source_arg(cfg, args.name)
     store = open_store(cfg.database)
+    from syncdash.store.state import set_schedule_override
+
     if args.reset:
-        _state_update(store, args.name, schedule_override=None)
+        set_schedule_override(store, args.name, None)
         configured = getattr(cfg.source(args.name), "schedule", None) or "none"
         render.out.print(f"{esc(args.name)}: back to the config's schedule ({esc(configured)})")
         return EXIT_OK
@@ -431,9 +433,55 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     override = {"schedule": text}
     if args.timezone:
         override["timezone"] = args.timezone
-    _state_update(store, args.name, schedule_override=json.dumps(override), last_fire_at=None)
+    set_schedule_override(store, args.name, override)
     render.out.print(f"{esc(args.name)}: schedule {esc(sched.describe())} (overrides the config until "
                      f"`syncdash schedule {esc(args.name)} --reset`)")
+    return EXIT_OK
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    from syncdash.store import state
+
+    cfg = _config(args)
+    _source_arg(cfg, args.name)
+    if args.stream and args.set_cursor is None:
+        raise UsageError("--stream goes with --set-cursor")
+    store = open_store(cfg.database)
+    if args.reset:
+        state.reset_state(store, args.name)
+        src = cfg.source(args.name)
+        inc = getattr(src, "incremental", None)
+        start = f"from initial {inc.initial!r}" if inc is not None and inc.initial else "from the start"
+        render.err.print(f"{esc(args.name)}: state reset; the next run reads {esc(start)}")
+    elif args.set_cursor is not None:
+        try:
+            state.set_cursor(store, args.name, args.set_cursor, args.stream)
+        except ValueError as e:
+            raise UsageError(f"{args.name}: {e}") from None
+        render.err.print(f"{esc(args.name)}: cursor set; the next incremental run starts after it")
+    now = state.read_state(store, args.name)
+    if args.json:
+        render.print_json(now.json())
+        return EXIT_OK
+    o = render.out
+    o.print(f"[bold]{esc(args.name)}[/]")
+    if now.cursor:
+        for stream, value in now.cursor.items():
+            o.print(esc(f"  cursor ({stream}): {value}"))
+    else:
+        o.print("  cursor: none (the next incremental run starts from `initial`)")
+    if now.checkpoint_run is not None:
+        o.print(f"  checkpoint: run {now.checkpoint_run} was interrupted; the next run resumes it at "
+                f"{esc(render.checkpoint_text(now.checkpoint))}")
+    else:
+        o.print("  checkpoint: none (no interrupted run to resume)")
+    if now.breakers:
+        for b in now.breakers:
+            until = f", retry at {b.retry_at:%Y-%m-%d %H:%M:%S}Z" if b.retry_at and b.state != "closed" else ""
+            o.print(esc(f"  breaker {b.host}: {b.state}, {b.failures} failure(s){until}"
+                        + (f" ({cfg.redact(b.last_error)})" if b.last_error else "")))
+    else:
+        o.print("  breakers: none")
     return EXIT_OK
 
 

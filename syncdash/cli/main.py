@@ -100,6 +100,14 @@ def build_parser(plugins: bool = False) -> argparse.ArgumentParser:
     g.add_argument("--reset", action="store_true", help="back to the config's schedule")
     s.add_argument("--timezone", help="IANA time zone for --cron/--every")
 
+    s = sub.add_parser("state", parents=[common], help="a source's stored cursor, checkpoint and breakers")
+    s.add_argument("name")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--reset", action="store_true", help="clear them: the next run starts from `initial`")
+    g.add_argument("--set-cursor", metavar="VALUE", help="set the incremental cursor the next run starts after")
+    s.add_argument("--stream", help="with --set-cursor: the stream (phase) of a source with several")
+    s.add_argument("--json", action="store_true")
+
     s = sub.add_parser("cleanup", parents=[common], help="delete history older than `retention:` allows")
     s.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
     s.add_argument("--json", action="store_true")
@@ -128,7 +136,7 @@ def _plugin_commands() -> list[Any]:
 
 BUILTIN_COMMANDS = frozenset({
     'cleanup', 'console', 'daemon', 'doctor', 'errors', 'export', 'init', 'pause', 'resume',
-    'retry', 'run', 'runs', 'schedule', 'schema', 'show', 'status', 'validate',
+    'retry', 'run', 'runs', 'schedule', 'schema', 'show', 'state', 'status', 'validate',
 })
 
 

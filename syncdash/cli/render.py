@@ -117,12 +117,55 @@ def until_ts(ts: datetime, now: datetime | None = None) -> str:
     return humanize.until(ts, now or _now())
 
 
+def seconds(secs: float) -> str:
+    """A duration people read: milliseconds under a second (not `0.0s`), seconds, then minutes."""
+    if secs < 1:
+        return f"{secs * 1000:.0f}ms"
+    return f"{secs:.1f}s" if secs < 120 else f"{secs / 60:.1f}m"
+
+
 def duration(run: Run) -> str:
     if run.started_at is None:
         return "-"
     end = run.finished_at or _now()
-    secs = (end - run.started_at).total_seconds()
-    return f"{secs:.1f}s" if secs < 120 else f"{secs / 60:.1f}m"
+    return seconds((end - run.started_at).total_seconds())
+
+
+def checkpoint_text(ck: Any) -> str:
+    """A stored checkpoint (JSON) as readable fields: where a resumed run continues (stream, file and line,
+    page, records fetched, batches committed), instead of the raw JSON."""
+    if isinstance(ck, str):
+        try:
+            ck = json.loads(ck)
+        except ValueError:
+            return ck
+    if not isinstance(ck, dict):
+        return str(ck)
+    parts: list[str] = []
+    src = ck.get("source")
+    inner: dict[str, Any] = src if isinstance(src, dict) else ck
+    if "stream" in ck and isinstance(ck["stream"], int):
+        parts.append(f"stream {ck['stream'] + 1}")
+    files = inner.get("files")
+    if isinstance(files, list) and isinstance(inner.get("file"), int):
+        i = inner["file"]
+        if i < len(files):
+            entry = files[i]
+            name = entry[0] if isinstance(entry, list) and entry else entry
+            parts.append(f"file {name} line {inner.get('line', 0)}")
+        else:
+            parts.append(f"after the last of {len(files)} file(s)")
+    if inner.get("page") is not None:
+        page = inner["page"]
+        parts.append(f"next page {page.get('n', page) if isinstance(page, dict) else page}")
+    if "fetched" in inner:
+        total = f" of {inner['total']}" if inner.get("total") else ""
+        parts.append(f"{inner['fetched']}{total} record(s) fetched")
+    if "index" in inner:
+        parts.append(f"{inner['index']} item(s) done")
+    if isinstance(ck.get("batches"), int):
+        parts.append(f"{ck['batches']} batch(es) committed")
+    return ", ".join(parts) if parts else json.dumps(ck, separators=(",", ":"))
 
 
 def print_json(obj: Any) -> None:
