@@ -63,6 +63,13 @@ class ScheduleRequest(_Body):
     reset: bool = Field(default=False, description="back to the config's schedule")
 
 
+class CheckRequest(_Body):
+    """POST /v1/check: what `syncdash check [NAME...]` does."""
+
+    names: list[Annotated[str, Field(max_length=100)]] | None = Field(
+        default=None, max_length=1000, description="the sources to check (default: every source)")
+
+
 class EmptyBody(_Body):
     """Endpoints that take no options: an empty body or {}."""
 
@@ -194,6 +201,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              body=StateRequest, errors=(404, 422)),
     Endpoint("PUT", "/v1/sources/{name}/schedule", "Override the schedule until reset (`syncdash schedule`)",
              "set_schedule", body=ScheduleRequest, errors=(404, 422)),
+    Endpoint("POST", "/v1/check", "Open each source (first page, file header, target database) and say what "
+             "works (`syncdash check`)", "check", body=CheckRequest, errors=(404,)),
     Endpoint("GET", "/v1/runs", "Run history, newest first, paginated by cursor", "runs",
              query=(SOURCE, STATUS, LIMIT, CURSOR)),
     Endpoint("GET", "/v1/runs/{id}", "One run: phases, counts, errors summary, what changed", "run",

@@ -223,6 +223,15 @@ def set_schedule(api: Api, path: dict[str, str], query: dict[str, Any],
     return 200, {"source": src.name, "schedule": sched.describe(), "override": override}
 
 
+def check(api: Api, path: dict[str, str], query: dict[str, Any], body: schemas.CheckRequest) -> tuple[int, Any]:
+    from syncdash.engine.check import check_sources
+
+    for name in body.names or []:
+        _source(api, name)
+    results = check_sources(api.store, api.config, body.names or None)
+    return 200, {"ok": all(r.ok for r in results), "sources": [r.json() for r in results]}
+
+
 # ---- runs and errors ---------------------------------------------------------------------------------------
 
 def runs(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> tuple[int, Any]:

@@ -127,6 +127,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from syncdash.config.kinds import adapter_for
 
     cfg = _config(args)
+    problems = 0
     render.out.print(f"[green]ok[/] {esc(cfg.file)}: {len(cfg.source_list)} source(s); "
                      f"store {esc(store_line(cfg))}"
                      + (f"; target tables in {esc(cfg.redact(mask_url(cfg.target)))}" if cfg.target else ""))
@@ -151,7 +152,37 @@ def cmd_validate(args: argparse.Namespace) -> int:
                              f"retries {s.run_retry.attempts - 1}")
         for line in adapter_for(s.kind)(s).describe():
             render.out.print(f"    {esc(cfg.redact(line))}")
+        if s.kind in ("csv", "web"):
+            from syncdash.engine.check import validate_inputs
+
+            for chk in validate_inputs(cfg, s):
+                problems += not chk.ok and chk.fatal
+                mark = "[green]ok[/]" if chk.ok else "[red]FAIL[/]" if chk.fatal else "[yellow]warning[/]"
+                render.out.print(f"    {mark} {esc(chk.what)}: {esc(chk.detail)}")
+    if problems:
+        render.err.print(f"[red]{problems} problem(s)[/]: the config is valid, but a run would fail as shown")
+        return EXIT_FAILED
     return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    for n in args.names:
+        _source_arg(cfg, n)
+    from syncdash.engine.check import check_sources
+
+    store = open_store(cfg.database)
+    results = check_sources(store, cfg, list(args.names) or None)
+    if args.json:
+        render.print_json([r.json() for r in results])
+    else:
+        for r in results:
+            verdict = "[green]ok[/]" if r.ok else "[red]FAIL[/]"
+            render.out.print(f"{verdict} [bold]{esc(r.source)}[/] ({esc(r.kind)})")
+            for ln in r.lines:
+                mark = "[green]ok[/]  " if ln.ok else "[red]FAIL[/]"
+                render.out.print(f"    {mark} {esc(ln.what)}: {esc(ln.detail)}")
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -37,6 +37,11 @@ def build_parser(plugins: bool = False) -> argparse.ArgumentParser:
     sub.add_parser("validate", parents=[common], help="check the config and print what would run")
     sub.add_parser("schema", help="print the config's JSON Schema")
 
+    s = sub.add_parser("check", parents=[common],
+                       help="open each source (first page, file header, target database); exit 1 if one fails")
+    s.add_argument("names", nargs="*", metavar="NAME")
+    s.add_argument("--json", action="store_true")
+
     s = sub.add_parser("run", parents=[common], help="sync sources now")
     s.add_argument("names", nargs="*", metavar="NAME")
     s.add_argument("--all", action="store_true", help="every source in the config")
@@ -135,7 +140,7 @@ def _plugin_commands() -> list[Any]:
 
 
 BUILTIN_COMMANDS = frozenset({
-    'cleanup', 'console', 'daemon', 'doctor', 'errors', 'export', 'init', 'pause', 'resume',
+    'check', 'cleanup', 'console', 'daemon', 'doctor', 'errors', 'export', 'init', 'pause', 'resume',
     'retry', 'run', 'runs', 'schedule', 'schema', 'show', 'state', 'status', 'validate',
 })
 

@@ -285,6 +285,20 @@ def test_state_and_schedule_endpoints_match_the_cli(served: Served) -> None:
         assert ro.put("/v1/sources/small/schedule", json={"every": "1h"}).status_code == 403
 
 
+def test_check_endpoint_says_what_works(served: Served) -> None:
+    """POST /v1/check opens the sources like `syncdash check`: the CSV reads, the unreachable REST API fails."""
+    with served.client() as c:
+        r = c.post("/v1/check", json={"names": ["small", "scores"]})
+        assert r.status_code == 200, r.text
+        got = {s["source"]: s for s in r.json()["sources"]}
+        assert r.json()["ok"] is False
+        assert got["small"]["ok"] is True and got["scores"]["ok"] is False
+        assert any(ch["what"] == "target database" and ch["ok"] for ch in got["scores"]["checks"])
+        assert c.post("/v1/check", json={"names": ["nope"]}).status_code == 404
+    with served.client(READ_TOKEN) as ro:
+        assert ro.post("/v1/check", json={}).status_code == 403
+
+
 def test_tokens_401_403_and_the_read_only_token(served: Served) -> None:
     with served.client(token=None) as anon, served.client("wrong") as wrong, served.client(READ_TOKEN) as ro:
         for cl in (anon, wrong):
@@ -344,7 +358,7 @@ def test_openapi_documents_every_endpoint(served: Served) -> None:
         ("POST", "/v1/sources/{name}/resume"), ("GET", "/v1/runs"), ("GET", "/v1/runs/{id}"),
         ("POST", "/v1/runs/{id}/cancel"), ("POST", "/v1/runs/{id}/retry"), ("GET", "/v1/errors"),
         ("GET", "/metrics"), ("GET", "/v1/sources/{name}/state"), ("POST", "/v1/sources/{name}/state"),
-        ("PUT", "/v1/sources/{name}/schedule")}
+        ("PUT", "/v1/sources/{name}/schedule"), ("POST", "/v1/check")}
     assert "403" in doc["paths"]["/v1/sources/{name}/schedule"]["put"]["responses"]
     body = doc["components"]["schemas"]["RunRequest"]
     assert body["additionalProperties"] is False and set(body["properties"]) == {"mode", "dry_run", "if_running"}
@@ -488,7 +502,7 @@ def test_fuzz_every_endpoint_finds_no_5xx(served: Served) -> None:
                     props = doc["components"]["schemas"][ref].get("properties", {})
                 _probe(c, path, method, op, props)()
                 checked += 1
-    assert checked == 16
+    assert checked == 17
 
 
 def test_no_secret_in_any_response(served: Served) -> None:

@@ -119,3 +119,130 @@ def test_state_shows_resets_and_sets_the_cursor(project: Project) -> None:
         assert bad.returncode == 2 and "--stream goes with --set-cursor" in bad.stderr
         unknown = project.cli("state", "player")
         assert unknown.returncode == 2 and "unknown source 'player'" in unknown.stderr
+
+
+def _browser_available(project: Project) -> bool:
+    """Whether syncdash finds a Chromium in the tests' environment (`syncdash doctor`'s browser line)."""
+    doctor = project.cli("doctor")
+    return any(ln.startswith("ok") and "browser" in ln for ln in doctor.stdout.splitlines())
+
+
+# ---- check and validate ---------------------------------------------------------------------------------
+
+def test_check_opens_every_source_and_says_what_fails(project: Project) -> None:
+    """`check` reads the first REST page, the first web page in the real Chromium, the CSV header and the
+    target database; one failing source makes the exit 1, and each line says what works and what does not.
+    Nothing is recorded: no run, no target table."""
+    from syncdash_demo.sampleapi import SampleApi
+    from syncdash_demo.samplesite import SampleSite
+
+    project.write("people.csv", "id,name\n1,Ada\n")
+    project.write("short.csv", "id\n1\n")
+    with SampleApi(n=30, lifetime=300) as api, SampleSite(25, delay=0.05, lifetime=300) as site:
+        project.config(f"""\
+            sources:
+              - name: people
+                kind: csv
+                path: people.csv
+                table: people
+                primary_key: [id]
+                fields: {{id: {{type: int}}, name: name}}
+              - name: short
+                kind: csv
+                path: short.csv
+                table: short
+                primary_key: [id]
+                fields: {{id: {{type: int}}, name: name}}
+              - name: api
+                kind: rest
+                url: {api.url}/v1/page/players
+                records: data.items
+                pagination: {{type: page, page_param: page, size_param: limit, size: 10, total_path: meta.total}}
+                table: api_players
+                primary_key: [id]
+                fields: {{id: {{type: int}}}}
+              - name: down
+                kind: rest
+                url: http://127.0.0.1:9/v1/x
+                retry: {{attempts: 1}}
+                table: down
+                primary_key: [id]
+                fields: {{id: {{type: int}}}}
+              - name: site
+                kind: web
+                url: {site.url}/players?page={{page}}
+                pages: {{end: .empty}}
+                wait_for: "table.players tbody tr"
+                rows: "table.players tbody tr"
+                browser: {{timeout: 10s}}
+                table: site_players
+                primary_key: [id]
+                fields: {{id: {{selector: td.id, type: int}}}}
+            """)
+        proc = project.cli("check", "--json")
+        assert proc.returncode == 1, proc.stderr
+        got = {r["source"]: r for r in json.loads(proc.stdout)}
+        has_browser = _browser_available(project)
+        assert {n: r["ok"] for n, r in got.items()} == {
+            "people": True, "short": False, "api": True, "down": False, "site": has_browser}, got["site"]
+        assert all(any(c["what"] == "target database" and c["ok"] for c in r["checks"]) for r in got.values())
+        [short] = [c for c in got["short"]["checks"] if not c["ok"]]
+        assert "short.csv" in short["detail"] and "'name'" in short["detail"]
+        [api_read] = [c for c in got["api"]["checks"] if c["what"] == "read"]
+        assert api_read["detail"].startswith("10 record(s)")
+        assert len([r for r in api.requests if r.path.startswith("/v1/")]) == 1  # the first page only
+        [site_read] = [c for c in got["site"]["checks"] if c["what"] == "read"]
+        if has_browser:  # the first page, rendered by the real Chromium
+            assert site_read["detail"].startswith("20 record(s)"), site_read
+        else:  # a machine without one: the check says so, as a run would
+            assert "no Chromium or Chrome found" in site_read["detail"], site_read
+        [down] = [c for c in got["down"]["checks"] if not c["ok"]]
+        assert "127.0.0.1:9" in down["detail"]
+
+        ok = project.cli("check", "people", "api")
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert "ok people (csv)" in ok.stdout and "ok api (rest)" in ok.stdout
+    assert project.query("SELECT COUNT(*) FROM syncdash_runs") == [(0,)]
+    assert project.query("SELECT name FROM sqlite_master WHERE name IN ('people', 'api_players')") == []
+    typo = project.cli("check", "peple")
+    assert typo.returncode == 2 and "unknown source 'peple'" in typo.stderr
+
+
+def test_validate_checks_csv_files_headers_and_the_browser(project: Project) -> None:
+    project.write("people.csv", "id,full_name\n1,Ada\n")
+    project.config("""\
+        sources:
+          - name: people
+            kind: csv
+            path: people.csv
+            table: people
+            primary_key: [id]
+            fields: {id: {type: int}, name: name}
+          - name: gone
+            kind: csv
+            path: gone.csv
+            table: gone
+            primary_key: [id]
+            fields: {id: {type: int}}
+          - name: site
+            kind: web
+            url: http://127.0.0.1:9/players
+            rows: "tr"
+            browser: {executable: /nonexistent/chromium}
+            table: site
+            primary_key: [id]
+            fields: {id: {selector: td.id}}
+        """)
+    proc = project.cli("validate")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "FAIL file:" in out and "lacks column(s) 'name'" in out and "full_name" in out
+    assert "warning" in out and "gone.csv" in out  # a file may appear later: a warning, not a failure
+    assert "warning browser:" in out and "/nonexistent/chromium" in out  # this machine's, like doctor says
+    assert "1 problem(s)" in proc.stderr
+    project.write("people.csv", "id,name\n1,Ada\n")
+    project.write("gone.csv", "id\n1\n")
+    project.config(PEOPLE)
+    fine = project.cli("validate")
+    assert fine.returncode == 0 and "ok file: found; the header has every mapped column" in fine.stdout, fine.stdout
+    assert not project.db.exists() or project.query("SELECT COUNT(*) FROM syncdash_runs") == [(0,)]
