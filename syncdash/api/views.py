@@ -90,8 +90,11 @@ def health(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> 
 def _source(api: Api, name: str) -> SourceConfig:
     src = api.config.source(name)
     if src is None:
-        known = ", ".join(s.name for s in api.config.source_list) or "none"
-        raise ApiError(404, f"unknown source {name[:100]!r}; sources: {known}")
+        from syncdash.common.suggest import did_you_mean
+
+        names = [s.name for s in api.config.source_list]
+        raise ApiError(404, f"unknown source {name[:100]!r}{did_you_mean(name[:100], names)}; "
+                            f"sources: {', '.join(names) or 'none'}")
     return src
 
 

@@ -302,9 +302,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not names:
         raise UsageError("which sources? give one or more names, or --all")
     for n in names:
-        if cfg.source(n) is None:
-            known = ", ".join(s.name for s in cfg.source_list) or "none"
-            raise UsageError(f"unknown source {n!r}; sources in {cfg.file}: {known}")
+        _source_arg(cfg, n)
     from syncdash.engine import RunOptions  # after the checks: a typo is reported without the import wait
 
     store = open_store(cfg.database)
@@ -421,8 +419,11 @@ def _state_update(store: Store, name: str, **values: object) -> None:
 
 def _source_arg(cfg: Config, name: str) -> None:
     if cfg.source(name) is None:
-        known = ", ".join(s.name for s in cfg.source_list) or "none"
-        raise UsageError(f"unknown source {name!r}; sources in {cfg.file}: {known}")
+        from syncdash.common.suggest import did_you_mean
+
+        names = [s.name for s in cfg.source_list]
+        raise UsageError(f"unknown source {name!r}{did_you_mean(name, names)} "
+                         f"(sources in {cfg.file}: {', '.join(names) or 'none'})")
 
 
 def cmd_pause(args: argparse.Namespace) -> int:

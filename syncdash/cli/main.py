@@ -15,6 +15,15 @@ from syncdash.errors import ConfigError, ConfigErrors, SyncdashError
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse exits 2 too; keep its wording, our prefix
+        import re
+
+        bad = re.match(r"argument COMMAND: invalid choice: '(.*?)' \(choose from (.*)\)$", message)
+        if bad:  # a mistyped command: name the closest one instead of listing them all
+            from syncdash.common.suggest import did_you_mean
+
+            choices = re.findall(r"'([^']*)'", bad.group(2))
+            message = f"unknown command {bad.group(1)!r}{did_you_mean(bad.group(1), choices)} " \
+                      f"(commands: {', '.join(choices)})"
         self.print_usage(sys.stderr)
         sys.stderr.write(f"syncdash: error: {message}\n")
         raise SystemExit(EXIT_USAGE)

@@ -6,6 +6,7 @@ Real `syncdash` processes, real files, real SQLite, real local HTTP servers."""
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 from conftest import Project
@@ -246,3 +247,39 @@ def test_validate_checks_csv_files_headers_and_the_browser(project: Project) -> 
     fine = project.cli("validate")
     assert fine.returncode == 0 and "ok file: found; the header has every mapped column" in fine.stdout, fine.stdout
     assert not project.db.exists() or project.query("SELECT COUNT(*) FROM syncdash_runs") == [(0,)]
+
+
+# ---- messages -----------------------------------------------------------------------------------------------
+
+def test_typos_suggest_the_closest_command_source_and_key(project: Project) -> None:
+    project.config(PEOPLE)
+    project.write("people.csv", "id,name\n1,Ada\n")
+    cmd = project.cli("stauts")
+    assert cmd.returncode == 2 and "unknown command 'stauts'; did you mean `status`?" in cmd.stderr, cmd.stderr
+    src = project.cli("run", "peeple")
+    assert src.returncode == 2 and "unknown source 'peeple'; did you mean `people`?" in src.stderr, src.stderr
+    far = project.cli("pause", "zzz")
+    assert far.returncode == 2 and "did you mean" not in far.stderr and "people" in far.stderr
+
+    project.config(PEOPLE.replace("primary_key: [id]", "primry_key: [id]\n        csv: {delimter: ';'}"))
+    bad = project.cli("validate")
+    assert bad.returncode == 2
+    assert "syncdash.yaml:7: sources.0.primry_key: unknown key; did you mean `primary_key`?" in bad.stderr, bad.stderr
+    assert "sources.0.csv.delimter: unknown key; did you mean `delimiter`?" in bad.stderr
+    project.config("soruces: []\n" + textwrap.dedent(PEOPLE))
+    top = project.cli("validate")
+    assert "soruces: unknown key; did you mean `sources`?" in top.stderr, top.stderr
+
+
+def test_a_yaml_syntax_error_is_one_sentence_with_line_and_column(project: Project) -> None:
+    project.config(PEOPLE.replace("        table: people", "       table: people"))
+    proc = project.cli("validate")
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert line.endswith("invalid YAML at line 6, column 4: this line is indented differently from the lines "
+                         "around it"), line
+    assert "syncdash.yaml:6" in line
+    project.config(PEOPLE.replace("primary_key: [id]", "primary_key: [id"))
+    [line] = project.cli("validate").stderr.strip().splitlines()
+    assert "syncdash.yaml:7: primary_key: invalid YAML at line 7, column 18: the `[` opened on line 7 is never " \
+           "closed" in line, line
