@@ -398,6 +398,11 @@ def cmd_status(args: argparse.Namespace) -> int:
                   f"#{run.id} {esc(run.status)} {render.age(run.started_at)}" if run else "-",
                   render.age(st.last_success_at) if st and st.last_success_at else "-")
     render.out.print(t)
+    for row in statuses:  # an interrupted run resumes where it stopped: say where, in words
+        run = row.last_run
+        if run is not None and run.status == RunStatus.INTERRUPTED and run.checkpoint and not run.dry_run:
+            render.out.print(f"{esc(row.config.name)}: run {run.id} resumes at "
+                             f"{esc(render.checkpoint_text(run.checkpoint))}")
     if daemons:
         who = ", ".join(f"{d.owner.split(':')[0]} ({d.kind}, {d.workers} worker(s))" for d in daemons)
         render.out.print(f"daemon: {esc(who)}")
@@ -652,13 +657,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         took = (p.finished_at - p.started_at).total_seconds() if p.finished_at and p.started_at else None
         total = f"/{p.total}" if p.total is not None else ""
         o.print(esc(f"  {p.name:{width}} {p.status:8} {p.done}{total} {p.unit}"
-                    + (f" in {took:.2f}s" if took is not None else "")))
+                    + (f" in {render.seconds(took)}" if took is not None else "")))
     if detail.steps:
         o.print("step runs (`syncdash show RUN` for each one's errors and changes):")
         for r in detail.steps:
             st = render.STATUS_STYLE.get(r.status, "")
-            o.print(f"  run {r.id} {esc(r.source)} [{st}]{esc(r.status)}[/]: +{r.inserted} ~{r.updated} "
-                    f"={r.unchanged} -{r.deleted} !{r.failed}" + (f" ({esc(r.error)})" if r.error else ""))
+            o.print(f"  run {r.id} {esc(r.source)} [{st}]{esc(r.status)}[/]: {render.count_words(r)}"
+                    + (f" ({esc(r.error)})" if r.error else ""))
     errors = detail.errors
     if errors.total:
         o.print(f"errors ({errors.total}, first {len(errors.first)}):")
@@ -679,8 +684,8 @@ def cmd_show(args: argparse.Namespace) -> int:
                 o.print(esc(f"    {key}: {diffs}"))
             else:
                 o.print(esc(f"    {key}"))
-    if run.checkpoint:
-        o.print(esc(f"checkpoint: {run.checkpoint[:300]}"))
+    if run.checkpoint:  # where a resume continues, as fields (the raw JSON is in `show --json`)
+        o.print(esc(f"checkpoint: {render.checkpoint_text(run.checkpoint)}"))
     o.print(esc(f"rerun: {detail.rerun.command(cfg)}"))
     return EXIT_OK
 

@@ -131,6 +131,15 @@ def duration(run: Run) -> str:
     return seconds((end - run.started_at).total_seconds())
 
 
+COUNT_LEGEND = "+ inserted  ~ updated  = unchanged  - deleted  ! failed"
+
+
+def count_words(c: dict[str, int] | Any) -> str:
+    """Counts in words ("3 inserted, 1 updated, 0 unchanged, 0 deleted, 2 failed"), from a dict or a Run."""
+    get = c.get if isinstance(c, dict) else (lambda k, d=0: getattr(c, k, d))
+    return ", ".join(f"{get(k, 0)} {k}" for k in ("inserted", "updated", "unchanged", "deleted", "failed"))
+
+
 def checkpoint_text(ck: Any) -> str:
     """A stored checkpoint (JSON) as readable fields: where a resumed run continues (stream, file and line,
     page, records fetched, batches committed), instead of the raw JSON."""
@@ -206,6 +215,7 @@ class ProgressView:
                                      TextColumn("{task.fields[counts]}"), TimeRemainingColumn(),
                                      console=err, transient=False)
             self.progress.start()
+            err.print(f"[dim]counts: {COUNT_LEGEND}[/]")  # the bars use the compact symbols
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -233,5 +243,5 @@ class ProgressView:
                 self._complete.add((p.run_id, p.phase))
             self._last_line = now
             pct = f"{100 * p.done / p.total:.0f}%" if p.total else f"{p.done} {p.unit}"
-            err.print(esc(f"{p.source} run {p.run_id} {p.phase} {pct} {counts}"
+            err.print(esc(f"{p.source} run {p.run_id} {p.phase} {pct}: {count_words(c)}"
                           + (f" ({p.detail})" if p.detail else "")))

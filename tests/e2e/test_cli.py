@@ -147,7 +147,8 @@ def test_usage_errors_exit_2(history: History) -> None:
     """Mistyped commands and names must fail loudly and before anything runs."""
     p = history.project
     cases = [
-        (("frobnicate",), "invalid choice: 'frobnicate'"),
+        (("frobnicate",), "unknown command 'frobnicate'"),
+        (("stauts",), "unknown command 'stauts'; did you mean `status`?"),
         (("run",), "give one or more names, or --all"),
         (("run", "people", "nosuch"), "unknown source 'nosuch'"),
         (("show", "99"), "no run 99"),

@@ -6,6 +6,7 @@ Real `syncdash` processes, real files, real SQLite, real local HTTP servers."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import textwrap
 from pathlib import Path
 
@@ -283,3 +284,46 @@ def test_a_yaml_syntax_error_is_one_sentence_with_line_and_column(project: Proje
     [line] = project.cli("validate").stderr.strip().splitlines()
     assert "syncdash.yaml:7: primary_key: invalid YAML at line 7, column 18: the `[` opened on line 7 is never " \
            "closed" in line, line
+
+
+# ---- rendering ------------------------------------------------------------------------------------------
+
+def test_show_renders_durations_checkpoints_and_counts_in_words(project: Project) -> None:
+    """A fast run took milliseconds (not `0.0s`); a killed run's checkpoint reads as fields (file, line,
+    batches), and the counts are words."""
+    import time
+
+    project.config(PEOPLE)
+    project.write("people.csv", "id,name\n1,Ada\n2,Grace\n")
+    project.run_json("people", expect=0)
+    shown = project.cli("show", "1")
+    assert shown.returncode == 0, shown.stderr
+    took = shown.stdout.split("took ", 1)[1].split(",")[0].split()[0]
+    assert took.endswith("ms") and took[:-2].isdigit(), shown.stdout
+    assert "0.0s" not in shown.stdout and "0.00s" not in shown.stdout
+    assert "counts: 2 inserted, 0 updated, 0 unchanged, 0 deleted, 0 failed" in shown.stdout
+
+    project.write("big.csv", "id,name\n" + "".join(f"{i},n{i}\n" for i in range(200_000)))
+    project.config(PEOPLE.replace("people.csv", "big.csv").replace("table: people", "table: big")
+                   .replace("name: people", "name: big").replace("fields:", "batch_size: 20\n        fields:"))
+    proc = project.popen("run", "big")
+    deadline = time.monotonic() + 60
+    ck = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            con = sqlite3.connect(project.db, timeout=1)
+            rows = con.execute("SELECT checkpoint FROM syncdash_runs WHERE id = 2").fetchall()
+            con.close()
+        except sqlite3.Error:
+            rows = []
+        if rows and rows[0][0] and json.loads(rows[0][0])["batches"] >= 3:
+            ck = json.loads(rows[0][0])
+            break
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert ck is not None, "the run committed no batch before the deadline"
+    shown = project.cli("show", "2")
+    [line] = [ln for ln in shown.stdout.splitlines() if ln.startswith("checkpoint:")]
+    assert line.startswith("checkpoint: stream 1, file ") and "big.csv line " in line, line
+    assert "batch(es) committed" in line and "{" not in line, line
