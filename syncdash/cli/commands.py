@@ -13,7 +13,7 @@ import json
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from syncdash.cli import render
 from syncdash.cli.process import (
@@ -207,20 +207,50 @@ def _exit_for(results: list[RunResult], busy: bool) -> int:
     return EXIT_OK
 
 
-def _print_result(r: RunResult, dry: bool) -> None:
+def _print_push_requests(r: RunResult) -> None:
+    """A push's dry run: the requests that would be sent, per tenant (the first 20 of each, and the total)."""
+    tenants: dict[str, list[dict[str, Any]]] = {}
+    for s in r.sample:
+        req = s.get("request")
+        if isinstance(req, dict):
+            tenants.setdefault(str(req.get("tenant") or ""), []).append(s)
+    for tenant, items in tenants.items():
+        total = items[0]["request"].get("total", len(items))
+        who = f" for tenant {tenant}" if tenant else ""
+        render.out.print(f"  requests that would be sent{esc(who)}: {total} (first {len(items)} shown)")
+        for s in items:
+            req = s["request"]
+            render.out.print(esc(f"    {req['method']} {req['url']}  ({req.get('records', 1)} record(s), "
+                                 f"{s['change']} key={s['key']})"))
+            for k, v in (req.get("headers") or {}).items():
+                render.out.print(esc(f"      {k}: {v}"))
+            if s.get("after") is not None:
+                render.out.print(esc("      " + json.dumps(s["after"], ensure_ascii=False, default=str)[:2000]))
+
+
+def _print_result(r: RunResult, dry: bool, kind: str = "") -> None:
     c = r.counts
     style = render.STATUS_STYLE.get(r.status, "")
     resumed = " (resumed)" if r.resumed else ""
+    if kind == "push":  # a push sends: its counts are requests' records, not rows inserted here
+        verb = ("would send", "would update", "would delete") if dry else ("sent", "updated", "deleted")
+        what = (f"{verb[0]} {c['inserted']} new, {verb[1]} {c['updated']}, {verb[2]} {c['deleted']}, "
+                f"{c['unchanged']} unchanged, {c['failed']} failed, {c['skipped']} skipped")
+    else:
+        what = (f"{c['inserted']} inserted, {c['updated']} updated, {c['unchanged']} unchanged, "
+                f"{c['deleted']} deleted, {c['failed']} failed, {c['skipped']} skipped")
     render.out.print(
-        f"{esc(r.source)}: run {r.run_id} [{style}]{r.status}[/]{resumed}{' (dry run)' if dry else ''}: "
-        f"{c['inserted']} inserted, {c['updated']} updated, {c['unchanged']} unchanged, {c['deleted']} deleted, "
-        f"{c['failed']} failed, {c['skipped']} skipped")
+        f"{esc(r.source)}: run {r.run_id} [{style}]{r.status}[/]{resumed}{' (dry run)' if dry else ''}: {what}")
+    if kind == "push" and dry:
+        _print_push_requests(r)
     for w in r.warnings:
         render.out.print(f"  [yellow]warning:[/] {esc(w)}")
     if r.error:
         render.out.print(f"  [red]error:[/] {esc(r.error)}")
     if r.counts["failed"]:
         render.out.print(f"  see: syncdash errors {r.run_id}")
+    if kind == "push":
+        return
     rows = [s["after"] for s in r.sample if s["change"] == "insert" and isinstance(s.get("after"), dict)]
     if dry and rows:  # the extracted rows as they would land: what tuning selectors and mappings needs
         from rich.table import Table
@@ -280,7 +310,8 @@ def _run_many(args: argparse.Namespace, cfg: Config, store: Store, jobs: list[tu
                            if (run := store.get_run(r.run_id)) is not None])
     else:
         for r in results:
-            _print_result(r, jobs[0][1].dry_run if jobs else False)
+            src = cfg.source(r.source)
+            _print_result(r, jobs[0][1].dry_run if jobs else False, src.kind if src else "")
     return _exit_for(results, busy)
 
 
