@@ -45,6 +45,31 @@ class RetryRequest(_Body):
                                         description="only these item errors (default: every retryable one)")
 
 
+class StateRequest(_Body):
+    """POST /v1/sources/{name}/state: what `syncdash state NAME --reset | --set-cursor VALUE` does."""
+
+    reset: bool = Field(default=False, description="clear the cursor, the checkpoint and the breakers")
+    cursor: str | None = Field(default=None, max_length=1000, description="set the incremental cursor")
+    stream: str | None = Field(default=None, max_length=200,
+                               description="with cursor: the stream (phase) of a source with several")
+
+
+class ScheduleRequest(_Body):
+    """PUT /v1/sources/{name}/schedule: what `syncdash schedule NAME --every | --cron | --reset` does."""
+
+    every: str | None = Field(default=None, max_length=100, description="an interval, e.g. 12h, 30m, 1d")
+    cron: str | None = Field(default=None, max_length=200, description='5-field cron, e.g. "0 3 * * *"')
+    timezone: str | None = Field(default=None, max_length=100, description="IANA time zone for every/cron")
+    reset: bool = Field(default=False, description="back to the config's schedule")
+
+
+class CheckRequest(_Body):
+    """POST /v1/check: what `syncdash check [NAME...]` does."""
+
+    names: list[Annotated[str, Field(max_length=100)]] | None = Field(
+        default=None, max_length=1000, description="the sources to check (default: every source)")
+
+
 class EmptyBody(_Body):
     """Endpoints that take no options: an empty body or {}."""
 
@@ -170,6 +195,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              body=EmptyBody, errors=(404,)),
     Endpoint("POST", "/v1/sources/{name}/resume", "Let the schedule fire again", "resume", body=EmptyBody,
              errors=(404,)),
+    Endpoint("GET", "/v1/sources/{name}/state", "The stored cursor, resume checkpoint and breakers (`syncdash "
+             "state`)", "get_state", errors=(404,)),
+    Endpoint("POST", "/v1/sources/{name}/state", "Reset the stored state or set the cursor", "change_state",
+             body=StateRequest, errors=(404, 422)),
+    Endpoint("PUT", "/v1/sources/{name}/schedule", "Override the schedule until reset (`syncdash schedule`)",
+             "set_schedule", body=ScheduleRequest, errors=(404, 422)),
+    Endpoint("POST", "/v1/check", "Open each source (first page, file header, target database) and say what "
+             "works (`syncdash check`)", "check", body=CheckRequest, errors=(404,)),
     Endpoint("GET", "/v1/runs", "Run history, newest first, paginated by cursor", "runs",
              query=(SOURCE, STATUS, LIMIT, CURSOR)),
     Endpoint("GET", "/v1/runs/{id}", "One run: phases, counts, errors summary, what changed", "run",
@@ -211,7 +244,7 @@ def openapi(public_metrics: bool = False) -> dict[str, Any]:
             "application/json": {"schema": {"type": "object"}}}
         responses: dict[str, Any] = {str(ep.ok): {"description": _REASONS[ep.ok], "content": content}}
         public = ep.public or (ep.text and public_metrics)
-        codes = [*ep.errors, *(() if public else (401,)), *((403,) if ep.method == "POST" else ()),
+        codes = [*ep.errors, *(() if public else (401,)), *((403,) if ep.method != "GET" else ()),
                  *((400,) if ep.query or "{id}" in ep.path else ()),
                  *((400, 413, 422) if ep.body is not None else ())]
         for code in sorted(set(codes)):

@@ -20,6 +20,7 @@ from syncdash.api.schemas import ApiError, parse_id
 from syncdash.config.models import Config, HttpApiConfig, SourceConfig
 from syncdash.store import commands as control
 from syncdash.store import queue
+from syncdash.store import state as stored_state
 from syncdash.store.db import Store
 from syncdash.store.health import live_daemons, source_host
 from syncdash.store.models import FINAL_STATUSES, Breaker, Run, RunStatus, utcnow
@@ -89,8 +90,11 @@ def health(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> 
 def _source(api: Api, name: str) -> SourceConfig:
     src = api.config.source(name)
     if src is None:
-        known = ", ".join(s.name for s in api.config.source_list) or "none"
-        raise ApiError(404, f"unknown source {name[:100]!r}; sources: {known}")
+        from syncdash.common.suggest import did_you_mean
+
+        names = [s.name for s in api.config.source_list]
+        raise ApiError(404, f"unknown source {name[:100]!r}{did_you_mean(name[:100], names)}; "
+                            f"sources: {', '.join(names) or 'none'}")
     return src
 
 
@@ -171,6 +175,64 @@ def pause(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> t
 
 def resume(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> tuple[int, Any]:
     return _pause(api, path["name"], False)
+
+
+def get_state(api: Api, path: dict[str, str], query: dict[str, Any], body: Any) -> tuple[int, Any]:
+    src = _source(api, path["name"])
+    return 200, stored_state.read_state(api.store, src.name).json()
+
+
+def change_state(api: Api, path: dict[str, str], query: dict[str, Any],
+                 body: schemas.StateRequest) -> tuple[int, Any]:
+    src = _source(api, path["name"])
+    if body.reset == (body.cursor is not None):
+        raise ApiError(422, 'give {"reset": true} or {"cursor": "..."}, one of them')
+    if body.stream is not None and body.cursor is None:
+        raise ApiError(422, "stream goes with cursor")
+    if body.reset:
+        stored_state.reset_state(api.store, src.name)
+    else:
+        try:
+            stored_state.set_cursor(api.store, src.name, body.cursor or "", body.stream)
+        except ValueError as e:
+            raise ApiError(422, str(e)) from None
+    return 200, stored_state.read_state(api.store, src.name).json()
+
+
+def set_schedule(api: Api, path: dict[str, str], query: dict[str, Any],
+                 body: schemas.ScheduleRequest) -> tuple[int, Any]:
+    from syncdash.common.schedule import ScheduleError, parse_schedule
+
+    src = _source(api, path["name"])
+    given = [k for k in ("every", "cron") if getattr(body, k) is not None] + (["reset"] if body.reset else [])
+    if len(given) != 1:
+        raise ApiError(422, 'give one of {"every": "12h"}, {"cron": "0 3 * * *"} or {"reset": true}')
+    if body.reset:
+        if body.timezone is not None:
+            raise ApiError(422, "timezone goes with every or cron")
+        stored_state.set_schedule_override(api.store, src.name, None)
+        return 200, {"source": src.name, "schedule": src.schedule, "override": None}
+    text = body.cron if body.cron is not None else (
+        body.every if (body.every or "").startswith("every ") else f"every {body.every}")
+    try:
+        sched = parse_schedule(text or "", body.timezone)
+    except ScheduleError as e:
+        raise ApiError(422, f"{src.name}: {e}") from None
+    override = {"schedule": text or ""}
+    if body.timezone:
+        override["timezone"] = body.timezone
+    stored_state.set_schedule_override(api.store, src.name, override)
+    api.host.poke()
+    return 200, {"source": src.name, "schedule": sched.describe(), "override": override}
+
+
+def check(api: Api, path: dict[str, str], query: dict[str, Any], body: schemas.CheckRequest) -> tuple[int, Any]:
+    from syncdash.engine.check import check_sources
+
+    for name in body.names or []:
+        _source(api, name)
+    results = check_sources(api.store, api.config, body.names or None)
+    return 200, {"ok": all(r.ok for r in results), "sources": [r.json() for r in results]}
 
 
 # ---- runs and errors ---------------------------------------------------------------------------------------

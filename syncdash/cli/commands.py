@@ -13,7 +13,7 @@ import json
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from syncdash.cli import render
 from syncdash.cli.process import (
@@ -72,7 +72,9 @@ def _store_for_reading(args: argparse.Namespace) -> tuple[Store, Config | None]:
 
 STARTER = """\
 # syncdash config: `syncdash validate` checks it, `syncdash schema` gives editors completion.
-# database: sqlite:///syncdash.db     # default: the user data dir; or postgresql://user@host/db
+database: sqlite:///syncdash.db       # this project's store (runs, errors, state) and tables, beside this file;
+                                      # or postgresql://user@host/db. Without it: a store of this file's own
+                                      # under the user data dir (`syncdash status` shows where)
 sources:
   - name: customers
     kind: csv
@@ -125,8 +127,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from syncdash.config.kinds import adapter_for
 
     cfg = _config(args)
+    problems = 0
     render.out.print(f"[green]ok[/] {esc(cfg.file)}: {len(cfg.source_list)} source(s); "
-                     f"store {esc(cfg.redact(mask_url(cfg.database or _default_database_url())))}"
+                     f"store {esc(store_line(cfg))}"
                      + (f"; target tables in {esc(cfg.redact(mask_url(cfg.target)))}" if cfg.target else ""))
     for s in cfg.source_list:
         deletes = f", deletes {s.deletes}" if s.mode == "full" else ""
@@ -149,7 +152,37 @@ def cmd_validate(args: argparse.Namespace) -> int:
                              f"retries {s.run_retry.attempts - 1}")
         for line in adapter_for(s.kind)(s).describe():
             render.out.print(f"    {esc(cfg.redact(line))}")
+        if s.kind in ("csv", "web"):
+            from syncdash.engine.check import validate_inputs
+
+            for chk in validate_inputs(cfg, s):
+                problems += not chk.ok and chk.fatal
+                mark = "[green]ok[/]" if chk.ok else "[red]FAIL[/]" if chk.fatal else "[yellow]warning[/]"
+                render.out.print(f"    {mark} {esc(chk.what)}: {esc(chk.detail)}")
+    if problems:
+        render.err.print(f"[red]{problems} problem(s)[/]: the config is valid, but a run would fail as shown")
+        return EXIT_FAILED
     return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    for n in args.names:
+        _source_arg(cfg, n)
+    from syncdash.engine.check import check_sources
+
+    store = open_store(cfg.database)
+    results = check_sources(store, cfg, list(args.names) or None)
+    if args.json:
+        render.print_json([r.json() for r in results])
+    else:
+        for r in results:
+            verdict = "[green]ok[/]" if r.ok else "[red]FAIL[/]"
+            render.out.print(f"{verdict} [bold]{esc(r.source)}[/] ({esc(r.kind)})")
+            for ln in r.lines:
+                mark = "[green]ok[/]  " if ln.ok else "[red]FAIL[/]"
+                render.out.print(f"    {mark} {esc(ln.what)}: {esc(ln.detail)}")
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -174,20 +207,50 @@ def _exit_for(results: list[RunResult], busy: bool) -> int:
     return EXIT_OK
 
 
-def _print_result(r: RunResult, dry: bool) -> None:
+def _print_push_requests(r: RunResult) -> None:
+    """A push's dry run: the requests that would be sent, per tenant (the first 20 of each, and the total)."""
+    tenants: dict[str, list[dict[str, Any]]] = {}
+    for s in r.sample:
+        req = s.get("request")
+        if isinstance(req, dict):
+            tenants.setdefault(str(req.get("tenant") or ""), []).append(s)
+    for tenant, items in tenants.items():
+        total = items[0]["request"].get("total", len(items))
+        who = f" for tenant {tenant}" if tenant else ""
+        render.out.print(f"  requests that would be sent{esc(who)}: {total} (first {len(items)} shown)")
+        for s in items:
+            req = s["request"]
+            render.out.print(esc(f"    {req['method']} {req['url']}  ({req.get('records', 1)} record(s), "
+                                 f"{s['change']} key={s['key']})"))
+            for k, v in (req.get("headers") or {}).items():
+                render.out.print(esc(f"      {k}: {v}"))
+            if s.get("after") is not None:
+                render.out.print(esc("      " + json.dumps(s["after"], ensure_ascii=False, default=str)[:2000]))
+
+
+def _print_result(r: RunResult, dry: bool, kind: str = "") -> None:
     c = r.counts
     style = render.STATUS_STYLE.get(r.status, "")
     resumed = " (resumed)" if r.resumed else ""
+    if kind == "push":  # a push sends: its counts are requests' records, not rows inserted here
+        verb = ("would send", "would update", "would delete") if dry else ("sent", "updated", "deleted")
+        what = (f"{verb[0]} {c['inserted']} new, {verb[1]} {c['updated']}, {verb[2]} {c['deleted']}, "
+                f"{c['unchanged']} unchanged, {c['failed']} failed, {c['skipped']} skipped")
+    else:
+        what = (f"{c['inserted']} inserted, {c['updated']} updated, {c['unchanged']} unchanged, "
+                f"{c['deleted']} deleted, {c['failed']} failed, {c['skipped']} skipped")
     render.out.print(
-        f"{esc(r.source)}: run {r.run_id} [{style}]{r.status}[/]{resumed}{' (dry run)' if dry else ''}: "
-        f"{c['inserted']} inserted, {c['updated']} updated, {c['unchanged']} unchanged, {c['deleted']} deleted, "
-        f"{c['failed']} failed, {c['skipped']} skipped")
+        f"{esc(r.source)}: run {r.run_id} [{style}]{r.status}[/]{resumed}{' (dry run)' if dry else ''}: {what}")
+    if kind == "push" and dry:
+        _print_push_requests(r)
     for w in r.warnings:
         render.out.print(f"  [yellow]warning:[/] {esc(w)}")
     if r.error:
         render.out.print(f"  [red]error:[/] {esc(r.error)}")
     if r.counts["failed"]:
         render.out.print(f"  see: syncdash errors {r.run_id}")
+    if kind == "push":
+        return
     rows = [s["after"] for s in r.sample if s["change"] == "insert" and isinstance(s.get("after"), dict)]
     if dry and rows:  # the extracted rows as they would land: what tuning selectors and mappings needs
         from rich.table import Table
@@ -247,7 +310,8 @@ def _run_many(args: argparse.Namespace, cfg: Config, store: Store, jobs: list[tu
                            if (run := store.get_run(r.run_id)) is not None])
     else:
         for r in results:
-            _print_result(r, jobs[0][1].dry_run if jobs else False)
+            src = cfg.source(r.source)
+            _print_result(r, jobs[0][1].dry_run if jobs else False, src.kind if src else "")
     return _exit_for(results, busy)
 
 
@@ -269,9 +333,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not names:
         raise UsageError("which sources? give one or more names, or --all")
     for n in names:
-        if cfg.source(n) is None:
-            known = ", ".join(s.name for s in cfg.source_list) or "none"
-            raise UsageError(f"unknown source {n!r}; sources in {cfg.file}: {known}")
+        _source_arg(cfg, n)
     from syncdash.engine import RunOptions  # after the checks: a typo is reported without the import wait
 
     store = open_store(cfg.database)
@@ -329,6 +391,17 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 # ---- status / runs / show / errors ----------------------------------------------------------------
 
+def store_line(cfg: Config) -> str:
+    """Where this config's history lives: the `store:` line of `status` (and the console's header)."""
+    from syncdash.common.dialect import mask_url
+    from syncdash.config.load import is_project_store
+
+    where = cfg.redact(mask_url(cfg.database or _default_database_url()))
+    if is_project_store(cfg):
+        return f"{where} (this config's own; set `database:` to choose)"
+    return where
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from syncdash.store.health import live_daemons
     from syncdash.store.models import utcnow
@@ -356,11 +429,17 @@ def cmd_status(args: argparse.Namespace) -> int:
                   f"#{run.id} {esc(run.status)} {render.age(run.started_at)}" if run else "-",
                   render.age(st.last_success_at) if st and st.last_success_at else "-")
     render.out.print(t)
+    for row in statuses:  # an interrupted run resumes where it stopped: say where, in words
+        run = row.last_run
+        if run is not None and run.status == RunStatus.INTERRUPTED and run.checkpoint and not run.dry_run:
+            render.out.print(f"{esc(row.config.name)}: run {run.id} resumes at "
+                             f"{esc(render.checkpoint_text(run.checkpoint))}")
     if daemons:
         who = ", ".join(f"{d.owner.split(':')[0]} ({d.kind}, {d.workers} worker(s))" for d in daemons)
         render.out.print(f"daemon: {esc(who)}")
     else:
         render.out.print("daemon: none running (`syncdash daemon` runs the schedules)")
+    render.out.print(f"store: {esc(store_line(cfg))}")
     return EXIT_OK
 
 
@@ -376,8 +455,11 @@ def _state_update(store: Store, name: str, **values: object) -> None:
 
 def _source_arg(cfg: Config, name: str) -> None:
     if cfg.source(name) is None:
-        known = ", ".join(s.name for s in cfg.source_list) or "none"
-        raise UsageError(f"unknown source {name!r}; sources in {cfg.file}: {known}")
+        from syncdash.common.suggest import did_you_mean
+
+        names = [s.name for s in cfg.source_list]
+        raise UsageError(f"unknown source {name!r}{did_you_mean(name, names)} "
+                         f"(sources in {cfg.file}: {', '.join(names) or 'none'})")
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
@@ -402,8 +484,10 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     cfg = _config(args)
     _source_arg(cfg, args.name)
     store = open_store(cfg.database)
+    from syncdash.store.state import set_schedule_override
+
     if args.reset:
-        _state_update(store, args.name, schedule_override=None)
+        set_schedule_override(store, args.name, None)
         configured = getattr(cfg.source(args.name), "schedule", None) or "none"
         render.out.print(f"{esc(args.name)}: back to the config's schedule ({esc(configured)})")
         return EXIT_OK
@@ -417,9 +501,55 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     override = {"schedule": text}
     if args.timezone:
         override["timezone"] = args.timezone
-    _state_update(store, args.name, schedule_override=json.dumps(override), last_fire_at=None)
+    set_schedule_override(store, args.name, override)
     render.out.print(f"{esc(args.name)}: schedule {esc(sched.describe())} (overrides the config until "
                      f"`syncdash schedule {esc(args.name)} --reset`)")
+    return EXIT_OK
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    from syncdash.store import state
+
+    cfg = _config(args)
+    _source_arg(cfg, args.name)
+    if args.stream and args.set_cursor is None:
+        raise UsageError("--stream goes with --set-cursor")
+    store = open_store(cfg.database)
+    if args.reset:
+        state.reset_state(store, args.name)
+        src = cfg.source(args.name)
+        inc = getattr(src, "incremental", None)
+        start = f"from initial {inc.initial!r}" if inc is not None and inc.initial else "from the start"
+        render.err.print(f"{esc(args.name)}: state reset; the next run reads {esc(start)}")
+    elif args.set_cursor is not None:
+        try:
+            state.set_cursor(store, args.name, args.set_cursor, args.stream)
+        except ValueError as e:
+            raise UsageError(f"{args.name}: {e}") from None
+        render.err.print(f"{esc(args.name)}: cursor set; the next incremental run starts after it")
+    now = state.read_state(store, args.name)
+    if args.json:
+        render.print_json(now.json())
+        return EXIT_OK
+    o = render.out
+    o.print(f"[bold]{esc(args.name)}[/]")
+    if now.cursor:
+        for stream, value in now.cursor.items():
+            o.print(esc(f"  cursor ({stream}): {value}"))
+    else:
+        o.print("  cursor: none (the next incremental run starts from `initial`)")
+    if now.checkpoint_run is not None:
+        o.print(f"  checkpoint: run {now.checkpoint_run} was interrupted; the next run resumes it at "
+                f"{esc(render.checkpoint_text(now.checkpoint))}")
+    else:
+        o.print("  checkpoint: none (no interrupted run to resume)")
+    if now.breakers:
+        for b in now.breakers:
+            until = f", retry at {b.retry_at:%Y-%m-%d %H:%M:%S}Z" if b.retry_at and b.state != "closed" else ""
+            o.print(esc(f"  breaker {b.host}: {b.state}, {b.failures} failure(s){until}"
+                        + (f" ({cfg.redact(b.last_error)})" if b.last_error else "")))
+    else:
+        o.print("  breakers: none")
     return EXIT_OK
 
 
@@ -558,13 +688,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         took = (p.finished_at - p.started_at).total_seconds() if p.finished_at and p.started_at else None
         total = f"/{p.total}" if p.total is not None else ""
         o.print(esc(f"  {p.name:{width}} {p.status:8} {p.done}{total} {p.unit}"
-                    + (f" in {took:.2f}s" if took is not None else "")))
+                    + (f" in {render.seconds(took)}" if took is not None else "")))
     if detail.steps:
         o.print("step runs (`syncdash show RUN` for each one's errors and changes):")
         for r in detail.steps:
             st = render.STATUS_STYLE.get(r.status, "")
-            o.print(f"  run {r.id} {esc(r.source)} [{st}]{esc(r.status)}[/]: +{r.inserted} ~{r.updated} "
-                    f"={r.unchanged} -{r.deleted} !{r.failed}" + (f" ({esc(r.error)})" if r.error else ""))
+            o.print(f"  run {r.id} {esc(r.source)} [{st}]{esc(r.status)}[/]: {render.count_words(r)}"
+                    + (f" ({esc(r.error)})" if r.error else ""))
     errors = detail.errors
     if errors.total:
         o.print(f"errors ({errors.total}, first {len(errors.first)}):")
@@ -585,8 +715,8 @@ def cmd_show(args: argparse.Namespace) -> int:
                 o.print(esc(f"    {key}: {diffs}"))
             else:
                 o.print(esc(f"    {key}"))
-    if run.checkpoint:
-        o.print(esc(f"checkpoint: {run.checkpoint[:300]}"))
+    if run.checkpoint:  # where a resume continues, as fields (the raw JSON is in `show --json`)
+        o.print(esc(f"checkpoint: {render.checkpoint_text(run.checkpoint)}"))
     o.print(esc(f"rerun: {detail.rerun.command(cfg)}"))
     return EXIT_OK
 

@@ -15,6 +15,15 @@ from syncdash.errors import ConfigError, ConfigErrors, SyncdashError
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse exits 2 too; keep its wording, our prefix
+        import re
+
+        bad = re.match(r"argument COMMAND: invalid choice: '(.*?)' \(choose from (.*)\)$", message)
+        if bad:  # a mistyped command: name the closest one instead of listing them all
+            from syncdash.common.suggest import did_you_mean
+
+            choices = re.findall(r"'([^']*)'", bad.group(2))
+            message = f"unknown command {bad.group(1)!r}{did_you_mean(bad.group(1), choices)} " \
+                      f"(commands: {', '.join(choices)})"
         self.print_usage(sys.stderr)
         sys.stderr.write(f"syncdash: error: {message}\n")
         raise SystemExit(EXIT_USAGE)
@@ -36,6 +45,11 @@ def build_parser(plugins: bool = False) -> argparse.ArgumentParser:
 
     sub.add_parser("validate", parents=[common], help="check the config and print what would run")
     sub.add_parser("schema", help="print the config's JSON Schema")
+
+    s = sub.add_parser("check", parents=[common],
+                       help="open each source (first page, file header, target database); exit 1 if one fails")
+    s.add_argument("names", nargs="*", metavar="NAME")
+    s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("run", parents=[common], help="sync sources now")
     s.add_argument("names", nargs="*", metavar="NAME")
@@ -100,6 +114,14 @@ def build_parser(plugins: bool = False) -> argparse.ArgumentParser:
     g.add_argument("--reset", action="store_true", help="back to the config's schedule")
     s.add_argument("--timezone", help="IANA time zone for --cron/--every")
 
+    s = sub.add_parser("state", parents=[common], help="a source's stored cursor, checkpoint and breakers")
+    s.add_argument("name")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--reset", action="store_true", help="clear them: the next run starts from `initial`")
+    g.add_argument("--set-cursor", metavar="VALUE", help="set the incremental cursor the next run starts after")
+    s.add_argument("--stream", help="with --set-cursor: the stream (phase) of a source with several")
+    s.add_argument("--json", action="store_true")
+
     s = sub.add_parser("cleanup", parents=[common], help="delete history older than `retention:` allows")
     s.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
     s.add_argument("--json", action="store_true")
@@ -127,8 +149,8 @@ def _plugin_commands() -> list[Any]:
 
 
 BUILTIN_COMMANDS = frozenset({
-    'cleanup', 'console', 'daemon', 'doctor', 'errors', 'export', 'init', 'pause', 'resume',
-    'retry', 'run', 'runs', 'schedule', 'schema', 'show', 'status', 'validate',
+    'check', 'cleanup', 'console', 'daemon', 'doctor', 'errors', 'export', 'init', 'pause', 'resume',
+    'retry', 'run', 'runs', 'schedule', 'schema', 'show', 'state', 'status', 'validate',
 })
 
 

@@ -117,12 +117,64 @@ def until_ts(ts: datetime, now: datetime | None = None) -> str:
     return humanize.until(ts, now or _now())
 
 
+def seconds(secs: float) -> str:
+    """A duration people read: milliseconds under a second (not `0.0s`), seconds, then minutes."""
+    if secs < 1:
+        return f"{secs * 1000:.0f}ms"
+    return f"{secs:.1f}s" if secs < 120 else f"{secs / 60:.1f}m"
+
+
 def duration(run: Run) -> str:
     if run.started_at is None:
         return "-"
     end = run.finished_at or _now()
-    secs = (end - run.started_at).total_seconds()
-    return f"{secs:.1f}s" if secs < 120 else f"{secs / 60:.1f}m"
+    return seconds((end - run.started_at).total_seconds())
+
+
+COUNT_LEGEND = "+ inserted  ~ updated  = unchanged  - deleted  ! failed"
+
+
+def count_words(c: dict[str, int] | Any) -> str:
+    """Counts in words ("3 inserted, 1 updated, 0 unchanged, 0 deleted, 2 failed"), from a dict or a Run."""
+    get = c.get if isinstance(c, dict) else (lambda k, d=0: getattr(c, k, d))
+    return ", ".join(f"{get(k, 0)} {k}" for k in ("inserted", "updated", "unchanged", "deleted", "failed"))
+
+
+def checkpoint_text(ck: Any) -> str:
+    """A stored checkpoint (JSON) as readable fields: where a resumed run continues (stream, file and line,
+    page, records fetched, batches committed), instead of the raw JSON."""
+    if isinstance(ck, str):
+        try:
+            ck = json.loads(ck)
+        except ValueError:
+            return ck
+    if not isinstance(ck, dict):
+        return str(ck)
+    parts: list[str] = []
+    src = ck.get("source")
+    inner: dict[str, Any] = src if isinstance(src, dict) else ck
+    if "stream" in ck and isinstance(ck["stream"], int):
+        parts.append(f"stream {ck['stream'] + 1}")
+    files = inner.get("files")
+    if isinstance(files, list) and isinstance(inner.get("file"), int):
+        i = inner["file"]
+        if i < len(files):
+            entry = files[i]
+            name = entry[0] if isinstance(entry, list) and entry else entry
+            parts.append(f"file {name} line {inner.get('line', 0)}")
+        else:
+            parts.append(f"after the last of {len(files)} file(s)")
+    if inner.get("page") is not None:
+        page = inner["page"]
+        parts.append(f"next page {page.get('n', page) if isinstance(page, dict) else page}")
+    if "fetched" in inner:
+        total = f" of {inner['total']}" if inner.get("total") else ""
+        parts.append(f"{inner['fetched']}{total} record(s) fetched")
+    if "index" in inner:
+        parts.append(f"{inner['index']} item(s) done")
+    if isinstance(ck.get("batches"), int):
+        parts.append(f"{ck['batches']} batch(es) committed")
+    return ", ".join(parts) if parts else json.dumps(ck, separators=(",", ":"))
 
 
 def print_json(obj: Any) -> None:
@@ -163,6 +215,7 @@ class ProgressView:
                                      TextColumn("{task.fields[counts]}"), TimeRemainingColumn(),
                                      console=err, transient=False)
             self.progress.start()
+            err.print(f"[dim]counts: {COUNT_LEGEND}[/]")  # the bars use the compact symbols
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -190,5 +243,5 @@ class ProgressView:
                 self._complete.add((p.run_id, p.phase))
             self._last_line = now
             pct = f"{100 * p.done / p.total:.0f}%" if p.total else f"{p.done} {p.unit}"
-            err.print(esc(f"{p.source} run {p.run_id} {p.phase} {pct} {counts}"
+            err.print(esc(f"{p.source} run {p.run_id} {p.phase} {pct}: {count_words(c)}"
                           + (f" ({p.detail})" if p.detail else "")))

@@ -73,19 +73,30 @@ def to_bool(v: Any) -> int:
     raise ValueError(f"{v!r} is not a boolean (use true/false, yes/no, 1/0)")
 
 
+def _impossible(e: ValueError) -> bool:
+    """True when the text has the right shape but names no real day or time ('31/02/2024', '2024-13-01'):
+    strptime and fromisoformat then say "out of range" or "must be in", not that the format does not match."""
+    msg = str(e)
+    return "out of range" in msg or "must be in" in msg
+
+
 def _date_converter(fmt: str | None) -> Callable[[Any], str]:
     if fmt:
         def conv(v: Any) -> str:
             try:
                 return datetime.strptime(str(v).strip(), fmt).date().isoformat()
-            except ValueError:
+            except ValueError as e:
+                if _impossible(e):  # the shape fits the format, the day does not exist
+                    raise ValueError(f"{str(v).strip()!r} is not a valid date") from None
                 raise ValueError(f"{v!r} does not match date format {fmt!r}") from None
     else:
         def conv(v: Any) -> str:
             s = str(v).strip()
             try:
                 return date.fromisoformat(s).isoformat()
-            except ValueError:
+            except ValueError as e:
+                if _impossible(e):
+                    raise ValueError(f"{s!r} is not a valid date") from None
                 try:
                     return datetime.fromisoformat(s).date().isoformat()
                 except ValueError:
@@ -103,7 +114,9 @@ def _datetime_converter(fmt: str | None) -> Callable[[Any], str]:
                 dt = datetime.strptime(s, fmt)
             else:
                 dt = datetime.fromisoformat(s[:-1] + "+00:00" if s.endswith(("Z", "z")) else s)
-        except ValueError:
+        except ValueError as e:
+            if _impossible(e):
+                raise ValueError(f"{s!r} is not a valid date and time") from None
             expected = f"format {fmt!r}" if fmt else "ISO 8601 (e.g. 2024-04-01T10:00:00Z)"
             raise ValueError(f"{v!r} is not a datetime in {expected}") from None
         return dt.isoformat()

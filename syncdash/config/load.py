@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import typing
 from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from syncdash.common.suggest import did_you_mean
 from syncdash.config import tenants
 from syncdash.config.models import Config, KeyedValueError, SourceConfig, redact
 from syncdash.config.yamlfile import LoadedYaml, Path_, load_yaml
@@ -53,7 +57,35 @@ def _redacted(errors: list[ConfigError], secrets: set[str]) -> ConfigErrors:
                                      key=redact(e.key, secrets) if e.key else None) for e in errors])
 
 
-def _errors_from(e: ValidationError, prefix: Path_, y: LoadedYaml, file: str) -> list[ConfigError]:
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model an annotation holds (X, X | None, list[X], dict[str, X]); the first one found."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _known_keys(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]:
+    """The keys a config mapping at `loc` (inside `model`) may have: what an unknown key is compared with."""
+    for part in loc[:-1]:
+        if model is None:
+            return []
+        if not isinstance(part, str):
+            continue  # a list index or a dict key of a list/dict of models: the same model
+        fld = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+        if fld is None:
+            return []
+        model = _model_in(fld.annotation)
+    if model is None:
+        return []
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _errors_from(e: ValidationError, prefix: Path_, y: LoadedYaml, file: str,
+                 model: type[BaseModel] | None = None) -> list[ConfigError]:
     out: list[ConfigError] = []
     for err in e.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
@@ -65,7 +97,7 @@ def _errors_from(e: ValidationError, prefix: Path_, y: LoadedYaml, file: str) ->
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = "unknown key" + (did_you_mean(str(loc[-1]), _known_keys(model, loc)) if loc else "")
         elif err["type"] == "missing":
             msg = "required key is missing"
         elif err["type"] == "literal_error":
@@ -86,7 +118,7 @@ def parse_config(text: str, file: str, env: dict[str, str] | None = None) -> Con
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:
-        errors.extend(_errors_from(e, (), y, file))
+        errors.extend(_errors_from(e, (), y, file, Config))
         raise _redacted(errors, y.secrets) from None
 
     y.secrets.update(tenants.secret_values(cfg.tenants))
@@ -118,7 +150,7 @@ def parse_config(text: str, file: str, env: dict[str, str] | None = None) -> Con
         try:
             src = model.model_validate(tenants.prepare_raw(raw))
         except ValidationError as e:
-            errors.extend(_errors_from(e, ("sources", i), y, file))
+            errors.extend(_errors_from(e, ("sources", i), y, file, model))
             continue
         if src.name in seen_names:
             errors.append(ConfigError(
@@ -174,7 +206,7 @@ def _parse_flows(cfg: Config, y: LoadedYaml, file: str, sources: list[SourceConf
         try:
             flow = model.model_validate({**raw, "kind": "flow"})
         except ValidationError as e:
-            errors.extend(_errors_from(e, where, y, file))
+            errors.extend(_errors_from(e, where, y, file, model))
             continue
         if flow.name in seen_names:
             errors.append(ConfigError(
@@ -202,11 +234,29 @@ def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] 
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read config: {e}", file=str(p)) from None
     cfg = parse_config(text, str(p), env)
-    cfg.database = _resolve_sqlite(cfg.database, p)
+    # no `database:`: a store of this config's own, so two projects never share run history or state
+    cfg.database = _resolve_sqlite(cfg.database, p) or project_store_url(p)
     cfg.target = _resolve_sqlite(cfg.target, p)
     for src in cfg.source_list:
         src.target = _resolve_sqlite(src.target, p)
     return cfg
+
+
+def project_store_url(config_file: Path) -> str:
+    """The store of a config without `database:`: one SQLite file per config file, under the user data dir, named
+    for the config's absolute path (a readable slug of its folder and name, and a hash that keeps two folders of
+    the same name apart). A shared default store let a second project's first run compare against the first
+    project's table and report "unchanged"."""
+    path = config_file.resolve()
+    digest = hashlib.sha256(str(path).encode("utf-8")).hexdigest()[:8]
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{path.parent.name}-{path.stem}".lower()).strip("-")[:48] or "config"
+    stores = Path(platformdirs.user_data_dir("syncdash")) / "stores"
+    return f"sqlite:///{stores / f'{slug}-{digest}.db'}"
+
+
+def is_project_store(cfg: Config) -> bool:
+    """True when the config names no `database:` and uses the store load_config chose for its file."""
+    return cfg.file is not None and cfg.database == project_store_url(Path(cfg.file))
 
 
 def _resolve_sqlite(url: str | None, config_file: Path) -> str | None:

@@ -89,6 +89,28 @@ def _interpolate(value: str, path: Path_, line: int, out: LoadedYaml, file: str,
 _KEY_ON_LINE = re.compile(r"^\s*(?:-\s+)?([A-Za-z0-9_.-]+)\s*:(?:\s|$)")
 
 
+def _human(e: yaml.MarkedYAMLError, context_line: int | None) -> str:
+    """PyYAML's parser wording ("expected <block end>, but found '<block mapping start>'") as what to fix."""
+    problem = str(e.problem or "")
+    context = str(e.context or "")
+    opened = f" on line {context_line}" if context_line else ""
+    if context.startswith("while scanning a quoted"):
+        return f"the quote opened{opened} is never closed"
+    if context.startswith("while parsing a flow sequence"):
+        return f"the `[` opened{opened} is never closed (or an item lacks its comma)"
+    if context.startswith("while parsing a flow mapping"):
+        return f"the `{{` opened{opened} is never closed (or an entry lacks its comma)"
+    if "'\\t'" in problem or "\t" in problem:
+        return "a tab character; indent with spaces"
+    if problem.startswith("mapping values are not allowed"):
+        return "a `:` where a value was expected; quote a value that contains `: `"
+    if problem.startswith("expected <block end>") or "<block mapping start>" in problem:
+        return "this line is indented differently from the lines around it"
+    if problem.startswith("found duplicate anchor") or problem.startswith("found undefined alias"):
+        return problem
+    return problem + (f" ({context}{opened})" if context else "") if problem else str(e)
+
+
 def _syntax_error(e: yaml.MarkedYAMLError, text: str, file: str) -> ConfigError:
     """file:line: key: invalid YAML ..., pointing at the line to fix rather than where PyYAML gave up."""
     problem = e.problem_mark.line + 1 if e.problem_mark else None
@@ -96,9 +118,10 @@ def _syntax_error(e: yaml.MarkedYAMLError, text: str, file: str) -> ConfigError:
     # an unclosed quote or bracket is only noticed lines later: the line that opened it is the one to fix
     opener = bool(e.context) and str(e.context).startswith(("while scanning a quoted", "while parsing a flow"))
     line = context if opener and context else (problem or context)
-    reason = f"invalid YAML: {e.problem or e}"
-    if e.context:
-        reason += f" ({e.context} on line {context})" if context else f" ({e.context})"
+    mark = e.context_mark if opener and e.context_mark else (e.problem_mark or e.context_mark)
+    column = mark.column + 1 if mark is not None else None
+    at = f" at line {line}" + (f", column {column}" if column else "") if line else ""
+    reason = f"invalid YAML{at}: {_human(e, context)}"
     key = None
     if line is not None:
         lines = text.splitlines()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from datetime import datetime
 from typing import Any
@@ -38,7 +39,8 @@ from syncdash.store.queries import in_runs
 
 REJECTED = frozenset({400, 404, 409, 410, 412, 415, 422})  # the record is wrong, not the request or the server
 GONE = frozenset({404, 410})  # a delete of something the server no longer has: done
-PREVIEW = 20  # requests shown by a dry run
+PREVIEW = 20  # requests shown by a dry run, per tenant
+CREDENTIAL_HEADER = re.compile(r"authorization|token|secret|password|api[-_]?key|cookie|credential", re.IGNORECASE)
 
 
 class PushExecutor:
@@ -52,6 +54,7 @@ class PushExecutor:
         self.source = source
         self.streams: list[Stream] = list(source.streams())
         self.previews: list[dict[str, Any]] = []
+        self.would_send: dict[str, int] = {}  # dry run: requests that would be sent, per tenant ("" when none)
         self._done_keys: set[str] = set()  # retry: keys whose errors were sent again and accepted
         self._retry_failed_keys: set[str] = set()
         self._retry_errors: list[ItemError] = []  # every stream's (tenant's) retried errors
@@ -107,6 +110,8 @@ class PushExecutor:
             self.life.collect(self.streams, self.source, clients)
             for c in clients:
                 c.close()
+        for p in self.previews:  # each preview knows its tenant's total, so "first 20 of N" can be shown
+            p["request"]["total"] = self.would_send.get(p["request"]["tenant"] or "", 0)
         self.life.sample.extend(self.previews)
 
     def _enter_stream(self, i: int, stream: Stream) -> None:
@@ -200,11 +205,16 @@ class PushExecutor:
             seed = "|".join(f"{r.key_json}:{r.hash}:{r.change == 'delete'}" for r in records)
             headers["Idempotency-Key"] = hashlib.sha256(f"{cfg.name}|{seed}".encode()).hexdigest()[:40]
         url = records[0].url
-        if self.life.opt.dry_run:
-            if len(self.previews) < PREVIEW:
+        if self.life.opt.dry_run:  # what would be sent, per tenant: the first PREVIEW requests and the total
+            tenant = self.load_phase if len(self.streams) > 1 else None
+            n = self.would_send.get(tenant or "", 0) + 1
+            self.would_send[tenant or ""] = n
+            if n <= PREVIEW:
                 self.previews.append({"change": records[0].change, "key": list(records[0].key), "before": None,
-                                      "after": body, "request": {"method": method, "url": self.client.show_url(url),
-                                                                 "headers": headers, "records": len(records)}})
+                                      "after": body, "request": {
+                                          "method": method, "url": self.client.show_url(url), "tenant": tenant,
+                                          "headers": self._shown_headers(headers, body is not None),
+                                          "records": len(records)}})
             return records, []
         accept = REJECTED | (GONE if method == "DELETE" else frozenset())
         resp = self.client.fetch(url, method=method, body=body, headers=headers, accept=accept)
@@ -225,6 +235,21 @@ class PushExecutor:
         cfg = self.push_cfg
         return Record(key=tuple(row[k] for k in cfg.key), key_json=key_json, body=None, hash=0, url=cfg.url,
                       ref={}, change="insert")
+
+    def _shown_headers(self, extra: dict[str, str], has_body: bool) -> dict[str, str]:
+        """The headers a request would carry, as a dry run may show them: credentials masked (the auth
+        header, any header named like a credential, and every ${VAR} value)."""
+        cfg = self.push_cfg
+        shown = {"User-Agent": "syncdash", **{k: self.life.config.redact(str(v)) for k, v in cfg.headers.items()}}
+        auth = cfg.auth
+        if auth is not None and getattr(auth, "in_", "header") != "query":  # a query key is masked in the URL
+            shown[str(getattr(auth, "name", "")) if hasattr(auth, "in_") else "Authorization"] = "***"
+        for k in list(shown):
+            if CREDENTIAL_HEADER.search(k):
+                shown[k] = "***"
+        if has_body:
+            shown["Content-Type"] = "application/json"
+        return {**shown, **extra}
 
     def _server_message(self, resp: Any) -> str:
         try:

@@ -91,6 +91,10 @@ class SyncdashApp(App[None]):
         self._host_thread: threading.Thread | None = None
         self.snapshot: data.Snapshot | None = None
         self.mode = "starting"
+        from syncdash.config.load import is_project_store
+
+        if is_project_store(config):  # no `database:`: say which store this config's history is in
+            self.sub_title = f"store {store.url.removeprefix('sqlite:///')}"
 
     # ---- lifecycle -----------------------------------------------------------------------------------
 

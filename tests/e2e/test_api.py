@@ -244,6 +244,61 @@ def test_sources_health_daemon_row_and_the_console_status_line(served: Served) -
 
 # ---- tokens and bad input ------------------------------------------------------------------------------
 
+def test_state_and_schedule_endpoints_match_the_cli(served: Served) -> None:
+    """GET/POST /v1/sources/{name}/state and PUT /v1/sources/{name}/schedule store what `syncdash state` and
+    `syncdash schedule` store: the CLI reads back what the API wrote."""
+    p = served.project
+    env = {"SYNCDASH_API_TOKEN": API_TOKEN, "REST_SECRET": REST_SECRET}
+    with served.client() as c:
+        r = c.post("/v1/sources/small/state", json={"cursor": "2024-05-01"})
+        assert r.status_code == 200, r.text
+        assert r.json()["cursor"] == {"load": "2024-05-01"}
+        assert c.get("/v1/sources/small/state").json()["cursor"] == {"load": "2024-05-01"}
+        cli = p.cli("state", "small", "--json", env=env)
+        assert cli.returncode == 0, cli.stderr
+        assert json.loads(cli.stdout)["cursor"] == {"load": "2024-05-01"}
+        r = c.post("/v1/sources/small/state", json={"reset": True})
+        assert r.status_code == 200 and r.json()["cursor"] == {} and r.json()["checkpoint"] is None
+        for bad in ({}, {"reset": True, "cursor": "x"}, {"stream": "load"}):
+            r = c.post("/v1/sources/small/state", json=bad)
+            assert r.status_code == 422 and r.json()["error"], (bad, r.text)
+
+        r = c.put("/v1/sources/small/schedule", json={"every": "12h"})
+        assert r.status_code == 200, r.text
+        assert r.json()["override"] == {"schedule": "every 12h"}
+        status = p.cli("status", env=env)
+        assert "(override)" in status.stdout and "12h" in status.stdout, status.stdout
+        assert c.get("/v1/sources/small").json()["schedule"]["override"] is True
+        r = c.put("/v1/sources/small/schedule", json={"cron": "0 3 * * *", "timezone": "Europe/Paris"})
+        assert r.status_code == 200 and r.json()["override"]["timezone"] == "Europe/Paris"
+        for bad in ({"every": "soon"}, {"every": "1h", "cron": "0 3 * * *"}, {}, {"cron": "0 3 * *"},
+                    {"cron": "0 3 * * *", "timezone": "Mars/Base"}, {"reset": True, "timezone": "UTC"}):
+            r = c.put("/v1/sources/small/schedule", json=bad)
+            assert r.status_code == 422 and r.json()["error"], (bad, r.text)
+        assert c.put("/v1/sources/nope/schedule", json={"every": "1h"}).status_code == 404
+        r = c.put("/v1/sources/small/schedule", json={"reset": True})
+        assert r.status_code == 200 and r.json()["override"] is None
+        assert c.get("/v1/sources/small").json()["schedule"]["override"] is False
+    with served.client(READ_TOKEN) as ro:
+        assert ro.get("/v1/sources/small/state").status_code == 200
+        assert ro.post("/v1/sources/small/state", json={"reset": True}).status_code == 403
+        assert ro.put("/v1/sources/small/schedule", json={"every": "1h"}).status_code == 403
+
+
+def test_check_endpoint_says_what_works(served: Served) -> None:
+    """POST /v1/check opens the sources like `syncdash check`: the CSV reads, the unreachable REST API fails."""
+    with served.client() as c:
+        r = c.post("/v1/check", json={"names": ["small", "scores"]})
+        assert r.status_code == 200, r.text
+        got = {s["source"]: s for s in r.json()["sources"]}
+        assert r.json()["ok"] is False
+        assert got["small"]["ok"] is True and got["scores"]["ok"] is False
+        assert any(ch["what"] == "target database" and ch["ok"] for ch in got["scores"]["checks"])
+        assert c.post("/v1/check", json={"names": ["nope"]}).status_code == 404
+    with served.client(READ_TOKEN) as ro:
+        assert ro.post("/v1/check", json={}).status_code == 403
+
+
 def test_tokens_401_403_and_the_read_only_token(served: Served) -> None:
     with served.client(token=None) as anon, served.client("wrong") as wrong, served.client(READ_TOKEN) as ro:
         for cl in (anon, wrong):
@@ -302,7 +357,9 @@ def test_openapi_documents_every_endpoint(served: Served) -> None:
         ("POST", "/v1/sources/{name}/runs"), ("POST", "/v1/sources/{name}/pause"),
         ("POST", "/v1/sources/{name}/resume"), ("GET", "/v1/runs"), ("GET", "/v1/runs/{id}"),
         ("POST", "/v1/runs/{id}/cancel"), ("POST", "/v1/runs/{id}/retry"), ("GET", "/v1/errors"),
-        ("GET", "/metrics")}
+        ("GET", "/metrics"), ("GET", "/v1/sources/{name}/state"), ("POST", "/v1/sources/{name}/state"),
+        ("PUT", "/v1/sources/{name}/schedule"), ("POST", "/v1/check")}
+    assert "403" in doc["paths"]["/v1/sources/{name}/schedule"]["put"]["responses"]
     body = doc["components"]["schemas"]["RunRequest"]
     assert body["additionalProperties"] is False and set(body["properties"]) == {"mode", "dry_run", "if_running"}
     assert doc["paths"]["/v1/health"]["get"]["security"] == []
@@ -420,7 +477,7 @@ def _probe(c: httpx.Client, path: str, method: str, op: dict[str, Any], props: d
     def probe(name: str, rid: str, query: list[tuple[str, str]], body: Any) -> None:
         url = path.replace("{name}", name).replace("{id}", rid)
         kw: dict[str, Any] = {"params": query}
-        if method == "post":
+        if method in ("post", "put"):
             kw["content"] = body if isinstance(body, bytes) else json.dumps(body).encode()
         try:
             r = c.request(method.upper(), url, **kw)
@@ -445,7 +502,7 @@ def test_fuzz_every_endpoint_finds_no_5xx(served: Served) -> None:
                     props = doc["components"]["schemas"][ref].get("properties", {})
                 _probe(c, path, method, op, props)()
                 checked += 1
-    assert checked == 13
+    assert checked == 17
 
 
 def test_no_secret_in_any_response(served: Served) -> None:

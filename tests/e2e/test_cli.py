@@ -16,7 +16,6 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -150,7 +149,8 @@ def test_usage_errors_exit_2(history: History) -> None:
     """Mistyped commands and names must fail loudly and before anything runs."""
     p = history.project
     cases = [
-        (("frobnicate",), "invalid choice: 'frobnicate'"),
+        (("frobnicate",), "unknown command 'frobnicate'"),
+        (("stauts",), "unknown command 'stauts'; did you mean `status`?"),
         (("run",), "give one or more names, or --all"),
         (("run", "people", "nosuch"), "unknown source 'nosuch'"),
         (("show", "99"), "no run 99"),
@@ -321,7 +321,7 @@ def test_export_matches_the_table(history: History) -> None:
 # ---- init -----------------------------------------------------------------------------------------------
 
 def test_init_writes_a_starter_that_runs(project: Project) -> None:
-    """The starter config validates and syncs its sample data into the default store (user data dir)."""
+    """The starter config validates and syncs its sample data into syncdash.db beside it."""
     proc = project.cli("init")
     assert proc.returncode == 0, proc.stderr
     cfg = project.root / "syncdash.yaml"
@@ -340,8 +340,7 @@ def test_init_writes_a_starter_that_runs(project: Project) -> None:
     assert "customers (csv) -> table customers" in proc.stdout
     [run] = project.run_json("--all", expect=0)
     assert run["counts"]["inserted"] == 3 and run["counts"]["failed"] == 0
-    db = Path(project.env["XDG_DATA_HOME"]) / "syncdash" / "syncdash.db"
-    project.db = db  # the starter has no `database:`: the default store is in the user data dir
+    assert project.db.is_file()  # the starter's `database: sqlite:///syncdash.db`: beside the config
     assert project.query("SELECT id, name, signed_up, balance FROM customers ORDER BY id") == [
         (1, "Ada Lovelace", "2023-12-10", 120.5), (2, "Grace Hopper", "2023-12-09", 0.0),
         (3, "Alan Turing", "2024-06-23", 42.0)]

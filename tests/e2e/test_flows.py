@@ -259,3 +259,24 @@ def test_a_queued_flow_runs_in_the_daemon_like_a_source(project: Project,
     assert [s["status"] for s in runs_of(project, item["run_id"]).values()] == ["succeeded"] * 3
     status = {s["source"]: s for s in json.loads(project.cli("status", "--json").stdout)}
     assert status["race_day"]["health"] == "paused" and status["race_day"]["kind"] == "flow"
+
+
+def test_push_dry_run_lists_the_requests_per_tenant_with_secrets_masked(
+        project: Project, apis: tuple[RegistrationApi, ScoringApi]) -> None:
+    """`run PUSH --dry-run` (human output): per tenant, the total and the first requests with method, URL,
+    headers (the bearer token masked) and bodies; counts say what would be sent, not "inserted"."""
+    reg, score = apis
+    config(project, reg, score)
+    project.run_json("registrations", expect=0)
+    proc = project.cli("run", "participants_to_scoring", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert f"would send {2 * N} new, would update 0, would delete 0" in out and "inserted" not in out
+    per_tenant = -(-N // 3)  # batches of 3
+    for tenant, (_, token, event) in TENANTS.items():
+        assert f"requests that would be sent for tenant {tenant}: {per_tenant} (first {per_tenant} shown)" in out
+        assert f"POST {score.url}/v1/events/{event}/participants" in out
+        assert token not in out + proc.stderr
+    assert "Authorization: ***" in out and "Content-Type: application/json" in out
+    assert '"firstName": "Aoife"' in out
+    assert posts(score) == []

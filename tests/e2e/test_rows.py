@@ -80,7 +80,7 @@ def test_malformed_rows_become_item_errors_with_exact_locations(project: Project
         6: ("ragged", None, [4], "5 columns, header has 4"),
         7: ("decode", "title", [5], "not valid utf-8"),
         8: ("type", "plays", [6], "'abc' is not an integer"),
-        9: ("type", "released", [7], "does not match date format '%d/%m/%Y'"),
+        9: ("type", "released", [7], "'31/02/2020' is not a valid date"),
         10: ("missing", "title", [8], "required value is missing"),
         11: ("duplicate", None, [1], "duplicate key id=1"),
         15: ("duplicate", None, [9], "first on line 13"),
