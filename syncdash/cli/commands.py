@@ -240,6 +240,11 @@ def _run_many(args: argparse.Namespace, cfg: Config, store: Store, jobs: list[tu
                 queue.drop(store, rid)
                 busy = True
                 render.err.print(f"[yellow]{esc(name)}: {esc(e)}[/]")
+    if results:  # no daemon alive: this process delivers its runs' events (a failed delivery only warns)
+        from syncdash.service.followup import deliver_own_events
+
+        for warning in deliver_own_events(store, cfg, results):
+            render.err.print(f"[yellow]warning: {esc(warning)}[/]")
     if getattr(args, "json", False):
         from syncdash.store.queries import run_json
 

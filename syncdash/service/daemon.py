@@ -26,7 +26,7 @@ from syncdash.service.logs import JsonLogFormatter, TextLogFormatter
 from syncdash.service.scheduler import Scheduler
 from syncdash.store import queue
 from syncdash.store.db import Store, format_ts, owner_id
-from syncdash.store.health import VERDICT_STATUSES, schedule_of
+from syncdash.store.health import schedule_of
 from syncdash.store.models import CommandStatus, Run, RunStatus, utcnow
 
 __all__ = ["Daemon", "HttpService", "JsonLogFormatter", "TextLogFormatter"]  # the log formatters live in logs.py
@@ -171,12 +171,13 @@ class Daemon:
         if resumes:
             log.info("resumes queued", extra={"runs": resumes})
         fired = self.fire_due(now)
+        retries = self.follow_up_others()
         self._serve_commands()
         self._check_overdue(now)
         if self._last_cleanup is None or now - self._last_cleanup >= CLEANUP_EVERY:
             self._last_cleanup = now
             self._cleanup(now)
-        if dead or resumes or fired:
+        if dead or resumes or fired or retries:
             self.wake.set()
         self.scheduler.refresh_jobs()
 
@@ -278,45 +279,42 @@ class Daemon:
         return True
 
     def _after(self, run: Run, src: SourceConfig, result: RunResult) -> None:
-        """Retry policy: a failure that may pass is queued again later, at retry priority, until attempts run out."""
-        if result.status == RunStatus.FAILED and result.retryable and run.attempt < src.run_retry.attempts:
-            policy = src.run_retry
-            wait = min(policy.max, policy.backoff * 2 ** (run.attempt - 1))
-            rid = queue.enqueue(self.store, run.source, trigger="retry", kind=src.kind,
-                                options=queue.run_options(run), not_before=self.clock() + timedelta(seconds=wait),
-                                parent_run_id=result.run_id, attempt=run.attempt + 1)
-            log.info("retry queued", extra={"source": run.source, "run_id": rid, "after_s": wait,
-                                            "attempt": run.attempt + 1})
-        elif result.status == RunStatus.FAILED:
-            log.error("run failed for good", extra={"source": run.source, "run_id": result.run_id,
-                                                   "error": result.error})
-        retrying = result.status == RunStatus.FAILED and result.retryable and run.attempt < src.run_retry.attempts
+        """Follow the run up at once (followup.py: retry policy, then its event), claimed like anyone else's."""
+        from syncdash.service.followup import follow_up
+
         done = self.store.get_run(result.run_id)
-        if done is not None:
-            self._notify_run(done, src, final=not retrying)
-            if self.on_result is not None:
-                self.on_result(done, result, retrying)
+        if done is None:
+            return
+        follow = follow_up(self.store, self.config, done, retryable=result.retryable, now=self.clock())
+        retrying = follow is not None and follow.retry_id is not None
+        if follow is not None and follow.event is not None:
+            self._events.put((follow.targets, follow.event))
+        if retrying:
+            self.wake.set()
+        if self.on_result is not None:
+            self.on_result(done, result, retrying)
 
     # ---- notifications and retention ---------------------------------------------------------------------
 
     def _targets(self, src: SourceConfig | None) -> list[Any]:
-        return [n for n in (self.config.notify, getattr(src, "notify", None)) if n is not None]
+        from syncdash.service.followup import targets_of
 
-    def _notify_run(self, run: Run, src: SourceConfig, final: bool) -> None:
-        """failed (only once no retry is left), partial, recovered: to the global and the source's targets."""
-        targets = self._targets(src)
-        if not targets or run.dry_run:
-            return
-        from syncdash.service.notify import build_event, event_for_run
+        return targets_of(self.config, src)
 
-        with self.store.engine.begin() as c:
-            prev = c.exec_driver_sql(
-                "SELECT status FROM syncdash_runs WHERE source = ? AND id < ? AND NOT dry_run AND status IN (?, ?, ?) "
-                "ORDER BY id DESC LIMIT 1", (run.source, run.id, *VERDICT_STATUSES)).first()
-        kind = event_for_run(run, prev[0] if prev else None)
-        if kind is None or (kind == "failed" and not final):
-            return
-        self._events.put((targets, build_event(kind, run.source, run)))
+    def follow_up_others(self) -> list[int]:
+        """Runs finished by other processes (CLI, cron, a daemon that died): retried and notified here, once."""
+        from syncdash.service.followup import follow_up, pending_runs
+
+        retries = []
+        for run in pending_runs(self.store, self.clock()):
+            follow = follow_up(self.store, self.config, run, now=self.clock())
+            if follow is None:
+                continue
+            if follow.retry_id is not None:
+                retries.append(follow.retry_id)
+            if follow.event is not None:
+                self._events.put((follow.targets, follow.event))
+        return retries
 
     def _check_overdue(self, now: datetime) -> None:
         from syncdash.store.health import recent_runs, verdict
