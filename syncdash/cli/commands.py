@@ -487,8 +487,13 @@ def cmd_daemon(args: argparse.Namespace) -> int:
                                                    signal.Signals(signum).name)
         daemon.stop()
 
+    def on_hup(_signum: int, _frame: object) -> None:
+        logging.getLogger("syncdash.daemon").info("signal SIGHUP: reloading the config")
+        daemon.request_reload()
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hup)
     return daemon.run()
 
 

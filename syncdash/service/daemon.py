@@ -15,6 +15,7 @@ import os
 import queue as queue_mod
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,7 +34,8 @@ __all__ = ["Daemon", "HttpService", "JsonLogFormatter", "TextLogFormatter"]  # t
 
 log = logging.getLogger("syncdash.daemon")
 
-MAINTENANCE_SECONDS = 2.0  # heartbeat, sweep, schedule refresh, commands
+MAINTENANCE_SECONDS = 3.0  # sweep, follow-ups, schedule refresh, commands
+HEARTBEAT_SECONDS = 1.5  # well inside store.health.DAEMON_STALE_SECONDS: a dead daemon is seen gone within 5 s
 CLEANUP_EVERY = timedelta(days=1)  # retention (config `retention:`)
 POLL_SECONDS = 1.0  # an idle worker looks at the queue this often (a wake-up event cuts it short)
 
@@ -81,6 +83,8 @@ class Daemon:
         self.http = http  # the HTTP API, handed in by the CLI; served while run() runs (not with once)
         self.http_url: str | None = None
         self.started_at = clock()
+        self._kick = threading.Event()  # the main loop's tick: stop() and SIGHUP cut its wait short
+        self._reload_requested = False
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -107,9 +111,21 @@ class Daemon:
                 t = threading.Thread(target=self._worker, name=f"worker-{i + 1}", daemon=True)
                 t.start()
                 self._threads.append(t)
-            while not self.stopping.wait(MAINTENANCE_SECONDS):
+            last = time.monotonic()
+            while not self.stopping.is_set():
+                self._kick.wait(HEARTBEAT_SECONDS)
+                self._kick.clear()
+                if self.stopping.is_set():
+                    break
                 try:
-                    self.maintain()
+                    if self._reload_requested:
+                        self._reload_requested = False
+                        self.reload()
+                    if time.monotonic() - last >= MAINTENANCE_SECONDS:
+                        last = time.monotonic()
+                        self.maintain()
+                    else:
+                        self.heartbeat()
                 except Exception:  # a bad tick (database briefly locked) must not end the daemon
                     log.exception("maintenance failed; trying again")
             return 0
@@ -120,6 +136,42 @@ class Daemon:
         """SIGTERM/SIGINT: stop taking runs; each running run stops after its batch as interrupted."""
         self.stopping.set()
         self.wake.set()
+        self._kick.set()
+
+    def request_reload(self) -> None:
+        """SIGHUP (systemd ExecReload): reload the config on the main loop's next tick, not in the handler."""
+        self._reload_requested = True
+        self._kick.set()
+
+    def reload(self) -> bool:
+        """Read the config file again and use it for the runs claimed from now on (running runs keep theirs).
+
+        Logs the sources added, removed and changed. A config that does not load is logged with its error
+        (file, line, field) and the old one is kept. The store stays the one opened at start."""
+        from syncdash.config.load import load_config
+
+        try:
+            new = load_config(self.config.file)
+        except Exception as e:
+            log.error("config reload failed; keeping the running config: %s", self.config.redact(str(e)),
+                      extra={"file": self.config.file})
+            return False
+        if new.database != self.config.database:
+            log.warning("config reload: the database changed; it takes effect on restart",
+                        extra={"file": self.config.file})
+        before = {s.name: s.model_dump_json() for s in self.config.source_list}
+        after = {s.name: s.model_dump_json() for s in new.source_list}
+        added = sorted(after.keys() - before.keys())
+        removed = sorted(before.keys() - after.keys())
+        changed = sorted(n for n in before.keys() & after.keys() if before[n] != after[n])
+        self.config = new
+        self.engine = Engine(self.store, new)
+        self.scheduler.reconfigure(new)
+        log.info("config reloaded", extra={"file": new.file, "added": added, "removed": removed,
+                                          "changed": changed})
+        self._kick.set()
+        self.wake.set()
+        return True
 
     def poke(self) -> None:
         """Something was queued (by the API): wake an idle worker now instead of at its next poll."""
@@ -159,11 +211,15 @@ class Daemon:
 
     # ---- maintenance: heartbeat, sweep, schedules, commands ---------------------------------------------
 
-    def maintain(self) -> None:
-        now = self.clock()
+    def heartbeat(self) -> None:
+        """One UPDATE: the read model (store.health.live_daemons) sees this daemon alive."""
         with self.store.engine.begin() as c:
             c.exec_driver_sql("UPDATE syncdash_daemons SET heartbeat_at = ? WHERE owner = ?",
-                              (format_ts(now), self.owner))
+                              (format_ts(self.clock()), self.owner))
+
+    def maintain(self) -> None:
+        now = self.clock()
+        self.heartbeat()
         dead = queue.sweep(self.store, now)
         if dead:
             log.warning("runs of a dead worker found", extra={"runs": dead})

@@ -37,6 +37,16 @@ class Scheduler:
         self._scheduler: Any = None  # apscheduler's BackgroundScheduler (untyped)
         self._job_texts: dict[str, str | None] = {}
 
+    def reconfigure(self, config: Config) -> None:
+        """A reloaded config: its sources' timers replace the old ones (removed sources lose theirs)."""
+        self.config = config
+        names = {s.name for s in config.source_list}
+        for name in [n for n in self._job_texts if n not in names]:
+            del self._job_texts[name]
+            if self._scheduler is not None and self._scheduler.get_job(name) is not None:
+                self._scheduler.remove_job(name)
+        self.refresh_jobs()
+
     def stop(self) -> None:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
