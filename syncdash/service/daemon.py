@@ -37,7 +37,9 @@ log = logging.getLogger("syncdash.daemon")
 MAINTENANCE_SECONDS = 3.0  # sweep, follow-ups, schedule refresh, commands
 HEARTBEAT_SECONDS = 1.5  # well inside store.health.DAEMON_STALE_SECONDS: a dead daemon is seen gone within 5 s
 CLEANUP_EVERY = timedelta(days=1)  # retention (config `retention:`)
-POLL_SECONDS = 1.0  # an idle worker looks at the queue this often (a wake-up event cuts it short)
+# an idle worker's fallback look at the queue; wake-ups (store/wakeup.py) and the next not-before time cut it
+# short. SYNCDASH_DAEMON_POLL_SECONDS overrides it (tests prove wake-ups do not depend on it).
+POLL_SECONDS = float(os.environ.get("SYNCDASH_DAEMON_POLL_SECONDS") or 30.0)
 
 
 class HttpService(Protocol):
@@ -85,6 +87,8 @@ class Daemon:
         self.started_at = clock()
         self._kick = threading.Event()  # the main loop's tick: stop() and SIGHUP cut its wait short
         self._reload_requested = False
+        self._commands_due = False
+        self._watcher: Any = None  # store/wakeup.py's Watcher while run() serves
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -104,6 +108,11 @@ class Daemon:
                 self._send_events()  # deliver before exiting: a cron-driven daemon has no later
                 return 0
             self.scheduler.start()
+            from syncdash.store.wakeup import Watcher, register_local
+
+            register_local(self.wake)
+            self._watcher = Watcher(self.store, self._on_store_change)
+            self._watcher.start()
             t = threading.Thread(target=self._send_events, name="notify", daemon=True)
             t.start()
             self._threads.append(t)
@@ -111,7 +120,7 @@ class Daemon:
                 t = threading.Thread(target=self._worker, name=f"worker-{i + 1}", daemon=True)
                 t.start()
                 self._threads.append(t)
-            last = time.monotonic()
+            last = beat = time.monotonic()
             while not self.stopping.is_set():
                 self._kick.wait(HEARTBEAT_SECONDS)
                 self._kick.clear()
@@ -121,10 +130,15 @@ class Daemon:
                     if self._reload_requested:
                         self._reload_requested = False
                         self.reload()
+                    if self._commands_due:
+                        self._commands_due = False
+                        self._serve_commands()
+                    # a wake-up for a store change must not beat: the beat is a change that wakes us again
                     if time.monotonic() - last >= MAINTENANCE_SECONDS:
-                        last = time.monotonic()
+                        last = beat = time.monotonic()
                         self.maintain()
-                    else:
+                    elif time.monotonic() - beat >= HEARTBEAT_SECONDS * 0.9:
+                        beat = time.monotonic()
                         self.heartbeat()
                 except Exception:  # a bad tick (database briefly locked) must not end the daemon
                     log.exception("maintenance failed; trying again")
@@ -173,6 +187,12 @@ class Daemon:
         self.wake.set()
         return True
 
+    def _on_store_change(self) -> None:
+        """Another process committed (a queued run, a command): workers look now, commands are served soon."""
+        self.wake.set()
+        self._commands_due = True
+        self._kick.set()
+
     def poke(self) -> None:
         """Something was queued (by the API): wake an idle worker now instead of at its next poll."""
         self.wake.set()
@@ -191,6 +211,11 @@ class Daemon:
             self.http.stop()
             self.http_url = None
         self.scheduler.stop()
+        if self._watcher is not None:
+            from syncdash.store.wakeup import unregister_local
+
+            unregister_local(self.wake)
+            self._watcher.stop()
         if not self.once:
             self._events.put(None)
         for t in self._threads:
@@ -295,7 +320,11 @@ class Daemon:
                 log.exception("worker error")
                 worked = False
             if not worked:
-                self.wake.wait(POLL_SECONDS)
+                try:
+                    nxt = queue.seconds_to_next_due(self.store, self.clock())
+                except Exception:
+                    nxt = None
+                self.wake.wait(POLL_SECONDS if nxt is None else min(POLL_SECONDS, nxt + 0.01))
                 self.wake.clear()
 
     def _work_until_empty(self) -> None:
