@@ -213,6 +213,9 @@ def _run_many(args: argparse.Namespace, cfg: Config, store: Store, jobs: list[tu
     from syncdash.store.db import owner_id
 
     engine = Engine(store, cfg)
+    from syncdash.store.ratelimit import install
+
+    install(store)  # `rate_limit:` is shared with every daemon and `run` on this store
     cancel = install_cancel_handlers()
     live = sys.stderr.isatty() and not getattr(args, "json", False)
     results: list[RunResult] = []

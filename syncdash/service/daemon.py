@@ -73,6 +73,9 @@ class Daemon:
         self.kind = kind
         self.owner = owner_id()
         self.engine = Engine(store, config)
+        from syncdash.store.ratelimit import install
+
+        install(store)  # `rate_limit:` holds across every worker and daemon of this store
         self.stopping = threading.Event()  # stop claiming; running runs end as interrupted
         self.wake = threading.Event()
         self.active: dict[int, Active] = {}
