@@ -34,7 +34,9 @@ __all__ = ["Daemon", "HttpService", "JsonLogFormatter", "TextLogFormatter"]  # t
 
 log = logging.getLogger("syncdash.daemon")
 
-MAINTENANCE_SECONDS = 3.0  # sweep, follow-ups, schedule refresh, commands
+# sweep, follow-ups, schedule refresh, overdue checks; schedule fires have their own timer (APScheduler) and
+# commands and queued runs their wake-ups, so this tick only catches what nobody announced (a dead process)
+MAINTENANCE_SECONDS = 10.0
 HEARTBEAT_SECONDS = 1.5  # well inside store.health.DAEMON_STALE_SECONDS: a dead daemon is seen gone within 5 s
 CLEANUP_EVERY = timedelta(days=1)  # retention (config `retention:`)
 # an idle worker's fallback look at the queue; wake-ups (store/wakeup.py) and the next not-before time cut it

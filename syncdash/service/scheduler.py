@@ -73,12 +73,15 @@ class Scheduler:
                     out.append(rid)
                     log.info("schedule fired", extra={"source": src.name, "run_id": rid,
                                                       "fire": naive(fire).isoformat()})
+            newest = naive(fire) if fire is not None else (st.last_fire_at if st else None)
+            if newest is None:  # never fired: start counting from here
+                newest = naive(sched.last_fire(now.replace(tzinfo=UTC)) or now)
+            if (st is not None and fire is None and st.last_fire_at == newest
+                    and st.next_fire_at == naive(nxt)):
+                continue  # nothing to write: an idle daemon's tick stays a read
             with self.store.engine.begin() as c:
                 c.exec_driver_sql("INSERT INTO syncdash_source_state (source, paused) VALUES (?, FALSE) "
                                   "ON CONFLICT (source) DO NOTHING", (src.name,))
-                newest = naive(fire) if fire is not None else (st.last_fire_at if st else None)
-                if newest is None:  # never fired: start counting from here
-                    newest = naive(sched.last_fire(now.replace(tzinfo=UTC)) or now)
                 c.exec_driver_sql(
                     "UPDATE syncdash_source_state SET last_fire_at = CASE WHEN last_fire_at IS NULL OR "
                     "last_fire_at < ? THEN ? ELSE last_fire_at END, next_fire_at = ? WHERE source = ?",

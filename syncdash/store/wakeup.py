@@ -23,7 +23,7 @@ from syncdash.store.db import Store
 log = logging.getLogger("syncdash.daemon")
 
 CHANNEL = "syncdash_queue"
-WATCH_SECONDS = 0.04  # SQLite: how often the dedicated connection reads data_version
+WATCH_SECONDS = 0.05  # SQLite: how often the dedicated connection reads data_version (20 a second)
 
 _local: set[threading.Event] = set()
 _local_lock = threading.Lock()
