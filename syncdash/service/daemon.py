@@ -75,9 +75,6 @@ class Daemon:
         self.kind = kind
         self.owner = owner_id()
         self.engine = Engine(store, config)
-        from syncdash.store.ratelimit import install
-
-        install(store)  # `rate_limit:` holds across every worker and daemon of this store
         self.stopping = threading.Event()  # stop claiming; running runs end as interrupted
         self.wake = threading.Event()
         self.active: dict[int, Active] = {}
@@ -102,6 +99,9 @@ class Daemon:
         self.started_at = self.clock()
         if self.http is not None and not self.once:
             self._start_api()  # before registering: the daemon's row says where the API is
+        from syncdash.store.ratelimit import install
+
+        install(self.store)  # `rate_limit:` holds across every worker and daemon of this store
         try:
             self._register()
             log.info("daemon started", extra={"owner": self.owner, "workers": self.workers, "once": self.once,
@@ -228,6 +228,9 @@ class Daemon:
         with self.store.engine.begin() as c:
             c.exec_driver_sql("UPDATE syncdash_daemons SET stopped_at = ?, heartbeat_at = ? WHERE owner = ?",
                               (format_ts(self.clock()), format_ts(self.clock()), self.owner))
+        from syncdash.common.resilience import set_limiter_factory
+
+        set_limiter_factory(None)  # a console that hosted this daemon may open another store next
         log.info("daemon stopped", extra={"owner": self.owner})
 
     def _register(self) -> None:
