@@ -276,6 +276,9 @@ def _run_many(args: argparse.Namespace, cfg: Config, store: Store, jobs: list[tu
     from syncdash.store.db import owner_id
 
     engine = Engine(store, cfg)
+    from syncdash.store.ratelimit import install
+
+    install(store)  # `rate_limit:` is shared with every daemon and `run` on this store
     cancel = install_cancel_handlers()
     live = sys.stderr.isatty() and not getattr(args, "json", False)
     results: list[RunResult] = []
@@ -303,6 +306,11 @@ def _run_many(args: argparse.Namespace, cfg: Config, store: Store, jobs: list[tu
                 queue.drop(store, rid)
                 busy = True
                 render.err.print(f"[yellow]{esc(name)}: {esc(e)}[/]")
+    if results:  # no daemon alive: this process delivers its runs' events (a failed delivery only warns)
+        from syncdash.service.followup import deliver_own_events
+
+        for warning in deliver_own_events(store, cfg, results):
+            render.err.print(f"[yellow]warning: {esc(warning)}[/]")
     if getattr(args, "json", False):
         from syncdash.store.queries import run_json
 
@@ -612,8 +620,13 @@ def cmd_daemon(args: argparse.Namespace) -> int:
                                                    signal.Signals(signum).name)
         daemon.stop()
 
+    def on_hup(_signum: int, _frame: object) -> None:
+        logging.getLogger("syncdash.daemon").info("signal SIGHUP: reloading the config")
+        daemon.request_reload()
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hup)
     return daemon.run()
 
 

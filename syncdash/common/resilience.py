@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -66,18 +67,39 @@ class TokenBucket:
             waited += need
 
 
-_buckets: dict[tuple[str, str, float, int], TokenBucket] = {}
+class Limiter(Protocol):
+    """What a rate limit needs of a bucket: take a token (sleeping until one is free), the seconds waited.
+    TokenBucket is this process's; store/ratelimit.py's SharedBucket is every process's sharing a store."""
+
+    def acquire(self, cancel: threading.Event | None = None) -> float: ...
+
+
+# (key, interval, burst) -> a Limiter: installed by a process whose limits every process of its store shares
+LimiterFactory = Callable[[str, float, int], Limiter]
+
+_buckets: dict[tuple[str, str, float, int], Limiter] = {}
 _buckets_lock = threading.Lock()
+_factory: LimiterFactory | None = None
 
 
-def bucket_for(owner: str, host: str, interval: float, burst: int, *, shared: bool = False) -> TokenBucket:
+def set_limiter_factory(factory: LimiterFactory | None) -> None:
+    """Make every bucket from now on come from `factory` (the store's shared buckets); None: local again."""
+    global _factory
+    with _buckets_lock:
+        _factory = factory
+        _buckets.clear()
+
+
+def bucket_for(owner: str, host: str, interval: float, burst: int, *, shared: bool = False) -> Limiter:
     """The process-wide bucket of (owner, host) for this rate, or of the host alone when `shared` (every
     source that says `shared: true` draws on the same budget)."""
     key = ("*" if shared else owner, host, interval, burst)
     with _buckets_lock:
         bucket = _buckets.get(key)
         if bucket is None:
-            bucket = _buckets[key] = TokenBucket(interval, burst)
+            name = f"{key[0]}|{host}"
+            bucket = _buckets[key] = (_factory(name, interval, burst) if _factory is not None
+                                      else TokenBucket(interval, burst))
         return bucket
 
 

@@ -15,6 +15,7 @@ import os
 import queue as queue_mod
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,16 +27,21 @@ from syncdash.service.logs import JsonLogFormatter, TextLogFormatter
 from syncdash.service.scheduler import Scheduler
 from syncdash.store import queue
 from syncdash.store.db import Store, format_ts, owner_id
-from syncdash.store.health import VERDICT_STATUSES, schedule_of
+from syncdash.store.health import schedule_of
 from syncdash.store.models import CommandStatus, Run, RunStatus, utcnow
 
 __all__ = ["Daemon", "HttpService", "JsonLogFormatter", "TextLogFormatter"]  # the log formatters live in logs.py
 
 log = logging.getLogger("syncdash.daemon")
 
-MAINTENANCE_SECONDS = 2.0  # heartbeat, sweep, schedule refresh, commands
+# sweep, follow-ups, schedule refresh, overdue checks; schedule fires have their own timer (APScheduler) and
+# commands and queued runs their wake-ups, so this tick only catches what nobody announced (a dead process)
+MAINTENANCE_SECONDS = 10.0
+HEARTBEAT_SECONDS = 1.5  # well inside store.health.DAEMON_STALE_SECONDS: a dead daemon is seen gone within 5 s
 CLEANUP_EVERY = timedelta(days=1)  # retention (config `retention:`)
-POLL_SECONDS = 1.0  # an idle worker looks at the queue this often (a wake-up event cuts it short)
+# an idle worker's fallback look at the queue; wake-ups (store/wakeup.py) and the next not-before time cut it
+# short. SYNCDASH_DAEMON_POLL_SECONDS overrides it (tests prove wake-ups do not depend on it).
+POLL_SECONDS = float(os.environ.get("SYNCDASH_DAEMON_POLL_SECONDS") or 30.0)
 
 
 class HttpService(Protocol):
@@ -81,6 +87,10 @@ class Daemon:
         self.http = http  # the HTTP API, handed in by the CLI; served while run() runs (not with once)
         self.http_url: str | None = None
         self.started_at = clock()
+        self._kick = threading.Event()  # the main loop's tick: stop() and SIGHUP cut its wait short
+        self._reload_requested = False
+        self._commands_due = False
+        self._watcher: Any = None  # store/wakeup.py's Watcher while run() serves
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -89,6 +99,9 @@ class Daemon:
         self.started_at = self.clock()
         if self.http is not None and not self.once:
             self._start_api()  # before registering: the daemon's row says where the API is
+        from syncdash.store.ratelimit import install
+
+        install(self.store)  # `rate_limit:` holds across every worker and daemon of this store
         try:
             self._register()
             log.info("daemon started", extra={"owner": self.owner, "workers": self.workers, "once": self.once,
@@ -100,6 +113,11 @@ class Daemon:
                 self._send_events()  # deliver before exiting: a cron-driven daemon has no later
                 return 0
             self.scheduler.start()
+            from syncdash.store.wakeup import Watcher, register_local
+
+            register_local(self.wake)
+            self._watcher = Watcher(self.store, self._on_store_change)
+            self._watcher.start()
             t = threading.Thread(target=self._send_events, name="notify", daemon=True)
             t.start()
             self._threads.append(t)
@@ -107,9 +125,26 @@ class Daemon:
                 t = threading.Thread(target=self._worker, name=f"worker-{i + 1}", daemon=True)
                 t.start()
                 self._threads.append(t)
-            while not self.stopping.wait(MAINTENANCE_SECONDS):
+            last = beat = time.monotonic()
+            while not self.stopping.is_set():
+                self._kick.wait(HEARTBEAT_SECONDS)
+                self._kick.clear()
+                if self.stopping.is_set():
+                    break
                 try:
-                    self.maintain()
+                    if self._reload_requested:
+                        self._reload_requested = False
+                        self.reload()
+                    if self._commands_due:
+                        self._commands_due = False
+                        self._serve_commands()
+                    # a wake-up for a store change must not beat: the beat is a change that wakes us again
+                    if time.monotonic() - last >= MAINTENANCE_SECONDS:
+                        last = beat = time.monotonic()
+                        self.maintain()
+                    elif time.monotonic() - beat >= HEARTBEAT_SECONDS * 0.9:
+                        beat = time.monotonic()
+                        self.heartbeat()
                 except Exception:  # a bad tick (database briefly locked) must not end the daemon
                     log.exception("maintenance failed; trying again")
             return 0
@@ -120,6 +155,48 @@ class Daemon:
         """SIGTERM/SIGINT: stop taking runs; each running run stops after its batch as interrupted."""
         self.stopping.set()
         self.wake.set()
+        self._kick.set()
+
+    def request_reload(self) -> None:
+        """SIGHUP (systemd ExecReload): reload the config on the main loop's next tick, not in the handler."""
+        self._reload_requested = True
+        self._kick.set()
+
+    def reload(self) -> bool:
+        """Read the config file again and use it for the runs claimed from now on (running runs keep theirs).
+
+        Logs the sources added, removed and changed. A config that does not load is logged with its error
+        (file, line, field) and the old one is kept. The store stays the one opened at start."""
+        from syncdash.config.load import load_config
+
+        try:
+            new = load_config(self.config.file)
+        except Exception as e:
+            log.error("config reload failed; keeping the running config: %s", self.config.redact(str(e)),
+                      extra={"file": self.config.file})
+            return False
+        if new.database != self.config.database:
+            log.warning("config reload: the database changed; it takes effect on restart",
+                        extra={"file": self.config.file})
+        before = {s.name: s.model_dump_json() for s in self.config.source_list}
+        after = {s.name: s.model_dump_json() for s in new.source_list}
+        added = sorted(after.keys() - before.keys())
+        removed = sorted(before.keys() - after.keys())
+        changed = sorted(n for n in before.keys() & after.keys() if before[n] != after[n])
+        self.config = new
+        self.engine = Engine(self.store, new)
+        self.scheduler.reconfigure(new)
+        log.info("config reloaded", extra={"file": new.file, "added": added, "removed": removed,
+                                          "changed": changed})
+        self._kick.set()
+        self.wake.set()
+        return True
+
+    def _on_store_change(self) -> None:
+        """Another process committed (a queued run, a command): workers look now, commands are served soon."""
+        self.wake.set()
+        self._commands_due = True
+        self._kick.set()
 
     def poke(self) -> None:
         """Something was queued (by the API): wake an idle worker now instead of at its next poll."""
@@ -139,6 +216,11 @@ class Daemon:
             self.http.stop()
             self.http_url = None
         self.scheduler.stop()
+        if self._watcher is not None:
+            from syncdash.store.wakeup import unregister_local
+
+            unregister_local(self.wake)
+            self._watcher.stop()
         if not self.once:
             self._events.put(None)
         for t in self._threads:
@@ -146,6 +228,9 @@ class Daemon:
         with self.store.engine.begin() as c:
             c.exec_driver_sql("UPDATE syncdash_daemons SET stopped_at = ?, heartbeat_at = ? WHERE owner = ?",
                               (format_ts(self.clock()), format_ts(self.clock()), self.owner))
+        from syncdash.common.resilience import set_limiter_factory
+
+        set_limiter_factory(None)  # a console that hosted this daemon may open another store next
         log.info("daemon stopped", extra={"owner": self.owner})
 
     def _register(self) -> None:
@@ -159,11 +244,15 @@ class Daemon:
 
     # ---- maintenance: heartbeat, sweep, schedules, commands ---------------------------------------------
 
-    def maintain(self) -> None:
-        now = self.clock()
+    def heartbeat(self) -> None:
+        """One UPDATE: the read model (store.health.live_daemons) sees this daemon alive."""
         with self.store.engine.begin() as c:
             c.exec_driver_sql("UPDATE syncdash_daemons SET heartbeat_at = ? WHERE owner = ?",
-                              (format_ts(now), self.owner))
+                              (format_ts(self.clock()), self.owner))
+
+    def maintain(self) -> None:
+        now = self.clock()
+        self.heartbeat()
         dead = queue.sweep(self.store, now)
         if dead:
             log.warning("runs of a dead worker found", extra={"runs": dead})
@@ -171,12 +260,13 @@ class Daemon:
         if resumes:
             log.info("resumes queued", extra={"runs": resumes})
         fired = self.fire_due(now)
+        retries = self.follow_up_others()
         self._serve_commands()
         self._check_overdue(now)
         if self._last_cleanup is None or now - self._last_cleanup >= CLEANUP_EVERY:
             self._last_cleanup = now
             self._cleanup(now)
-        if dead or resumes or fired:
+        if dead or resumes or fired or retries:
             self.wake.set()
         self.scheduler.refresh_jobs()
 
@@ -238,7 +328,11 @@ class Daemon:
                 log.exception("worker error")
                 worked = False
             if not worked:
-                self.wake.wait(POLL_SECONDS)
+                try:
+                    nxt = queue.seconds_to_next_due(self.store, self.clock())
+                except Exception:
+                    nxt = None
+                self.wake.wait(POLL_SECONDS if nxt is None else min(POLL_SECONDS, nxt + 0.01))
                 self.wake.clear()
 
     def _work_until_empty(self) -> None:
@@ -278,45 +372,42 @@ class Daemon:
         return True
 
     def _after(self, run: Run, src: SourceConfig, result: RunResult) -> None:
-        """Retry policy: a failure that may pass is queued again later, at retry priority, until attempts run out."""
-        if result.status == RunStatus.FAILED and result.retryable and run.attempt < src.run_retry.attempts:
-            policy = src.run_retry
-            wait = min(policy.max, policy.backoff * 2 ** (run.attempt - 1))
-            rid = queue.enqueue(self.store, run.source, trigger="retry", kind=src.kind,
-                                options=queue.run_options(run), not_before=self.clock() + timedelta(seconds=wait),
-                                parent_run_id=result.run_id, attempt=run.attempt + 1)
-            log.info("retry queued", extra={"source": run.source, "run_id": rid, "after_s": wait,
-                                            "attempt": run.attempt + 1})
-        elif result.status == RunStatus.FAILED:
-            log.error("run failed for good", extra={"source": run.source, "run_id": result.run_id,
-                                                   "error": result.error})
-        retrying = result.status == RunStatus.FAILED and result.retryable and run.attempt < src.run_retry.attempts
+        """Follow the run up at once (followup.py: retry policy, then its event), claimed like anyone else's."""
+        from syncdash.service.followup import follow_up
+
         done = self.store.get_run(result.run_id)
-        if done is not None:
-            self._notify_run(done, src, final=not retrying)
-            if self.on_result is not None:
-                self.on_result(done, result, retrying)
+        if done is None:
+            return
+        follow = follow_up(self.store, self.config, done, retryable=result.retryable, now=self.clock())
+        retrying = follow is not None and follow.retry_id is not None
+        if follow is not None and follow.event is not None:
+            self._events.put((follow.targets, follow.event))
+        if retrying:
+            self.wake.set()
+        if self.on_result is not None:
+            self.on_result(done, result, retrying)
 
     # ---- notifications and retention ---------------------------------------------------------------------
 
     def _targets(self, src: SourceConfig | None) -> list[Any]:
-        return [n for n in (self.config.notify, getattr(src, "notify", None)) if n is not None]
+        from syncdash.service.followup import targets_of
 
-    def _notify_run(self, run: Run, src: SourceConfig, final: bool) -> None:
-        """failed (only once no retry is left), partial, recovered: to the global and the source's targets."""
-        targets = self._targets(src)
-        if not targets or run.dry_run:
-            return
-        from syncdash.service.notify import build_event, event_for_run
+        return targets_of(self.config, src)
 
-        with self.store.engine.begin() as c:
-            prev = c.exec_driver_sql(
-                "SELECT status FROM syncdash_runs WHERE source = ? AND id < ? AND NOT dry_run AND status IN (?, ?, ?) "
-                "ORDER BY id DESC LIMIT 1", (run.source, run.id, *VERDICT_STATUSES)).first()
-        kind = event_for_run(run, prev[0] if prev else None)
-        if kind is None or (kind == "failed" and not final):
-            return
-        self._events.put((targets, build_event(kind, run.source, run)))
+    def follow_up_others(self) -> list[int]:
+        """Runs finished by other processes (CLI, cron, a daemon that died): retried and notified here, once."""
+        from syncdash.service.followup import follow_up, pending_runs
+
+        retries = []
+        for run in pending_runs(self.store, self.clock()):
+            follow = follow_up(self.store, self.config, run, now=self.clock())
+            if follow is None:
+                continue
+            if follow.retry_id is not None:
+                retries.append(follow.retry_id)
+            if follow.event is not None:
+                self._events.put((follow.targets, follow.event))
+        return retries
 
     def _check_overdue(self, now: datetime) -> None:
         from syncdash.store.health import recent_runs, verdict

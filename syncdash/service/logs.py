@@ -13,7 +13,7 @@ class JsonLogFormatter(logging.Formatter):
     """One JSON object per line, with the run id and source when the record has them."""
 
     FIELDS = ("source", "run_id", "trigger", "status", "counts", "error", "owner", "workers", "once", "runs",
-              "fire", "after_s", "attempt", "http")
+              "fire", "after_s", "attempt", "http", "retry_of", "file", "added", "removed", "changed")
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),

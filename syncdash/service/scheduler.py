@@ -37,6 +37,16 @@ class Scheduler:
         self._scheduler: Any = None  # apscheduler's BackgroundScheduler (untyped)
         self._job_texts: dict[str, str | None] = {}
 
+    def reconfigure(self, config: Config) -> None:
+        """A reloaded config: its sources' timers replace the old ones (removed sources lose theirs)."""
+        self.config = config
+        names = {s.name for s in config.source_list}
+        for name in [n for n in self._job_texts if n not in names]:
+            del self._job_texts[name]
+            if self._scheduler is not None and self._scheduler.get_job(name) is not None:
+                self._scheduler.remove_job(name)
+        self.refresh_jobs()
+
     def stop(self) -> None:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
@@ -63,12 +73,15 @@ class Scheduler:
                     out.append(rid)
                     log.info("schedule fired", extra={"source": src.name, "run_id": rid,
                                                       "fire": naive(fire).isoformat()})
+            newest = naive(fire) if fire is not None else (st.last_fire_at if st else None)
+            if newest is None:  # never fired: start counting from here
+                newest = naive(sched.last_fire(now.replace(tzinfo=UTC)) or now)
+            if (st is not None and fire is None and st.last_fire_at == newest
+                    and st.next_fire_at == naive(nxt)):
+                continue  # nothing to write: an idle daemon's tick stays a read
             with self.store.engine.begin() as c:
                 c.exec_driver_sql("INSERT INTO syncdash_source_state (source, paused) VALUES (?, FALSE) "
                                   "ON CONFLICT (source) DO NOTHING", (src.name,))
-                newest = naive(fire) if fire is not None else (st.last_fire_at if st else None)
-                if newest is None:  # never fired: start counting from here
-                    newest = naive(sched.last_fire(now.replace(tzinfo=UTC)) or now)
                 c.exec_driver_sql(
                     "UPDATE syncdash_source_state SET last_fire_at = CASE WHEN last_fire_at IS NULL OR "
                     "last_fire_at < ? THEN ? ELSE last_fire_at END, next_fire_at = ? WHERE source = ?",

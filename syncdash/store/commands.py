@@ -36,8 +36,12 @@ def request_cancel(store: Store, run_id: int, hosted: Any = None) -> str:
         return "cancelled before it started"
     if hosted is not None and hosted.command("cancel", None, run_id, {}).get("cancelled"):
         return "stopping after the current batch"
+    from syncdash.store.wakeup import notify_sql
+
     with store.tx() as s:
         s.add(Command(action="cancel", run_id=run_id))
+        if (notify := notify_sql(store)) is not None:  # the daemon serves commands when woken
+            s.connection().exec_driver_sql(notify)
     return "cancel sent to the daemon"
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from sqlmodel import col, select
 
 from syncdash.config.models import SourceConfig
-from syncdash.store.db import LEASE_SECONDS, Store
+from syncdash.store.db import Store
 from syncdash.store.models import Daemon, Run, RunStatus, SourceState, utcnow
 
 if TYPE_CHECKING:
@@ -52,12 +52,21 @@ def verdict(src: SourceConfig, state: SourceState | None, runs: list[Run], sched
     return "healthy"
 
 
+# a daemon beats every 1.5 s (service.daemon.HEARTBEAT_SECONDS): one silent this long is gone
+DAEMON_STALE_SECONDS = 5.0
+
+
 def live_daemons(store: Store, now: datetime | None = None) -> list[Daemon]:
-    """Daemons (or hosting consoles) whose heartbeat is fresh: when there is one, the console attaches."""
+    """Daemons (or hosting consoles) whose heartbeat is fresh: when there is one, the console attaches.
+
+    One on this host whose process is gone (SIGKILL) is dropped at once; elsewhere the heartbeat decides."""
+    from syncdash.store.owners import owner_alive
+
     now = now or utcnow()
     with store.session() as s:
-        return list(s.exec(select(Daemon).where(Daemon.stopped_at == None,  # noqa: E711
-                                                Daemon.heartbeat_at > now - timedelta(seconds=LEASE_SECONDS / 2))))
+        rows = list(s.exec(select(Daemon).where(Daemon.stopped_at == None,  # noqa: E711
+                                                Daemon.heartbeat_at > now - timedelta(seconds=DAEMON_STALE_SECONDS))))
+    return [d for d in rows if owner_alive(d.owner) is not False]
 
 
 def source_host(src: SourceConfig) -> str | None:

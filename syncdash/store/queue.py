@@ -41,15 +41,32 @@ def enqueue(store: Store, source: str, *, trigger: str, kind: str = "", options:
               priority=PRIORITY.get(trigger, 20) if priority is None else priority,
               not_before=not_before, fire_key=fire_key, attempt=attempt, parent_run_id=parent_run_id,
               options=json.dumps(opts) if opts else None)
+    from syncdash.store.wakeup import notify_local, notify_sql
+
     try:
         with store.tx() as s:
             s.add(run)
             s.flush()
-            return run.id
+            if (notify := notify_sql(store)) is not None:  # delivered at commit: other daemons wake now
+                s.connection().exec_driver_sql(notify)
     except IntegrityError:
         if fire_key is None:
             raise
         return None
+    notify_local()
+    return run.id
+
+
+def seconds_to_next_due(store: Store, now: datetime | None = None) -> float | None:
+    """Seconds until the earliest queued run that is not due yet (a retry's backoff), or None: an idle worker
+    sleeps until then instead of polling for it."""
+    with store.engine.begin() as c:
+        row = c.exec_driver_sql(f"SELECT MIN(not_before) FROM syncdash_runs WHERE status = {QUEUED} "
+                                "AND not_before > ?", (format_ts(now or utcnow()),)).first()
+    if row is None or row[0] is None:
+        return None
+    when = row[0] if isinstance(row[0], datetime) else datetime.fromisoformat(str(row[0]))
+    return max(0.0, (when - (now or utcnow())).total_seconds())
 
 
 def claim(store: Store, owner: str, *, run_id: int | None = None, now: datetime | None = None) -> Run | None:
