@@ -47,7 +47,8 @@ class BatchWriter:
         self.items = ItemErrors(life.config, self.cfg.primary_key)
         columns = list(self.cfg.fields)
         self.target: Any = target_db.open_table(self.db.target, self.cfg.table, columns,
-                                                [self.cfg.fields[c].type for c in columns], self.cfg.primary_key)
+                                                [self.cfg.fields[c].type for c in columns], self.cfg.primary_key,
+                                                getattr(self.cfg, "search", None))
         self.changes = ChangeLog(life, self.cfg.max_changes, self.target.columns)
         self.batch_no = 0
         self.keyless_errors = 0  # rows that failed before their key was read: they block deletes
