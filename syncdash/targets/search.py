@@ -7,7 +7,7 @@ rows, so it can never disagree with the table (across resume, a killed run, hard
   on the table; an update touches the index only when a searched column really changed.
 - PostgreSQL: a generated `_search tsvector` column (config 'simple') with a GIN index; the column's comment
   names the indexed columns, so a changed `search:` list rebuilds it.
-- MySQL/MariaDB: a `FULLTEXT` index `syncdash_search` over the columns.
+- MySQL/MariaDB: a `FULLTEXT` index `syncdash_search` over the columns (made case-insensitive, see _ensure_my).
 
 Soft-deleted rows stay indexed (the index mirrors the table exactly) and are filtered out when searching.
 `ensure_index` builds the index once when `search:` is added and drops it when `search:` is removed.
@@ -50,13 +50,13 @@ def terms(query: str) -> list[str]:
 # ---- index maintenance ----------------------------------------------------------------------------------
 
 
-def ensure_index(db: Any, dialect: str, table: str, fields: list[str] | None) -> None:
+def ensure_index(db: Any, dialect: str, table: str, fields: list[str] | None, key: list[str] | None = None) -> None:
     """Create, rebuild (other columns) or drop (`fields` empty) the table's index; runs in ensure()'s
     transaction. `db`: a sqlite3 connection on SQLite, a Conn on a server."""
     if dialect == POSTGRES:
         _ensure_pg(db, table, fields or [])
     elif dialect == MYSQL:
-        _ensure_my(db, table, fields or [])
+        _ensure_my(db, table, fields or [], key or [])
     else:
         _ensure_sqlite(db, table, fields or [])
 
@@ -113,7 +113,9 @@ def _ensure_pg(db: Conn, table: str, fields: list[str]) -> None:
     db.execute(f"CREATE INDEX {_qi(('syncdash_gin_' + table)[:63])} ON {t} USING gin ({PG_COLUMN})")
 
 
-def _ensure_my(db: Conn, table: str, fields: list[str]) -> None:
+def _ensure_my(db: Conn, table: str, fields: list[str], key: list[str]) -> None:
+    """The table's utf8mb4_bin collation would make FULLTEXT case-sensitive: searched columns that are not
+    key columns (which must compare exactly) are switched to a case-insensitive collation first."""
     have = [r[0] for r in db.all("SELECT column_name FROM information_schema.statistics WHERE "
                                  "table_schema = DATABASE() AND table_name = ? AND index_name = ? "
                                  "ORDER BY seq_in_index", (table, MY_INDEX))]
@@ -123,6 +125,10 @@ def _ensure_my(db: Conn, table: str, fields: list[str]) -> None:
     if have:
         db.execute(f"ALTER TABLE {t} DROP INDEX {MY_INDEX}")
     if fields:
+        for c in fields:
+            if c not in key:
+                db.execute(f"ALTER TABLE {t} MODIFY {_qi(c)} LONGTEXT CHARACTER SET utf8mb4 "
+                           "COLLATE utf8mb4_unicode_ci")
         db.execute(f"ALTER TABLE {t} ADD FULLTEXT INDEX {MY_INDEX} ({', '.join(_qi(c) for c in fields)})")
 
 

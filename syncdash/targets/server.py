@@ -146,7 +146,7 @@ class ServerTargetTable:
             pk = ", ".join(q(k) for k in self.pk)
             opts = _MY_TABLE_OPTS if self.dialect == MYSQL else ""
             self.db.execute(f"CREATE TABLE IF NOT EXISTS {self.qt} ({', '.join(defs)}, PRIMARY KEY ({pk})){opts}")
-            ensure_index(self.db, self.dialect, self.table, self.search)
+            ensure_index(self.db, self.dialect, self.table, self.search, self.pk)
             return
         if have_pk != self.pk:
             raise TargetError(
@@ -158,7 +158,7 @@ class ServerTargetTable:
         for c, decl in (("_synced_at", stamp), ("_run_id", "BIGINT"), ("_hash", "BIGINT"), ("_deleted_at", stamp)):
             if c not in have:
                 self.db.execute(f"ALTER TABLE {self.qt} ADD COLUMN {c} {decl}")
-        ensure_index(self.db, self.dialect, self.table, self.search)
+        ensure_index(self.db, self.dialect, self.table, self.search, self.pk)
 
     def seen_keys(self, name: str, persistent: bool = False, keep: bool = False) -> ServerSeenKeys:
         types = [self.types[i] for i in self.key_index]
