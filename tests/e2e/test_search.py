@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from conftest import Project
-from test_resume import batches_committed, kill
 
 WORDS = ["kalvor", "mendix", "trobel", "quasno", "velmar", "zintor", "pobrak", "yusket", "draven", "hollux"]
 CONFIG = """\
@@ -100,7 +99,8 @@ def test_index_agrees_with_the_table_after_load_resync_and_deletes(project: Proj
     assert_index_agrees(project)
     assert 10 not in search_ids(project, "song10") and 11 not in search_ids(project, "song10")
     assert 17 in search_ids(project, "song1")  # prefix
-    assert set(search_ids(project, "renamed")) == {i for i in range(320) if i % 7 == 0 and not (i % 10 == 0 and i < 300)}
+    renamed = {i for i in range(320) if i % 7 == 0 and not (i % 10 == 0 and i < 300)}
+    assert set(search_ids(project, "renamed")) == renamed
     assert 14 not in search_ids(project, WORDS[4])  # its title was renamed: the old words are gone
     deleted = project.tquery("SELECT count(*) FROM songs WHERE _deleted_at IS NOT NULL")[0][0]
     assert deleted == (30 if deletes == "soft" else 0)
