@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import Project
+from test_resume import batches_committed, kill
 
 WORDS = ["kalvor", "mendix", "trobel", "quasno", "velmar", "zintor", "pobrak", "yusket", "draven", "hollux"]
 CONFIG = """\
@@ -76,7 +77,11 @@ def assert_index_agrees(project: Project) -> None:
     for q in QUERIES:
         got = search_ids(project, q)
         assert len(got) == len(set(got)), q
-        assert set(got) == expected_ids(project, q), q
+        want = expected_ids(project, q)
+        if len(want) <= 1000:
+            assert set(got) == want, q
+        else:  # more than the largest limit: the best 1000, all of them right
+            assert len(got) == 1000 and set(got) <= want, q
     # the genre is not a searched field: row 15's genre is kalvor, its title and artist are not
     assert 15 not in search_ids(project, "kalvor")
     if project.dialect == "sqlite":  # FTS5 compares every index entry with the content table
@@ -104,3 +109,66 @@ def test_index_agrees_with_the_table_after_load_resync_and_deletes(project: Proj
     assert 14 not in search_ids(project, WORDS[4])  # its title was renamed: the old words are gone
     deleted = project.tquery("SELECT count(*) FROM songs WHERE _deleted_at IS NOT NULL")[0][0]
     assert deleted == (30 if deletes == "soft" else 0)
+
+
+def test_sigkill_mid_run_then_resume_leaves_index_and_table_in_agreement(project: Project, tdb: str) -> None:
+    config(project, batch=1000)
+    write_songs(project, 40_000)
+    proc = project.popen("run", "songs", "--json")
+    batches_committed(project, proc, 3)
+    kill(proc)
+    committed = project.tquery("SELECT count(*) FROM songs")[0][0]
+    assert 0 < committed < 40_000
+    assert_index_agrees(project)  # what committed is searchable, nothing more
+    assert project.run_json("songs", expect=0)[0]["status"] == "succeeded"
+    assert project.tquery("SELECT count(*) FROM songs")[0][0] == 40_000
+    assert_index_agrees(project)
+
+
+def test_any_query_text_is_safe_and_highlights_the_matched_words(project: Project, tdb: str) -> None:
+    config(project)
+    project.write("data/songs.csv", 'id,title,artist,genre,year\n1,"Blue ""Velvet"" (live)",Bobby Vinton,pop,1963\n'
+                  "2,Café del Mar,Energy 52,chill,1993\n3,NOT AND OR,NEAR*,x,2000\n")
+    project.run_json("songs", expect=0)
+    for q in ['"', "'", '"vel', "blue AND (", "NOT", "OR", "-blue", "+blue*", "col:val", "a\\b", "%_", "*", "()",
+              "NEAR(blue, 2)", "; DROP TABLE songs; --", "😀", "ß"]:
+        proc = project.cli("search", "--json", "--", q)
+        assert proc.returncode == 0, (q, proc.stderr)
+        json.loads(proc.stdout)
+    hits = json.loads(project.cli("search", 'VELV "', "--json").stdout)
+    assert [h["key"]["id"] for h in hits] == [1]
+    assert hits[0]["fields"]["title"] == 'Blue "Velvet" (live)'
+    assert hits[0]["highlights"] == {"title": [[6, 12]]}
+    assert [h["key"]["id"] for h in json.loads(project.cli("search", "café mar", "--json").stdout)] == [2]
+    assert [h["key"]["id"] for h in json.loads(project.cli("search", "near", "--json").stdout)] == [3]
+    out = project.cli("search", "bobby")
+    assert out.returncode == 0 and "songs id=1" in out.stdout and "artist: Bobby Vinton" in out.stdout
+    assert "no matches" in project.cli("search", "zzzz").stdout
+    bad = project.cli("search", "x", "--source", "nope")
+    assert bad.returncode == 2 and "no source 'nope'" in bad.stderr
+
+
+def test_adding_search_builds_the_index_once_and_removing_it_drops_it(project: Project, tdb: str) -> None:
+    config(project, search="")
+    write_songs(project, 100)
+    project.run_json("songs", expect=0)
+    proc = project.cli("search", "kalvor")
+    assert proc.returncode == 2 and "no source declares `search:`" in proc.stderr
+    config(project)
+    assert project.run_json("songs", expect=0)[0]["counts"]["unchanged"] == 100
+    assert_index_agrees(project)
+    config(project, search="[title, year]")
+    assert "search: 'year' is a int field" in project.cli("validate").stderr
+    config(project, search="[titel]")
+    err = project.cli("validate").stderr
+    assert "search: 'titel' is not a field" in err and "syncdash.yaml" in err
+    config(project, search="")
+    project.run_json("songs", expect=0)
+    if tdb == "sqlite":
+        assert project.query("SELECT name FROM sqlite_master WHERE name LIKE 'syncdash_fts%'") == []
+    elif tdb == "postgresql":
+        assert project.tquery("SELECT column_name FROM information_schema.columns WHERE table_name = 'songs' "
+                              "AND column_name = '_search'") == []
+    else:
+        assert project.tquery("SELECT index_name FROM information_schema.statistics WHERE table_name = 'songs' "
+                              "AND index_name = 'syncdash_search'") == []
