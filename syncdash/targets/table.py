@@ -15,7 +15,7 @@ from typing import Any
 
 from syncdash.common.dialect import SQLITE
 from syncdash.errors import TargetError
-from syncdash.targets.search import ensure_index
+from syncdash.targets.search import ensure_index, index_inserted
 
 BOOKKEEPING = ("_synced_at", "_run_id", "_hash", "_deleted_at")
 SQLITE_TYPES = {"str": "TEXT", "int": "INTEGER", "float": "REAL", "bool": "INTEGER",
@@ -179,6 +179,9 @@ class TargetTable:
     def insert(self, rows: Sequence[Any], synced_at: str, run_id: int) -> None:
         sql = f"{self._insert_head}'{_ts_literal(synced_at)}', {int(run_id)})"
         self.conn.executemany(sql, rows)
+        if self.search and rows:
+            index_inserted(self.conn, self.table, self.search, self._by_keys,
+                           keys_json(self.key_of(r) for r in rows))
 
     def update(self, rows: Sequence[Any], synced_at: str, run_id: int) -> None:
         nk, ki = self._non_key_index, self.key_index
