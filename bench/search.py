@@ -29,10 +29,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from csv_load import CONFIG, generate, measure, syncdash_cmd  # noqa: E402
+from csv_load import CONFIG, generate, measure, syncdash_cmd
 
-from syncdash.common.dialect import SQLITE, Conn  # noqa: E402
-from syncdash.targets.search import fts_name, search  # noqa: E402
+from syncdash.common.dialect import SQLITE, Conn
+from syncdash.targets.search import fts_name, search
 
 FIELDS = ["name", "city", "status"]
 
