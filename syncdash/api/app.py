@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from syncdash.api import search as search_view
 from syncdash.api import views
 from syncdash.api.metrics import CONTENT_TYPE
 from syncdash.api.schemas import ENDPOINTS, MAX_BODY, ApiError, Endpoint, parse_body, parse_query
@@ -185,7 +186,7 @@ class Handler:
     def __init__(self, api: views.Api, ep: Endpoint, redact: Any) -> None:
         self.api = api
         self.ep = ep
-        self.view = getattr(views, ep.handler)
+        self.view = getattr(views, ep.handler, None) or getattr(search_view, ep.handler)
         self.redact = redact
         self.limiter: anyio.CapacityLimiter | None = None
 

@@ -141,6 +141,19 @@ CURSOR = Param("cursor", {"type": "string", "pattern": "^[0-9]+$"}, "next_cursor
                _int("cursor", 1, MAX_ID))
 ERROR_TYPE = Param("type", {"type": "string", "pattern": TYPE_RE.pattern}, "only this error type",
                    _match("type", TYPE_RE, "an error type (letters, digits, _ . -)"))
+MAX_SEARCH_QUERY = 500
+
+
+def _search_text(text: str) -> str:
+    if not text.strip() or len(text) > MAX_SEARCH_QUERY:
+        raise ApiError(400, f"q must be 1 to {MAX_SEARCH_QUERY} characters of search words")
+    return text
+
+
+SEARCH_Q = Param("q", {"type": "string", "minLength": 1, "maxLength": MAX_SEARCH_QUERY},
+                 "words to find (all must match; each may be the start of a word); required", _search_text)
+SEARCH_LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "at most this many hits (default 20)",
+                     _int("limit", 1, 100))
 RESOLVED = Param("resolved", {"type": "boolean"}, "true: resolved only; false: unresolved only; absent: both",
                  _bool("resolved"))
 
@@ -213,6 +226,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              body=RetryRequest, ok=202, errors=(404, 409)),
     Endpoint("GET", "/v1/errors", "Item errors, newest first", "errors",
              query=(SOURCE, ERROR_TYPE, RESOLVED, LIMIT, CURSOR)),
+    Endpoint("GET", "/v1/search", "Full-text search of the synced data (sources with `search:`), best first, "
+             "matched words as character spans", "search", query=(SEARCH_Q, SOURCE, SEARCH_LIMIT),
+             errors=(404,)),
     Endpoint("GET", "/metrics", "Prometheus metrics (text format 0.0.4)", "metrics", text=True),
 )
 

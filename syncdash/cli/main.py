@@ -128,6 +128,10 @@ def build_parser(plugins: bool = False) -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", parents=[common], help="check the store, drivers and the browser web sources use")
 
+    from syncdash.cli import search as search_cli
+
+    search_cli.add_parser(sub, common)
+
     s = sub.add_parser("console", parents=[common], help="the console (what `syncdash` alone opens)")
     s.add_argument("--attach-only", action="store_true", help="never host the workers, only read and queue")
 

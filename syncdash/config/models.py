@@ -189,6 +189,11 @@ class SourceConfig(Strict):
     tenant_column: str = Field(default="tenant", description="for_each_tenant: the column holding the tenant's "
                                                              "name; it joins the primary key")
 
+    search: list[str] | None = Field(
+        default=None, min_length=1,
+        description="Target columns (str fields) kept in a full-text index, for `syncdash search`, "
+                    "GET /v1/search and the console's browser")
+
     _jd = duration_validator("jitter")
     _tenants: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
     _tenant: str | None = PrivateAttr(default=None)
@@ -246,6 +251,21 @@ class SourceConfig(Strict):
     @model_validator(mode="after")
     def _keys(self) -> SourceConfig:
         check_keys(self)
+        return self
+
+    @model_validator(mode="after")
+    def _search_columns(self) -> SourceConfig:
+        """`search:` names str fields of this source, each once."""
+        fields = self.fields or {}
+        for i, col in enumerate(self.search or []):
+            if col not in fields:
+                raise KeyedValueError(f"search: {col!r} is not a field of this source; fields are: "
+                                      f"{', '.join(fields)}", "search", i)
+            if self.fields[col].type != "str":
+                raise KeyedValueError(f"search: {col!r} is a {self.fields[col].type} field; only str fields "
+                                      "can be searched", "search", i)
+            if col in (self.search or [])[:i]:
+                raise KeyedValueError(f"search lists {col!r} twice", "search", i)
         return self
 
     def target_tables(self) -> list[tuple[str, tuple[str | int, ...]]]:

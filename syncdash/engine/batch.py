@@ -48,7 +48,8 @@ class BatchWriter:
         self.open_errors = OpenErrors(life.store, self.cfg.name, dry_run=self.dry, retry=life.mode == "retry")
         columns = list(self.cfg.fields)
         self.target: Any = target_db.open_table(self.db.target, self.cfg.table, columns,
-                                                [self.cfg.fields[c].type for c in columns], self.cfg.primary_key)
+                                                [self.cfg.fields[c].type for c in columns], self.cfg.primary_key,
+                                                getattr(self.cfg, "search", None))
         self.changes = ChangeLog(life, self.cfg.max_changes, self.target.columns)
         # a target whose key columns are bounded (MySQL VARCHAR(255)) says which keys do not fit
         self.key_too_long = self.target.key_too_long if getattr(self.target, "key_limits", None) else None

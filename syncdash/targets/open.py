@@ -81,15 +81,17 @@ def connect(store: Any, url: str | None) -> Conn:
     return Conn(raw.driver_connection, dialect_of(url), release=raw.close)
 
 
-def open_table(conn: Conn, table: str, columns: list[str], types: list[str], primary_key: list[str]) -> Any:
-    """The target table object for the connection's dialect (target.TargetTable's contract)."""
+def open_table(conn: Conn, table: str, columns: list[str], types: list[str], primary_key: list[str],
+               search: list[str] | None = None) -> Any:
+    """The target table object for the connection's dialect (target.TargetTable's contract); search: the
+    columns of its full-text index (none: no index, and ensure() drops one left by an earlier config)."""
     if conn.is_sqlite:
         from syncdash.targets.table import TargetTable
 
-        return TargetTable(conn.raw, table, columns, types, primary_key)
+        return TargetTable(conn.raw, table, columns, types, primary_key, search)
     from syncdash.targets.server import ServerTargetTable
 
-    return ServerTargetTable(conn, table, columns, types, primary_key)
+    return ServerTargetTable(conn, table, columns, types, primary_key, search)
 
 
 def dispose() -> None:

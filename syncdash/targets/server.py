@@ -21,6 +21,7 @@ from typing import Any
 
 from syncdash.common.dialect import MYSQL, POSTGRES, Conn
 from syncdash.errors import TargetError
+from syncdash.targets.search import ensure_index
 from syncdash.targets.table import FAILED, keys_json, q, scope_sql
 
 _PG_TYPES = {"str": "TEXT", "int": "BIGINT", "float": "DOUBLE PRECISION", "bool": "BOOLEAN", "date": "DATE",
@@ -87,8 +88,9 @@ class ServerTargetTable:
     """One target table on PostgreSQL or MySQL/MariaDB (see target.TargetTable for the contract)."""
 
     def __init__(self, conn: Conn, table: str, columns: list[str], types: list[str],
-                 primary_key: list[str]) -> None:
+                 primary_key: list[str], search: list[str] | None = None) -> None:
         self.db = conn
+        self.search = list(search or [])  # columns of the full-text index (targets/search.py)
         self.dialect = conn.dialect
         self.table = table
         self.columns = columns
@@ -160,6 +162,7 @@ class ServerTargetTable:
             pk = ", ".join(q(k) for k in self.pk)
             opts = _MY_TABLE_OPTS if self.dialect == MYSQL else ""
             self.db.execute(f"CREATE TABLE IF NOT EXISTS {self.qt} ({', '.join(defs)}, PRIMARY KEY ({pk})){opts}")
+            ensure_index(self.db, self.dialect, self.table, self.search, self.pk)
             return
         if have_pk != self.pk:
             raise TargetError(
@@ -171,6 +174,7 @@ class ServerTargetTable:
         for c, decl in (("_synced_at", stamp), ("_run_id", "BIGINT"), ("_hash", "BIGINT"), ("_deleted_at", stamp)):
             if c not in have:
                 self.db.execute(f"ALTER TABLE {self.qt} ADD COLUMN {c} {decl}")
+        ensure_index(self.db, self.dialect, self.table, self.search, self.pk)
 
     def seen_keys(self, name: str, persistent: bool = False, keep: bool = False) -> ServerSeenKeys:
         types = [self.types[i] for i in self.key_index]

@@ -13,7 +13,9 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from syncdash.common.dialect import SQLITE
 from syncdash.errors import TargetError
+from syncdash.targets.search import ensure_index, index_inserted
 
 BOOKKEEPING = ("_synced_at", "_run_id", "_hash", "_deleted_at")
 SQLITE_TYPES = {"str": "TEXT", "int": "INTEGER", "float": "REAL", "bool": "INTEGER",
@@ -39,8 +41,9 @@ def q(ident: str) -> str:
 
 class TargetTable:
     def __init__(self, conn: sqlite3.Connection, table: str, columns: list[str], types: list[str],
-                 primary_key: list[str]) -> None:
+                 primary_key: list[str], search: list[str] | None = None) -> None:
         self.conn = conn
+        self.search = list(search or [])  # columns of the full-text index (targets/search.py)
         self.table = table
         self.columns = columns
         self.types = types
@@ -80,6 +83,7 @@ class TargetTable:
             defs += ["_synced_at TEXT", "_run_id INTEGER", "_hash INTEGER", "_deleted_at TEXT"]
             pk = ", ".join(q(k) for k in self.pk)
             self.conn.execute(f"CREATE TABLE IF NOT EXISTS {self.qt} ({', '.join(defs)}, PRIMARY KEY ({pk}))")
+            ensure_index(self.conn, SQLITE, self.table, self.search)
             return
         have = {row[1]: row for row in existing}
         have_pk = [row[1] for row in sorted((r for r in existing if r[5]), key=lambda r: r[5])]
@@ -94,6 +98,7 @@ class TargetTable:
                         ("_deleted_at", "TEXT")):
             if c not in have:
                 self.conn.execute(f"ALTER TABLE {self.qt} ADD COLUMN {c} {decl}")
+        ensure_index(self.conn, SQLITE, self.table, self.search)
         self._available = None
 
     def seen_keys(self, name: str, persistent: bool = False, keep: bool = False) -> SeenKeys:
@@ -174,6 +179,9 @@ class TargetTable:
     def insert(self, rows: Sequence[Any], synced_at: str, run_id: int) -> None:
         sql = f"{self._insert_head}'{_ts_literal(synced_at)}', {int(run_id)})"
         self.conn.executemany(sql, rows)
+        if self.search and rows:
+            index_inserted(self.conn, self.table, self.search, self._by_keys,
+                           keys_json(self.key_of(r) for r in rows))
 
     def update(self, rows: Sequence[Any], synced_at: str, run_id: int) -> None:
         nk, ki = self._non_key_index, self.key_index

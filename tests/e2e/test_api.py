@@ -49,6 +49,7 @@ sources:
     table: big
     primary_key: [id]
     batch_size: 50
+    search: [name]
     fields: {id: {type: int}, name: name, amount: {type: float}}
   - name: scores
     kind: rest
@@ -348,6 +349,26 @@ def test_bad_input_is_a_4xx_that_says_what_is_wrong(served: Served, method: str,
     assert says in r.json()["error"]
 
 
+def test_search_with_the_read_token(served: Served) -> None:
+    """GET /v1/search answers from the `big` table's index (the rows the cancelled runs above committed)."""
+    with served.client(READ_TOKEN) as ro:
+        top = served.project.query("SELECT max(id) FROM big WHERE _deleted_at IS NULL")[0][0]
+        assert top is not None
+        r = ro.get("/v1/search", params={"q": f'"NAME{top}', "source": "big"})
+        assert r.status_code == 200, r.text
+        hits = r.json()["hits"]
+        assert [h["key"] for h in hits] == [{"id": top}]
+        assert hits[0]["source"] == "big" and hits[0]["fields"] == {"name": f"name{top}"}
+        assert hits[0]["highlights"] == {"name": [[0, len(f"name{top}")]]}
+        assert ro.get("/v1/search", params={"q": "zzzz"}).json() == {"hits": []}
+        for params, status, says in (({}, 400, "q is required"), ({"q": " "}, 400, "q must be"),
+                                     ({"q": "x", "source": "nope"}, 404, "no source 'nope'"),
+                                     ({"q": "x", "source": "small"}, 400, "has no `search:` fields"),
+                                     ({"q": "x", "limit": "101"}, 400, "limit must be")):
+            r = ro.get("/v1/search", params=params)
+            assert r.status_code == status and says in r.json()["error"], (params, r.text)
+
+
 def test_openapi_documents_every_endpoint(served: Served) -> None:
     with served.client() as c:
         doc = c.get("/v1/openapi.json").json()
@@ -357,7 +378,7 @@ def test_openapi_documents_every_endpoint(served: Served) -> None:
         ("POST", "/v1/sources/{name}/runs"), ("POST", "/v1/sources/{name}/pause"),
         ("POST", "/v1/sources/{name}/resume"), ("GET", "/v1/runs"), ("GET", "/v1/runs/{id}"),
         ("POST", "/v1/runs/{id}/cancel"), ("POST", "/v1/runs/{id}/retry"), ("GET", "/v1/errors"),
-        ("GET", "/metrics"), ("GET", "/v1/sources/{name}/state"), ("POST", "/v1/sources/{name}/state"),
+        ("GET", "/v1/search"), ("GET", "/metrics"), ("GET", "/v1/sources/{name}/state"), ("POST", "/v1/sources/{name}/state"),
         ("PUT", "/v1/sources/{name}/schedule"), ("POST", "/v1/check")}
     assert "403" in doc["paths"]["/v1/sources/{name}/schedule"]["put"]["responses"]
     body = doc["components"]["schemas"]["RunRequest"]
@@ -502,7 +523,7 @@ def test_fuzz_every_endpoint_finds_no_5xx(served: Served) -> None:
                     props = doc["components"]["schemas"][ref].get("properties", {})
                 _probe(c, path, method, op, props)()
                 checked += 1
-    assert checked == 17
+    assert checked == 18
 
 
 def test_no_secret_in_any_response(served: Served) -> None:
