@@ -81,6 +81,8 @@ def main() -> int:
     if unknown:
         ap.error(f"unknown screenshot(s): {', '.join(unknown)}; known: {', '.join(SHOTS)}")
     os.environ.pop("NO_COLOR", None)
+    # the default theme, whatever this user picked in their own console
+    os.environ["SYNCDASH_CONSOLE_DIR"] = tempfile.mkdtemp(prefix="syncdash-shots-")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 

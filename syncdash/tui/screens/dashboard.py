@@ -8,18 +8,18 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
 from syncdash.tui import format as fmt
 from syncdash.tui.data import Snapshot, SourceView
+from syncdash.tui.screens.page import Page
 from syncdash.tui.widgets import RunCard
 
 if TYPE_CHECKING:
     from syncdash.tui.app import SyncdashApp
 
 
-class DashboardScreen(Screen[None]):
+class DashboardScreen(Page):
     BINDINGS = [
         Binding("s", "sync", "Sync"),
         Binding("f", "sync_full", "Full"),
@@ -35,6 +35,8 @@ class DashboardScreen(Screen[None]):
     ]
 
     app: SyncdashApp
+    crumb = "dashboard"
+    top_level = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -68,6 +70,11 @@ class DashboardScreen(Screen[None]):
         table.focus()
         if self.app.snapshot is not None:
             self.show_snapshot(self.app.snapshot)
+
+    def reshow(self) -> None:
+        if self.app.snapshot is not None:
+            self.show_snapshot(self.app.snapshot)
+        self.app.refresh_now()
 
     # ---- rendering ------------------------------------------------------------------------------------
 
@@ -103,7 +110,7 @@ class DashboardScreen(Screen[None]):
         for v in rows:
             for col, value in zip(("name", "kind", "schedule", "next", "last", "health", "rows", "breaker"),
                                   self._cells(v, now), strict=True):
-                table.update_cell(v.config.name, col, value)
+                table.update_cell(v.config.name, col, value, update_width=True)  # "#1 succeeded" never cut
 
     @staticmethod
     def _cells(v: SourceView, now: object) -> tuple[str, ...]:

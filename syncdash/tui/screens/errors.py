@@ -10,17 +10,17 @@ from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from syncdash.store.models import ItemError
 from syncdash.tui import data
+from syncdash.tui.screens.page import Page
 
 if TYPE_CHECKING:
     from syncdash.tui.app import SyncdashApp
 
 
-class ErrorsScreen(Screen[None]):
+class ErrorsScreen(Page):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("r", "retry", "Retry selected"),
@@ -32,6 +32,8 @@ class ErrorsScreen(Screen[None]):
         Binding("G", "bottom", "Bottom", show=False),
     ]
     app: SyncdashApp
+    crumb = "errors"
+    top_level = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -49,6 +51,9 @@ class ErrorsScreen(Screen[None]):
         for c in ("source", "type", "run", "item", "key", "message", "retry"):
             t.add_column(c, key=c)
         t.focus()
+        self.load()
+
+    def reshow(self) -> None:
         self.load()
 
     def show_snapshot(self, snap: data.Snapshot) -> None:

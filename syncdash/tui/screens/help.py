@@ -12,7 +12,8 @@ HELP = """\
 [b]syncdash console[/b]
 
 [b]Everywhere[/b]   q quit · ? help · h history · e errors · 1 dashboard
-             ctrl+p commands · t light/dark theme
+             ctrl+p commands · t light/dark theme (remembered)
+             escape back one level; from history or errors: dashboard
 [b]Dashboard[/b]    s sync the selected source · f full sync · d dry run (a applies)
              c cancel its run · p pause/resume · R retry its failed items
              enter open source · / filter · g/G top/bottom · tab next panel

@@ -10,19 +10,19 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from syncdash.store.models import COUNTS
 from syncdash.store.queries import counts_of
 from syncdash.tui import data
 from syncdash.tui import format as fmt
+from syncdash.tui.screens.page import Page
 
 if TYPE_CHECKING:
     from syncdash.tui.app import SyncdashApp
 
 
-class RunDetailScreen(Screen[None]):
+class RunDetailScreen(Page):
     BINDINGS = [Binding("escape", "back", "Back"), Binding("r", "retry", "Retry failed items"),
                 Binding("c", "cancel", "Cancel run"), Binding("o", "open", "Open screenshot", show=False)]
     app: SyncdashApp
@@ -30,6 +30,7 @@ class RunDetailScreen(Screen[None]):
     def __init__(self, run_id: int) -> None:
         super().__init__()
         self.run_id = run_id
+        self.crumb = f"run {run_id}"
         self._detail: data.RunDetail | None = None
 
     def compose(self) -> ComposeResult:
@@ -52,6 +53,9 @@ class RunDetailScreen(Screen[None]):
             t = self.query_one(tid, DataTable)
             for c in cols:
                 t.add_column(c, key=c)
+        self.load()
+
+    def reshow(self) -> None:
         self.load()
 
     def show_snapshot(self, snap: data.Snapshot) -> None:

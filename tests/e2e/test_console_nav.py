@@ -1,0 +1,155 @@
+"""How the console moves (issue 17): `h`/`e` switch top-level screens instead of stacking them, escape goes
+back one level and from a top-level screen home, a screen shown again is read again (never stale), the
+breadcrumb says where you are, the palette lists commands on open, the theme is remembered, and a live
+column widens when its value grows. Real Textual app through Pilot, on the deterministic store of
+tests/console_fixtures.py (read-only, fixed clock, one poll an hour: only a re-read can show new data)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from conftest import Project
+from console_fixtures import dashboard_ready, fixed_clock, make_app, rows, wait_for
+from test_console import make_app as make_project_app
+from test_console import setup, until
+
+from syncdash.store.models import Run
+
+
+def names(app: Any) -> list[str]:
+    return [type(s).__name__ for s in app.screen_stack[1:]]
+
+
+def crumb(app: Any) -> str:
+    return str(app.screen.sub_title)
+
+
+def test_top_level_screens_switch_and_escape_goes_back_one_level_then_home(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        app = make_app(tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await dashboard_ready(pilot)
+            assert crumb(app) == "dashboard"
+            await pilot.press("h")
+            await wait_for(pilot, lambda: rows(pilot, "#runs") == 13, what="history")
+            assert crumb(app) == "dashboard \u203a history"
+            await pilot.press("e", "h", "e")  # switching, never stacking
+            await wait_for(pilot, lambda: rows(pilot, "#errors") == 4, what="errors")
+            assert names(app) == ["DashboardScreen", "ErrorsScreen"]
+            await pilot.press("h")
+            await wait_for(pilot, lambda: names(app)[-1] == "HistoryScreen" and rows(pilot, "#runs") == 13,
+                           what="history again")
+            await pilot.press("enter")  # the newest run: 13
+            await wait_for(pilot, lambda: names(app)[-1] == "RunDetailScreen", what="run detail")
+            assert names(app) == ["DashboardScreen", "HistoryScreen", "RunDetailScreen"]
+            assert crumb(app) == "dashboard \u203a history \u203a run 13"
+            await pilot.press("escape")  # one level: back to the list the run was opened from
+            await wait_for(pilot, lambda: names(app)[-1] == "HistoryScreen", what="back to history")
+            assert crumb(app) == "dashboard \u203a history"
+            await pilot.press("escape")  # a top-level screen: home
+            await wait_for(pilot, lambda: names(app) == ["DashboardScreen"], what="home")
+            assert crumb(app) == "dashboard"
+            await pilot.press("enter")  # a source opened from the dashboard, then `e` from there
+            await wait_for(pilot, lambda: names(app)[-1] == "SourceScreen", what="source")
+            assert crumb(app) == "dashboard \u203a source customers"
+            await pilot.press("e")
+            await wait_for(pilot, lambda: names(app) == ["DashboardScreen", "ErrorsScreen"], what="errors")
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: names(app) == ["DashboardScreen"], what="one escape home")
+
+    asyncio.run(scenario())
+
+
+def test_a_screen_shown_again_is_never_stale(tmp_path: Path) -> None:
+    """A run queued while the run detail is open shows in the history the moment escape lands on it, although
+    the app polls once an hour here."""
+
+    async def scenario() -> None:
+        app = make_app(tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await dashboard_ready(pilot)
+            await pilot.press("h")
+            await wait_for(pilot, lambda: rows(pilot, "#runs") == 13, what="history")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: names(app)[-1] == "RunDetailScreen", what="run detail")
+            with app.store.tx() as s:
+                s.add(Run(source="orders", kind="csv", trigger="cli", status="queued",
+                          queued_at=fixed_clock() - timedelta(seconds=5)))
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: names(app)[-1] == "HistoryScreen" and rows(pilot, "#runs") == 14,
+                           what="the new run listed on return")
+            assert "1-14 of 14" in str(app.screen.query_one("#history-title").render())
+
+    asyncio.run(scenario())
+
+
+def test_the_palette_lists_the_apps_commands_as_soon_as_it_opens(tmp_path: Path) -> None:
+    from textual.command import CommandList
+
+    async def scenario() -> None:
+        app = make_app(tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await dashboard_ready(pilot)
+            await pilot.press("ctrl+p")
+
+            def prompts() -> list[str]:
+                lst = app.screen.query_one(CommandList)
+                return [str(lst.get_option_at_index(i).prompt) for i in range(lst.option_count)]
+
+            await wait_for(pilot, lambda: any("Sync customers" in p for p in prompts()), what="commands listed")
+            shown = "\n".join(prompts())
+            for expected in ("Run history", "Errors", "Full sync orders", "Dry run players", "Pause/resume prices",
+                             "Toggle light/dark theme"):
+                assert expected in shown, expected
+
+    asyncio.run(scenario())
+
+
+def test_the_theme_is_remembered_across_starts(tmp_path: Path) -> None:
+    saved = Path(os.environ["SYNCDASH_CONSOLE_DIR"]) / "console.json"
+
+    async def first() -> str:
+        app = make_app(tmp_path / "a")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await dashboard_ready(pilot)
+            before = app.theme
+            await pilot.press("t")
+            await wait_for(pilot, lambda: saved.exists(), what="the theme saved")
+            assert app.theme != before
+            return str(app.theme)
+
+    async def second() -> str:
+        app = make_app(tmp_path / "b")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await dashboard_ready(pilot)
+            return str(app.theme)
+
+    chosen = asyncio.run(first())
+    assert json.loads(saved.read_text(encoding="utf-8")) == {"theme": chosen}
+    assert asyncio.run(second()) == chosen
+
+
+def test_the_last_run_column_widens_when_a_source_first_runs(project: Project) -> None:
+    """At start `small` has never run ("-"): once it has, the column fits "#n partial …" whole."""
+    setup(project)
+
+    async def scenario() -> None:
+        app = make_project_app(project, host=False)
+        async with app.run_test(size=(160, 40)) as pilot:
+            await until(lambda: app.snapshot is not None, pilot)
+            sources = app.screen.query_one("#sources")
+            await until(lambda: sources.row_count == 2, pilot)
+            await asyncio.to_thread(project.cli, "run", "small")
+            cell = await until(lambda: "#" in str(sources.get_row("small")[4]) and sources.get_row("small")[4],
+                               pilot, what="small's first run on the dashboard")
+            from rich.text import Text
+
+            width = Text.from_markup(str(cell)).cell_len
+            await until(lambda: sources.columns["last"].content_width >= width, pilot, what="the column widened")
+
+    asyncio.run(scenario())
