@@ -50,6 +50,7 @@ class SourceCommands(Provider):
             ("Dashboard", app.action_dashboard, "every source, live runs, recent errors"),
             ("Run history", app.action_history, "every run, newest first"),
             ("Errors", app.action_errors, "unresolved item errors"),
+            ("Browse a table", app.action_browse, "the synced rows: paged, sorted, filtered"),
             ("Help: keys", app.action_help, "every key by screen"),
             ("Toggle light/dark theme", app.action_toggle_dark, "remembered across starts"),
         ]
@@ -87,6 +88,7 @@ class SyncdashApp(App[None]):
         Binding("1", "dashboard", "Dashboard", show=False),
         Binding("h", "history", "History"),
         Binding("e", "errors", "Errors"),
+        Binding("b", "browse", "Browse"),
         Binding("t", "toggle_dark", "Theme", show=False),
     ]
 
@@ -305,6 +307,11 @@ class SyncdashApp(App[None]):
         from syncdash.tui.screens.errors import ErrorsScreen
 
         self.switch_top(ErrorsScreen())
+
+    def action_browse(self) -> None:
+        from syncdash.tui.screens.browse import BrowseScreen
+
+        self.switch_top(BrowseScreen())
 
     def action_help(self) -> None:
         from syncdash.tui.screens.help import HelpScreen

@@ -153,3 +153,39 @@ def test_the_last_run_column_widens_when_a_source_first_runs(project: Project) -
             await until(lambda: sources.columns["last"].content_width >= width, pilot, what="the column widened")
 
     asyncio.run(scenario())
+
+
+def test_browse_pages_sorts_and_filters_a_target_table(tmp_path: Path) -> None:
+    """`b`, pick customers (12,532 live rows, one soft-deleted): keyset pages forward and back, `s` on the
+    key column reverses it, `/` filters, escape closes the filter and then goes home."""
+
+    async def scenario() -> None:
+        app = make_app(tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await dashboard_ready(pilot)
+            await pilot.press("b")
+            await wait_for(pilot, lambda: names(app) == ["DashboardScreen", "BrowseScreen"], what="browse")
+            await pilot.press("enter")  # the first table: customers
+            await wait_for(pilot, lambda: rows(pilot, "#browse-rows") == 50, what="the first page")
+            t = app.screen.query_one("#browse-rows")
+
+            def first_id() -> str:
+                return str(t.get_row_at(0)[0])
+
+            assert first_id() == "1" and crumb(app) == "dashboard \u203a browse \u203a customers"
+            await pilot.press("n")
+            await wait_for(pilot, lambda: first_id() == "51", what="page 2")
+            await pilot.press("n", "p")
+            await wait_for(pilot, lambda: first_id() == "51" and "page 2" in str(
+                app.screen.query_one("#browse-title").render()), what="back to page 2")
+            await pilot.press("s")  # the cursor is on `id`: the key, reversed
+            await wait_for(pilot, lambda: first_id() == "12532", what="descending by id")
+            await pilot.press("slash", *"id<=3", "enter")
+            await wait_for(pilot, lambda: rows(pilot, "#browse-rows") == 3 and first_id() == "3", what="filtered")
+            await pilot.press("slash", *"town:x", "enter")  # a typo names the column and the known ones
+            await pilot.pause(0.3)
+            assert rows(pilot, "#browse-rows") == 3
+            await pilot.press("escape", "escape")
+            await wait_for(pilot, lambda: names(app) == ["DashboardScreen"], what="home")
+
+    asyncio.run(scenario())

@@ -26,7 +26,7 @@ class HistoryScreen(Page):
         Binding("escape", "back", "Back"),
         Binding("slash", "filter", "Filter"),
         Binding("n", "next_page", "Next page"),
-        Binding("b", "prev_page", "Prev page"),
+        Binding("p", "prev_page", "Prev page"),
         Binding("g", "top", "Top", show=False),
         Binding("G", "bottom", "Bottom", show=False),
         Binding("r", "retry", "Retry failed items"),
