@@ -28,8 +28,8 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from console_fixtures import SCREENS, make_app  # noqa: E402
 
 # README order; every name is a console_fixtures.SCREENS entry
-SHOTS = ["dashboard", "run_detail", "browse", "errors", "source_detail", "history", "dashboard_80x24", "browse_80x24",
-         "help", "flow_dashboard", "flow_run_detail"]
+SHOTS = ["dashboard", "run_detail", "browse", "row_history", "errors", "source_detail", "history", "dashboard_80x24",
+         "browse_80x24", "help", "flow_dashboard", "flow_run_detail"]
 
 
 async def shoot(name: str, workdir: Path, out: Path) -> Path:

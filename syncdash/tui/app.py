@@ -328,6 +328,11 @@ class SyncdashApp(App[None]):
 
         self.push_screen(SourceScreen(name))
 
+    def open_row(self, source: str, table: str, key: list[Any], values: dict[str, Any]) -> None:
+        from syncdash.tui.screens.row import RowScreen
+
+        self.push_screen(RowScreen(source, table, key, values))
+
     def open_dry_run(self, name: str) -> None:
         from syncdash.tui.screens.dryrun import DryRunScreen
 

@@ -160,3 +160,8 @@ def browse_page(store: Store, config: Config, which: BrowsableTable, **kw: Any) 
         return browse.page(db, which.table, which.key, **kw)
     finally:
         db.close()
+
+
+def row_history(store: Store, source: str, key: list[Any]) -> list[queries.RowEvent]:
+    """The runs that inserted, updated or deleted one row (the row screen's list)."""
+    return queries.row_history(store, source, key)

@@ -189,3 +189,42 @@ def test_browse_pages_sorts_and_filters_a_target_table(tmp_path: Path) -> None:
             await wait_for(pilot, lambda: names(app) == ["DashboardScreen"], what="home")
 
     asyncio.run(scenario())
+
+
+def test_a_row_opened_from_browse_shows_the_runs_that_changed_it(tmp_path: Path) -> None:
+    """Row 1042 of customers was updated by run 8 (credit and tier before/after in the fixture's change log);
+    escape returns to the browser (one level), enter on the update opens run 8."""
+
+    async def scenario() -> None:
+        app = make_app(tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await dashboard_ready(pilot)
+            await pilot.press("b", "enter")
+            await wait_for(pilot, lambda: rows(pilot, "#browse-rows") == 50, what="the first page")
+            await pilot.press("slash", *"id=1042", "enter")
+            await wait_for(pilot, lambda: rows(pilot, "#browse-rows") == 1, what="row 1042")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: names(app)[-1] == "RowScreen" and rows(pilot, "#row-history") >= 1,
+                           what="the row's history")
+            assert crumb(app) == "dashboard \u203a browse \u203a customers row 1042"
+            hist = app.screen.query_one("#row-history")
+            cells = [hist.get_row_at(i) for i in range(hist.row_count)]
+            assert cells[0][0] == "8" and cells[0][3] == "update"
+            with app.store.tx() as s:  # what the fixture recorded for 1042, straight from the store
+                from syncdash.store.models import Change
+
+                rec = s.get(Change, 1)
+                assert rec is not None and json.loads(rec.key) == [1042]
+                fields = list(json.loads(rec.after or "{}"))
+            assert [str(c[4]) for c in cells] == fields
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: names(app)[-1] == "BrowseScreen", what="back to browse")
+            assert rows(pilot, "#browse-rows") == 1  # the filtered page, as it was
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: names(app)[-1] == "RowScreen", what="the row again")
+            await wait_for(pilot, lambda: rows(pilot, "#row-history") >= 1, what="its history")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: names(app)[-1] == "RunDetailScreen" and app.screen.run_id == 8,
+                           what="run 8 from the row's history")
+
+    asyncio.run(scenario())

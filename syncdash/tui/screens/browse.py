@@ -42,6 +42,7 @@ class BrowseScreen(Page):
         self.cursors: list[tuple[Any, ...] | None] = [None]  # the `after` of every page shown so far
         self.next_cursor: tuple[Any, ...] | None = None
         self.columns: list[str] = []
+        self.page: Any = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -109,6 +110,7 @@ class BrowseScreen(Page):
         for row in page.rows:
             t.add_row(*(escape("" if v is None else str(v)) for v in row))
         self.next_cursor = page.cursor
+        self.page = page
         which = self.current
         assert which is not None
         order = f"{page.sort} {'desc' if page.descending else 'asc'}"
@@ -118,6 +120,14 @@ class BrowseScreen(Page):
             f"[b]{escape(which.table)}[/b] (source {escape(which.source)})  ·  page {len(self.cursors)}  ·  "
             f"{len(page.rows)} row(s)  ·  by {escape(order)}{filt}{more}")
         self.sub_title = f"dashboard \u203a browse \u203a {which.table}"
+
+    def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
+        """enter on a row: its provenance (the runs that wrote it) in the row screen."""
+        page, which = self.page, self.current
+        if page is None or which is None or event.coordinate.row >= len(page.rows):
+            return
+        row = page.rows[event.coordinate.row]
+        self.app.open_row(which.source, which.table, list(page.key_of(row)), dict(zip(page.columns, row, strict=True)))
 
     def action_next_page(self) -> None:
         if self.current is not None and self.next_cursor is not None:

@@ -22,7 +22,7 @@ HELP = """\
 [b]Run detail[/b]   r retry failed items · c cancel · o page screenshot · escape back
 [b]Errors[/b]       r retry selected · R retry all retryable · x mark resolved
              y copy details · o open a web page's screenshot and HTML
-[b]Browse[/b]       enter open table · n/p next/previous page · s sort by the cursor's column
+[b]Browse[/b]       enter open table, then a row's history · n/p next/previous page · s sort by the cursor's column
              (again: reverse) · / filter (col:value col>value words) · l tables
 [b]Source[/b]       s sync · f full · d dry run · p pause/resume · R retry errors
              enter open run
