@@ -22,10 +22,13 @@ HELP = """\
 [b]Run detail[/b]   r retry failed items · c cancel · o page screenshot · escape back
 [b]Errors[/b]       r retry selected · R retry all retryable · x mark resolved
              y copy details · o open a web page's screenshot and HTML
-[b]Browse[/b]       enter open table, then a row's history · n/p next/previous page · s sort by the cursor's column
-             (again: reverse) · / filter (col:value col>value words) · l tables
+[b]Browse[/b]       enter open a table, then a row's history · n/p next/previous page
+             s sort by the cursor's column (again: reverse) · l tables
+             / filter: col:value (contains) col>value col=value, words
 [b]Source[/b]       s sync · f full · d dry run · p pause/resume · R retry errors
              enter open run
+
+Counts: +inserted ~updated =unchanged -deleted !failed (rows of a run or a phase).
 
 [b]hosted[/b]: no daemon on this database, so the console runs the schedules and
 workers (stopped on quit). [b]attached[/b]: a daemon is alive; actions are queued

@@ -78,7 +78,7 @@ class RunDetailScreen(Page):
         lines = [f"[b]run {r.id}[/b] · {escape(r.source)} ({r.kind}) · {r.trigger} · {r.mode}"
                  f"{' · dry run' if r.dry_run else ''} · "
                  f"{fmt.styled(r.status, fmt.STATUS_STYLE.get(r.status, ''))} · {took}",
-                 fmt.counts(counts_of(r))]
+                 fmt.counts(counts_of(r)) + f"   [dim]({fmt.COUNTS_LEGEND})[/]"]
         if r.error:
             lines.append(f"[red]error ({r.error_type}):[/] {escape(r.error)}")
         lines += [f"[yellow]warning:[/] {escape(w)}" for w in warnings]
@@ -120,7 +120,7 @@ class RunDetailScreen(Page):
         rerun = d.rerun.command(self.app.config, with_config_file=False)
         if r.failed:
             rerun += f"   # or only the failed items: syncdash retry {r.id}"
-        ck = escape(r.checkpoint[:300]) if r.checkpoint else "none"
+        ck = escape(fmt.checkpoint(r.checkpoint)[:400])
         self.query_one("#run-checkpoint", Static).update(
             f"[b]changes kept:[/b] {counts}\n[b]checkpoint:[/b] {ck}\n[b]rerun:[/b] {escape(rerun)}")
 
