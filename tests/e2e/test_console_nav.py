@@ -228,3 +228,22 @@ def test_a_row_opened_from_browse_shows_the_runs_that_changed_it(tmp_path: Path)
                            what="run 8 from the row's history")
 
     asyncio.run(scenario())
+
+
+def test_at_80_columns_the_sources_table_keeps_source_last_run_and_health(tmp_path: Path) -> None:
+    """Narrow: lower-priority columns go and the table fits the screen; widened again, they come back."""
+
+    async def scenario() -> None:
+        app = make_app(tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await dashboard_ready(pilot)
+            t = app.screen.query_one("#sources")
+            keys = [str(k.value) for k in t.columns]
+            assert {"name", "last", "health"} <= set(keys) and "breaker" not in keys and "kind" not in keys
+            assert sum(c.get_render_width(t) for c in t.columns.values()) <= 80
+            assert "#11 running" in str(t.get_cell("customers", "last"))
+            await pilot.resize_terminal(120, 40)
+            await wait_for(pilot, lambda: len(t.columns) == 8 and t.row_count == 5, what="every column back")
+            assert str(t.get_cell("customers", "breaker")) == "-"
+
+    asyncio.run(scenario())
