@@ -28,8 +28,8 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from console_fixtures import SCREENS, make_app  # noqa: E402
 
 # README order; every name is a console_fixtures.SCREENS entry
-SHOTS = ["dashboard", "run_detail", "errors", "source_detail", "history", "dashboard_80x24", "help", "flow_dashboard",
-         "flow_run_detail"]
+SHOTS = ["dashboard", "run_detail", "browse", "row_history", "errors", "source_detail", "history", "dashboard_80x24",
+         "browse_80x24", "help", "flow_dashboard", "flow_run_detail"]
 
 
 async def shoot(name: str, workdir: Path, out: Path) -> Path:
@@ -81,6 +81,8 @@ def main() -> int:
     if unknown:
         ap.error(f"unknown screenshot(s): {', '.join(unknown)}; known: {', '.join(SHOTS)}")
     os.environ.pop("NO_COLOR", None)
+    # the default theme, whatever this user picked in their own console
+    os.environ["SYNCDASH_CONSOLE_DIR"] = tempfile.mkdtemp(prefix="syncdash-shots-")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -263,3 +263,9 @@ def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
     r.close()
+
+
+@pytest.fixture(autouse=True)
+def _console_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The console remembers its theme in the user's config dir: every test gets a fresh, private one."""
+    monkeypatch.setenv("SYNCDASH_CONSOLE_DIR", str(tmp_path_factory.mktemp("console-settings")))

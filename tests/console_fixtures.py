@@ -513,6 +513,24 @@ def _flow_detail(p: Any) -> bool:
     return (on_screen(p, "RunDetailScreen") and rows(p, "#phases") == 3 and "steps:" in text(p, "#run-summary"))
 
 
+def _browse(p: Any) -> bool:
+    return on_screen(p, "BrowseScreen") and rows(p, "#browse-rows") == 50 and "page 1" in str(
+        p.app.screen.query_one("#browse-title").render())
+
+
+def _row(p: Any) -> bool:
+    return on_screen(p, "RowScreen") and rows(p, "#row-history") >= 2
+
+
+def _to_row(size: Any) -> tuple[Any, ...]:
+    """Browse customers, filter to id 1042 (updated by run 8 in the fixture), open it."""
+    return (size, steps(dashboard_ready, press("b"), until(lambda p: on_screen(p, "BrowseScreen"), "browse"),
+                        press("enter"), until(_browse, "the first page of customers"),
+                        press("slash", *"id=1042", "enter"),
+                        until(lambda p: rows(p, "#browse-rows") == 1, "the filtered row"), press("enter"),
+                        until(_row, "the row's history"), repaint))
+
+
 # name: (terminal size, how to get there from a fresh app[, store scenario])
 SCREENS: dict[str, tuple[Any, ...]] = {
     "dashboard": (WIDE, steps(dashboard_ready, repaint)),
@@ -525,6 +543,14 @@ SCREENS: dict[str, tuple[Any, ...]] = {
     "errors": (WIDE, steps(dashboard_ready, press("e"), until(_errors, "the errors screen"), repaint)),
     "source_detail": (WIDE, steps(dashboard_ready, press("enter"), until(_source, "the source screen of customers"),
                                   repaint)),
+    # `b`, then the first table (customers): its first keyset page
+    "browse": (WIDE, steps(dashboard_ready, press("b"), until(lambda p: on_screen(p, "BrowseScreen"), "browse"),
+                           press("enter"), until(_browse, "the first page of customers"), repaint)),
+    "browse_80x24": (SMALL, steps(dashboard_ready, press("b"), until(lambda p: on_screen(p, "BrowseScreen"),
+                                                                     "browse"),
+                                  press("enter"), until(_browse, "the first page of customers"), repaint)),
+    "row_history": _to_row(WIDE),
+    "row_history_80x24": _to_row(SMALL),
     "help": (WIDE, steps(dashboard_ready, press("question_mark"),
                          until(lambda p: on_screen(p, "HelpScreen"), "the help screen"), repaint)),
     # a flow half way: its card shows a bar per step, the push step's card a bar per tenant

@@ -510,3 +510,29 @@ def source_rows(store: Store, config: Config, now: datetime | None = None) -> li
     """`status --json`: one row per source."""
     now = now or utcnow()
     return [s.json(now) for s in source_statuses(store, config, now)]
+
+
+# ---- row history (the console's row provenance) --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RowEvent:
+    """One recorded change of one row: the run that made it and, for an update, each field before and after."""
+
+    change: str  # insert | update | delete
+    run: Run
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+def row_history(store: Store, source: str, key: Sequence[Any], limit: int = 200) -> list[RowEvent]:
+    """The runs that inserted, updated or deleted the row with this primary key, oldest first.
+
+    Read from syncdash_changes, so it holds what retention (`changes:`) kept and what each run's
+    `max_changes` recorded; keys are matched in the engine's JSON form (store.db.dumps of the key list)."""
+    from syncdash.store.db import dumps
+
+    with Session(store.engine) as s:
+        found = s.exec(select(Change, Run).join(Run, col(Run.id) == col(Change.run_id))
+                       .where(Change.source == source, Change.key == dumps(list(key)))
+                       .order_by(col(Change.id)).limit(limit)).all()
+        return [RowEvent(c.change, r, _loads(c.before), _loads(c.after)) for c, r in found]

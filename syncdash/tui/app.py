@@ -20,14 +20,15 @@ from rich.markup import escape
 from textual import work
 from textual.app import App
 from textual.binding import Binding
-from textual.command import Hit, Provider
+from textual.command import DiscoveryHit, Hit, Provider
 from textual.message import Message
+from textual.screen import Screen
 
 from syncdash.config.models import Config
 from syncdash.store import commands as control
 from syncdash.store.db import Store
 from syncdash.store.models import utcnow
-from syncdash.tui import data
+from syncdash.tui import data, settings
 from syncdash.tui.screens.dashboard import DashboardScreen
 
 ACTIVE_POLL = 0.3  # seconds between store reads while a run is active (the engine writes progress every 0.25 s)
@@ -42,15 +43,16 @@ class SnapshotReady(Message):
 class SourceCommands(Provider):
     """The command palette (ctrl+p) offers every action on every source, and the screens."""
 
-    async def search(self, query: str) -> Any:
+    def _commands(self) -> list[tuple[str, Any, str]]:
         app = self.app
         assert isinstance(app, SyncdashApp)
-        matcher = self.matcher(query)
         items: list[tuple[str, Any, str]] = [
+            ("Dashboard", app.action_dashboard, "every source, live runs, recent errors"),
             ("Run history", app.action_history, "every run, newest first"),
             ("Errors", app.action_errors, "unresolved item errors"),
+            ("Browse a table", app.action_browse, "the synced rows: paged, sorted, filtered"),
             ("Help: keys", app.action_help, "every key by screen"),
-            ("Toggle light/dark theme", app.action_toggle_dark, ""),
+            ("Toggle light/dark theme", app.action_toggle_dark, "remembered across starts"),
         ]
         for src in app.config.source_list:
             n = src.name
@@ -59,8 +61,18 @@ class SourceCommands(Provider):
                       (f"Dry run {n}", partial(app.open_dry_run, n), "show the plan, write nothing"),
                       (f"Pause/resume {n}", partial(app.toggle_pause, n), "its schedule"),
                       (f"Retry failed items of {n}", partial(app.retry_source_errors, n), "its last run with errors"),
-                      (f"Open {n}", partial(app.open_source, n), "config, state, schedule, runs")]
-        for text, callback, help_text in items:
+                      (f"Open {n}", partial(app.open_source, n), "config, state, schedule, runs"),
+                      (f"History of {n}", partial(app.action_history, n), "its runs, newest first")]
+        return items
+
+    async def discover(self) -> Any:
+        """The palette lists the console's own commands as soon as it opens, before anything is typed."""
+        for text, callback, help_text in self._commands():
+            yield DiscoveryHit(text, callback, help=help_text)
+
+    async def search(self, query: str) -> Any:
+        matcher = self.matcher(query)
+        for text, callback, help_text in self._commands():
             score = matcher.match(text)
             if score > 0:
                 yield Hit(score, matcher.highlight(text), callback, help=help_text)
@@ -76,6 +88,7 @@ class SyncdashApp(App[None]):
         Binding("1", "dashboard", "Dashboard", show=False),
         Binding("h", "history", "History"),
         Binding("e", "errors", "Errors"),
+        Binding("b", "browse", "Browse"),
         Binding("t", "toggle_dark", "Theme", show=False),
     ]
 
@@ -101,6 +114,10 @@ class SyncdashApp(App[None]):
     def on_mount(self) -> None:
         logging.getLogger("syncdash").handlers[:] = [logging.NullHandler()]  # never print over the screen
         logging.getLogger("syncdash").propagate = False
+        saved = settings.load().get("theme")
+        if saved and saved in self.available_themes:
+            self.theme = saved
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.push_screen(DashboardScreen())
         self._decide_mode()
         self.poll()
@@ -268,19 +285,37 @@ class SyncdashApp(App[None]):
 
     # ---- navigation -------------------------------------------------------------------------------------
 
-    def action_dashboard(self) -> None:
-        while len(self.screen_stack) > 2:
+    def _to_dashboard(self) -> None:
+        """Pop everything above the dashboard (the default screen is under it); the dashboard refreshes as
+        it resumes."""
+        from syncdash.tui.screens.dashboard import DashboardScreen
+
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, DashboardScreen):
             self.pop_screen()
+
+    def switch_top(self, screen: Screen[None]) -> None:
+        """`h`, `e`: the top-level screens replace each other above the dashboard instead of stacking, so
+        one escape always leads home; the screen is new, so what it shows was read just now."""
+        self._to_dashboard()
+        self.push_screen(screen)
+
+    def action_dashboard(self) -> None:
+        self._to_dashboard()
 
     def action_history(self, source: str | None = None) -> None:
         from syncdash.tui.screens.history import HistoryScreen
 
-        self.push_screen(HistoryScreen(source=source))
+        self.switch_top(HistoryScreen(source=source))
 
     def action_errors(self) -> None:
         from syncdash.tui.screens.errors import ErrorsScreen
 
-        self.push_screen(ErrorsScreen())
+        self.switch_top(ErrorsScreen())
+
+    def action_browse(self) -> None:
+        from syncdash.tui.screens.browse import BrowseScreen
+
+        self.switch_top(BrowseScreen())
 
     def action_help(self) -> None:
         from syncdash.tui.screens.help import HelpScreen
@@ -297,6 +332,11 @@ class SyncdashApp(App[None]):
 
         self.push_screen(SourceScreen(name))
 
+    def open_row(self, source: str, table: str, key: list[Any], values: dict[str, Any]) -> None:
+        from syncdash.tui.screens.row import RowScreen
+
+        self.push_screen(RowScreen(source, table, key, values))
+
     def open_dry_run(self, name: str) -> None:
         from syncdash.tui.screens.dryrun import DryRunScreen
 
@@ -304,6 +344,10 @@ class SyncdashApp(App[None]):
 
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+
+    def _theme_changed(self, theme: Any) -> None:
+        """Any theme change (`t`, or the palette's theme picker) is remembered for the next start."""
+        settings.save(theme=theme.name)
 
     def now(self) -> datetime:
         return self.clock()

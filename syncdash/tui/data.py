@@ -128,3 +128,40 @@ def resolve_errors(store: Store, ids: list[int], how: str = Resolution.MANUAL) -
 def recent_runs_of(store: Store, source: str, n: int = 30) -> list[Run]:
     """The source's newest runs that have started (dry runs too: this is its history, not its health)."""
     return queries.runs_page(store, RunFilter(source=source, started_only=True), limit=n).items
+
+
+@dataclass(frozen=True)
+class BrowsableTable:
+    source: str
+    table: str
+    key: list[str]
+
+
+def browsable_tables(config: Config) -> list[BrowsableTable]:
+    """Every target table a source writes and can be paged by key (push sources write none)."""
+    out = []
+    for src in config.source_list:
+        key = list(getattr(src, "primary_key", None) or [])
+        if not key:
+            continue
+        for table, _ in src.target_tables():
+            out.append(BrowsableTable(src.name, table, key))
+    return out
+
+
+def browse_page(store: Store, config: Config, which: BrowsableTable, **kw: Any) -> Any:
+    """One page of the table from its target database (targets.browse: keyset paging, sort, filters)."""
+    from syncdash.targets import browse
+    from syncdash.targets import open as target_db
+
+    src = config.source(which.source)
+    db = target_db.connect(store, target_db.target_url(config, src))
+    try:
+        return browse.page(db, which.table, which.key, **kw)
+    finally:
+        db.close()
+
+
+def row_history(store: Store, source: str, key: list[Any]) -> list[queries.RowEvent]:
+    """The runs that inserted, updated or deleted one row (the row screen's list)."""
+    return queries.row_history(store, source, key)

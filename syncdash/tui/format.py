@@ -23,6 +23,8 @@ STATUS_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "can
 def seconds(secs: float | None) -> str:
     if secs is None:
         return "-"
+    if secs < 1:  # a 0.4 s run reads "400ms", not "0.4s" beside "0.0s" for a 30 ms phase
+        return f"{secs * 1000:.0f}ms"
     if secs < 60:
         return f"{secs:.1f}s"
     if secs < 3600:
@@ -52,6 +54,36 @@ def rate(per_second: float) -> str:
 def counts(c: dict[str, int]) -> str:
     return (f"[green]+{c['inserted']}[/] [yellow]~{c['updated']}[/] ={c['unchanged']} [magenta]-{c['deleted']}[/] "
             f"[red]!{c['failed']}[/]")
+
+
+COUNTS_LEGEND = ("[green]+[/] inserted  [yellow]~[/] updated  = unchanged  [magenta]-[/] deleted  "
+                 "[red]![/] failed")
+
+
+def checkpoint(text: str | None) -> str:
+    """A run's checkpoint as `name: value` lines (nested objects flattened to dotted names), not wrapped JSON;
+    text that is not a JSON object is shown as it is."""
+    import json
+
+    if not text:
+        return "none"
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(value, dict):
+        return text
+    out: list[str] = []
+
+    def walk(prefix: str, v: object) -> None:
+        if isinstance(v, dict) and v:
+            for k, sub in v.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), sub)
+        else:
+            out.append(f"{prefix}: {json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v}")
+
+    walk("", value)
+    return "  ·  ".join(out)
 
 
 def styled(text: str, style: str) -> str:

@@ -79,7 +79,9 @@ class RunCard(Vertical):
     def compose(self) -> ComposeResult:
         yield Label("", classes="run-title")
         yield Vertical(classes="phases")
-        yield Static("", classes="run-counts")
+        counts = Static("", classes="run-counts")
+        counts.tooltip = "+ inserted  ~ updated  = unchanged  - deleted  ! failed"
+        yield counts
 
     def show(self, view: RunView, now: datetime) -> None:
         try:

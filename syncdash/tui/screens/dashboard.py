@@ -8,18 +8,26 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
 from syncdash.tui import format as fmt
 from syncdash.tui.data import Snapshot, SourceView
+from syncdash.tui.screens.page import Page
 from syncdash.tui.widgets import RunCard
 
 if TYPE_CHECKING:
     from syncdash.tui.app import SyncdashApp
 
 
-class DashboardScreen(Screen[None]):
+COLUMNS = ("name", "kind", "schedule", "next", "last", "health", "rows", "breaker")
+COLUMN_LABELS = {"name": "source", "kind": "kind", "schedule": "schedule", "next": "next run", "last": "last run",
+                 "health": "health", "rows": "rows", "breaker": "breaker"}
+# dropped first to last on a narrow terminal: source, last run and health always stay
+DROP_ORDER = ("breaker", "kind", "schedule", "rows", "next")
+WIDE_ENOUGH = 110  # columns: below this the sources table drops its lower-priority columns
+
+
+class DashboardScreen(Page):
     BINDINGS = [
         Binding("s", "sync", "Sync"),
         Binding("f", "sync_full", "Full"),
@@ -35,11 +43,14 @@ class DashboardScreen(Screen[None]):
     ]
 
     app: SyncdashApp
+    crumb = "dashboard"
+    top_level = True
 
     def __init__(self) -> None:
         super().__init__()
         self.filter_text = ""
         self.snapshot: Snapshot | None = None
+        self.shown_columns: tuple[str, ...] = COLUMNS
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -57,9 +68,9 @@ class DashboardScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#sources", DataTable)
-        for key, label in (("name", "source"), ("kind", "kind"), ("schedule", "schedule"), ("next", "next run"),
-                           ("last", "last run"), ("health", "health"), ("rows", "rows"), ("breaker", "breaker")):
-            table.add_column(label, key=key)
+        self.shown_columns = self._columns_for(self.app.size.width)
+        for key in self.shown_columns:
+            table.add_column(COLUMN_LABELS[key], key=key)
         errs = self.query_one("#recent-errors", DataTable)
         # fixed widths: an auto-sized table filled after mounting could keep its empty-table header widths
         for key, width in (("source", 14), ("type", 10), ("item", 34), ("message", 52)):
@@ -68,6 +79,35 @@ class DashboardScreen(Screen[None]):
         table.focus()
         if self.app.snapshot is not None:
             self.show_snapshot(self.app.snapshot)
+
+    def reshow(self) -> None:
+        if self.app.snapshot is not None:
+            self.show_snapshot(self.app.snapshot)
+        self.app.refresh_now()
+
+    @staticmethod
+    def _columns_for(width: int) -> tuple[str, ...]:
+        """Every column from WIDE_ENOUGH up; below, drop in DROP_ORDER (about 14 cells each) until it fits."""
+        drop: set[str] = set()
+        budget = WIDE_ENOUGH
+        for key in DROP_ORDER:
+            if width >= budget:
+                break
+            drop.add(key)
+            budget -= 12
+        return tuple(k for k in COLUMNS if k not in drop)
+
+    def on_resize(self) -> None:
+        wanted = self._columns_for(self.app.size.width)
+        if wanted == self.shown_columns:
+            return
+        self.shown_columns = wanted
+        table = self.query_one("#sources", DataTable)
+        table.clear(columns=True)
+        for key in wanted:
+            table.add_column(COLUMN_LABELS[key], key=key)
+        if self.snapshot is not None:
+            self.show_snapshot(self.snapshot)
 
     # ---- rendering ------------------------------------------------------------------------------------
 
@@ -92,7 +132,8 @@ class DashboardScreen(Screen[None]):
             selected = self.selected_source()
             table.clear()
             for v in rows:
-                table.add_row(*self._cells(v, now), key=v.config.name)
+                cells = dict(zip(COLUMNS, self._cells(v, now), strict=True))
+                table.add_row(*(cells[k] for k in self.shown_columns), key=v.config.name)
             if selected in keys:
                 table.move_cursor(row=keys.index(selected))
             if not rows:
@@ -101,9 +142,10 @@ class DashboardScreen(Screen[None]):
                     "No sources in the config. Add one (see config.sample.yaml) and restart.")
             return
         for v in rows:
-            for col, value in zip(("name", "kind", "schedule", "next", "last", "health", "rows", "breaker"),
-                                  self._cells(v, now), strict=True):
-                table.update_cell(v.config.name, col, value)
+            for col, value in zip(COLUMNS, self._cells(v, now), strict=True):
+                if col not in self.shown_columns:
+                    continue
+                table.update_cell(v.config.name, col, value, update_width=True)  # "#1 succeeded" never cut
 
     @staticmethod
     def _cells(v: SourceView, now: object) -> tuple[str, ...]:

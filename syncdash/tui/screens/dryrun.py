@@ -8,17 +8,17 @@ from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from syncdash.store.models import RunStatus
 from syncdash.tui import format as fmt
+from syncdash.tui.screens.page import Page
 
 if TYPE_CHECKING:
     from syncdash.tui.app import SyncdashApp
 
 
-class DryRunScreen(Screen[None]):
+class DryRunScreen(Page):
     BINDINGS = [Binding("escape", "back", "Back"), Binding("a", "apply", "Apply (run it)")]
     app: SyncdashApp
 
@@ -26,6 +26,7 @@ class DryRunScreen(Screen[None]):
         super().__init__()
         self.source = name
         self.ready = False
+        self.crumb = f"dry run {name}"
 
     def compose(self) -> ComposeResult:
         yield Header()

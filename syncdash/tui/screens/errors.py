@@ -10,18 +10,18 @@ from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from syncdash.store.models import ItemError
 from syncdash.store.queries import seen_text
 from syncdash.tui import data
+from syncdash.tui.screens.page import Page
 
 if TYPE_CHECKING:
     from syncdash.tui.app import SyncdashApp
 
 
-class ErrorsScreen(Screen[None]):
+class ErrorsScreen(Page):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("r", "retry", "Retry selected"),
@@ -33,6 +33,8 @@ class ErrorsScreen(Screen[None]):
         Binding("G", "bottom", "Bottom", show=False),
     ]
     app: SyncdashApp
+    crumb = "errors"
+    top_level = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -50,6 +52,9 @@ class ErrorsScreen(Screen[None]):
         for c in ("source", "type", "run", "item", "key", "message", "retry"):
             t.add_column(c, key=c)
         t.focus()
+        self.load()
+
+    def reshow(self) -> None:
         self.load()
 
     def show_snapshot(self, snap: data.Snapshot) -> None:

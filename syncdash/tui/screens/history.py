@@ -8,12 +8,12 @@ from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label
 
 from syncdash.store.models import COUNTS, Run
 from syncdash.tui import data
 from syncdash.tui import format as fmt
+from syncdash.tui.screens.page import Page
 
 if TYPE_CHECKING:
     from syncdash.tui.app import SyncdashApp
@@ -21,17 +21,18 @@ if TYPE_CHECKING:
 PAGE = 50
 
 
-class HistoryScreen(Screen[None]):
+class HistoryScreen(Page):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("slash", "filter", "Filter"),
         Binding("n", "next_page", "Next page"),
-        Binding("b", "prev_page", "Prev page"),
+        Binding("p", "prev_page", "Prev page"),
         Binding("g", "top", "Top", show=False),
         Binding("G", "bottom", "Bottom", show=False),
         Binding("r", "retry", "Retry failed items"),
     ]
     app: SyncdashApp
+    top_level = True
 
     def __init__(self, source: str | None = None) -> None:
         super().__init__()
@@ -39,6 +40,10 @@ class HistoryScreen(Screen[None]):
         self.page_offset = 0
         self.total = 0
         self.query_text = ""
+        self.crumb = f"history of {source}" if source else "history"
+
+    def reshow(self) -> None:
+        self.load()
 
     def compose(self) -> ComposeResult:
         yield Header()

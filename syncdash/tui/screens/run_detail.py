@@ -10,19 +10,19 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from syncdash.store.models import COUNTS
 from syncdash.store.queries import counts_of
 from syncdash.tui import data
 from syncdash.tui import format as fmt
+from syncdash.tui.screens.page import Page
 
 if TYPE_CHECKING:
     from syncdash.tui.app import SyncdashApp
 
 
-class RunDetailScreen(Screen[None]):
+class RunDetailScreen(Page):
     BINDINGS = [Binding("escape", "back", "Back"), Binding("r", "retry", "Retry failed items"),
                 Binding("c", "cancel", "Cancel run"), Binding("o", "open", "Open screenshot", show=False)]
     app: SyncdashApp
@@ -30,6 +30,7 @@ class RunDetailScreen(Screen[None]):
     def __init__(self, run_id: int) -> None:
         super().__init__()
         self.run_id = run_id
+        self.crumb = f"run {run_id}"
         self._detail: data.RunDetail | None = None
 
     def compose(self) -> ComposeResult:
@@ -54,6 +55,9 @@ class RunDetailScreen(Screen[None]):
                 t.add_column(c, key=c)
         self.load()
 
+    def reshow(self) -> None:
+        self.load()
+
     def show_snapshot(self, snap: data.Snapshot) -> None:
         if any(v.run.id == self.run_id for v in snap.active):
             self.load()  # a live run: keep the detail moving
@@ -74,7 +78,7 @@ class RunDetailScreen(Screen[None]):
         lines = [f"[b]run {r.id}[/b] · {escape(r.source)} ({r.kind}) · {r.trigger} · {r.mode}"
                  f"{' · dry run' if r.dry_run else ''} · "
                  f"{fmt.styled(r.status, fmt.STATUS_STYLE.get(r.status, ''))} · {took}",
-                 fmt.counts(counts_of(r))]
+                 fmt.counts(counts_of(r)) + f"   [dim]({fmt.COUNTS_LEGEND})[/]"]
         if r.error:
             lines.append(f"[red]error ({r.error_type}):[/] {escape(r.error)}")
         lines += [f"[yellow]warning:[/] {escape(w)}" for w in warnings]
@@ -116,7 +120,7 @@ class RunDetailScreen(Screen[None]):
         rerun = d.rerun.command(self.app.config, with_config_file=False)
         if r.failed:
             rerun += f"   # or only the failed items: syncdash retry {r.id}"
-        ck = escape(r.checkpoint[:300]) if r.checkpoint else "none"
+        ck = escape(fmt.checkpoint(r.checkpoint)[:400])
         self.query_one("#run-checkpoint", Static).update(
             f"[b]changes kept:[/b] {counts}\n[b]checkpoint:[/b] {ck}\n[b]rerun:[/b] {escape(rerun)}")
 

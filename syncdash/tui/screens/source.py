@@ -11,18 +11,18 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Sparkline, Static
 
 from syncdash.store.models import Run
 from syncdash.tui import data
 from syncdash.tui import format as fmt
+from syncdash.tui.screens.page import Page
 
 if TYPE_CHECKING:
     from syncdash.tui.app import SyncdashApp
 
 
-class SourceScreen(Screen[None]):
+class SourceScreen(Page):
     BINDINGS = [Binding("escape", "back", "Back"), Binding("s", "sync", "Sync"), Binding("f", "full", "Full"),
                 Binding("d", "dry_run", "Dry run"), Binding("p", "pause", "Pause/resume"),
                 Binding("R", "retry_all", "Retry errors")]
@@ -31,6 +31,7 @@ class SourceScreen(Screen[None]):
     def __init__(self, name: str) -> None:
         super().__init__()
         self.source = name
+        self.crumb = f"source {name}"
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -55,6 +56,9 @@ class SourceScreen(Screen[None]):
             text = yaml.safe_dump(src.model_dump(by_alias=True, exclude_defaults=True, mode="json"),
                                   sort_keys=False, allow_unicode=True)
             self.query_one("#source-config", Static).update(escape(self.app.config.redact(text)))
+        self.load()
+
+    def reshow(self) -> None:
         self.load()
 
     def show_snapshot(self, snap: data.Snapshot) -> None:
