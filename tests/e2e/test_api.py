@@ -378,7 +378,8 @@ def test_openapi_documents_every_endpoint(served: Served) -> None:
         ("POST", "/v1/sources/{name}/runs"), ("POST", "/v1/sources/{name}/pause"),
         ("POST", "/v1/sources/{name}/resume"), ("GET", "/v1/runs"), ("GET", "/v1/runs/{id}"),
         ("POST", "/v1/runs/{id}/cancel"), ("POST", "/v1/runs/{id}/retry"), ("GET", "/v1/errors"),
-        ("GET", "/v1/search"), ("GET", "/metrics"), ("GET", "/v1/sources/{name}/state"), ("POST", "/v1/sources/{name}/state"),
+        ("GET", "/v1/search"), ("GET", "/metrics"), ("GET", "/v1/sources/{name}/state"),
+        ("POST", "/v1/sources/{name}/state"),
         ("PUT", "/v1/sources/{name}/schedule"), ("POST", "/v1/check")}
     assert "403" in doc["paths"]["/v1/sources/{name}/schedule"]["put"]["responses"]
     body = doc["components"]["schemas"]["RunRequest"]
