@@ -793,7 +793,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         except Exception:
             cur = db.execute(f"SELECT * FROM {q(args.table)}")
         cols = [d[0] for d in cur.description]
-        keep = [i for i, c in enumerate(cols) if c not in ("_hash",)]
+        # syncdash's bookkeeping columns (row hash, PostgreSQL's search vector) are not the user's data
+        keep = [i for i, c in enumerate(cols) if c not in ("_hash", "_search")]
         names = [cols[i] for i in keep]
         try:
             ctx = (open_private(args.output, "w", newline="", encoding="utf-8")  # 0600: the rows of a system
