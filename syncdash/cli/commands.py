@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from syncdash.config.models import HttpApiConfig
     from syncdash.engine import RunOptions, RunResult
     from syncdash.store.db import Store
+    from syncdash.store.models import ItemError
 
 STATUS_EXIT = {RunStatus.SUCCEEDED: EXIT_OK, RunStatus.PARTIAL: EXIT_PARTIAL, RunStatus.FAILED: EXIT_FAILED,
                RunStatus.CANCELLED: EXIT_CANCELLED}
@@ -737,7 +739,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_errors(args: argparse.Namespace) -> int:
     from syncdash.store.queries import ErrorFilter, error_json, errors_page, last_seen
 
-    store, _ = _store_for_reading(args)
+    store, cfg = _store_for_reading(args)
     if args.run is not None and store.get_run(args.run) is None:
         raise UsageError(f"no run {args.run}")
     # a flow's errors are its steps' (each step is its source's own run)
@@ -749,11 +751,19 @@ def cmd_errors(args: argparse.Namespace) -> int:
     if not errors:
         render.out.print("no unresolved errors" if not args.all else "no errors")
         return EXIT_OK
+    # a CSV item is `<absolute file>:<line>`; beside the config that is just `orders.csv:3`, leaving the
+    # message its width (JSON keeps the stored item as is)
+    here = str(Path(cfg.file).resolve().parent) + os.sep if cfg is not None and cfg.file else None
+
+    def item(e: ItemError) -> str:
+        text = e.item or "-"
+        return text[len(here):] if here and text.startswith(here) else text
+
     t = render.Table(header_style="bold")
     for c in ("id", "run", "source", "item", "column", "type", "message", "seen", "retry"):
         t.add_column(c, overflow="fold", no_wrap=c == "seen")
     for e in errors:
-        t.add_row(str(e.id), str(e.run_id), esc(e.source), esc(e.item or "-"), esc(e.column or "-"),
+        t.add_row(str(e.id), str(e.run_id), esc(e.source), esc(item(e)), esc(e.column or "-"),
                   esc(e.error_type), esc(e.message),
                   esc(f"{e.occurrences or 1}x, last {last_seen(e):%Y-%m-%d %H:%M}"),
                   esc(("yes" if e.retryable else "no") + (f" ({e.resolution})" if e.resolved_at else "")))

@@ -280,6 +280,9 @@ def test_errors_filters_and_output(history: History) -> None:
     assert proc.returncode == 0
     assert f"'{BAD_QTY}' is not an integer" in proc.stdout
     assert "ragged" in proc.stdout and "row has 2 columns, header has 3" in proc.stdout
+    # the item is the file beside the config and its line, not an absolute path that squeezes the message
+    assert "orders.csv:3" in proc.stdout and str(p.root) not in proc.stdout
+    assert all(e["item"].startswith(str(p.root)) for e in all_errors)  # JSON keeps the stored item
 
 
 # ---- export ---------------------------------------------------------------------------------------------
