@@ -412,6 +412,15 @@ def store_line(cfg: Config) -> str:
     return where
 
 
+def store_location(cfg: Config) -> str:
+    """Where the store is, for `status --json`: an SQLite store's file path, else its URL, password masked."""
+    from syncdash.common.dialect import mask_url, sqlite_path
+
+    url = cfg.database or _default_database_url()
+    path = sqlite_path(url)
+    return str(path) if path is not None else cfg.redact(mask_url(url))
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from syncdash.store.health import live_daemons
     from syncdash.store.models import utcnow
@@ -422,8 +431,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     now = utcnow()
     statuses = source_statuses(store, cfg, now)
     daemons = live_daemons(store, now)
-    if args.json:
-        render.print_json([s.json(now) for s in statuses])
+    if args.json:  # each row says where the store is, as the text's `store:` line does (the list stays a list)
+        where = store_location(cfg)
+        render.print_json([{**s.json(now), "store": where} for s in statuses])
         return EXIT_OK
     t = render.Table(header_style="bold")
     for c in ("source", "kind", "health", "schedule", "next run", "last run", "last success"):

@@ -188,6 +188,31 @@ def test_status_json(history: History) -> None:
     assert table["broken"][2] == "failing" and table["broken"][6] == "-"  # never succeeded
     assert (rows["people"]["health"], rows["broken"]["health"]) == ("healthy", "failing")
     assert "daemon: none running" in proc.stdout
+    # where the store is: the text's `store:` line and every JSON row say the same SQLite file
+    assert {r["store"] for r in rows.values()} == {str(history.project.db)}
+    assert f"store: sqlite:///{history.project.db}" in proc.stdout.replace("\n", "")
+
+
+def test_status_json_names_a_server_store_with_its_password_masked(project: Project) -> None:
+    from conftest import server_db
+
+    db = server_db("postgresql")
+    secret = "st0re-pw/x+y"
+    try:  # trust authentication: the password is ignored by the server, but it is in the URL all the same
+        url = db.url.replace("postgres@", "postgres:${STORE_PW}@", 1)
+        assert "${STORE_PW}" in url, db.url
+        project.config(f"database: {url}\nsources:\n  - {{name: people, kind: csv, path: people.csv, "
+                       "table: people, primary_key: [id], fields: {id: id}}\n")
+        proc = project.cli("status", "--json", env={"STORE_PW": secret})
+        assert proc.returncode == 0, proc.stderr
+        [row] = json.loads(proc.stdout)
+        assert row["store"] == db.url.replace("postgres@", "postgres:***@", 1), row["store"]
+        text = project.cli("status", env={"STORE_PW": secret}).stdout
+        assert "postgres:***@" in text
+        for out in (proc.stdout + proc.stderr, text):
+            assert secret not in out and "st0re-pw" not in out
+    finally:
+        db.drop()
 
 
 def test_runs_filters(history: History) -> None:
