@@ -1,16 +1,20 @@
-"""Issue 15 with real Chromium: web detail links only on http(s) and the list page's origin, and a {page} walk
-whose pages repeat stops with a clear error. The servers and helpers are test_security_http's."""
+"""Issue 15 with real Chromium: web detail links only on http(s) and the list page's origin, a {page} walk
+whose pages repeat stops with a clear error, and a list URL's `user:password@` is basic auth to its own origin,
+stored and shown nowhere. The servers and helpers (the secret grep in every encoded form) are
+test_security_http's."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 from tests.conftest import Project
-from tests.e2e.test_security_http import Reply, Seen, Server
+from tests.e2e.test_security_http import Reply, Seen, Server, assert_nowhere, encoded_forms
 
 
 @pytest.fixture
@@ -38,16 +42,16 @@ def list_page(rows: list[tuple[int, str]]) -> str:
     return f"<html><body><table class=players><tbody>{trs}</tbody></table></body></html>"
 
 
-def web_config(url: str, detail: bool) -> str:
+def web_config(url: str, detail: bool, timeout: str = "10s") -> str:
     text = f"""\
 sources:
   - name: players
     kind: web
     url: "{url}/list?page={{page}}"
+    browser: {{timeout: {timeout}}}
     pages: {{end: .empty}}
     wait_for: "table.players"
     rows: "table.players tbody tr"
-    browser: {{timeout: 10s}}
     retry: {{attempts: 1, initial: 0.05, max: 0.1}}
     table: players
     primary_key: [id]
@@ -106,3 +110,52 @@ def test_a_page_walk_whose_pages_repeat_stops_with_a_clear_error(project: Projec
     assert "pagination loop" in res["error"] and "page 3" in res["error"], res["error"]
     pages = sorted(int(r.query["page"][0]) for r in home.requests)
     assert pages[:4] == [1, 2, 3, 4] and len(pages) < 10, pages
+
+
+# ---- 2 (web). a list URL's userinfo: basic auth to that origin, in no checkpoint, breaker, error or file ----
+
+def test_web_userinfo_is_basic_auth_and_is_stored_nowhere(project: Project, servers: Any) -> None:
+    pw = "pw:s3cr3t/ö+x"
+    basic = "Basic " + base64.b64encode(f"alice:{pw}".encode()).decode()
+    profile = "<html><body><div class=profile><span class=games>{n}</span></div></body></html>"
+
+    def route(r: Seen) -> Reply:
+        if r.headers.get("authorization") != basic:
+            return 401, {"WWW-Authenticate": 'Basic realm="league"', "Content-Type": "text/html"}, b"login first"
+        if r.path == "/list":
+            if r.query.get("page") == ["1"]:
+                return html_reply(list_page([(1, "/p/1"), (2, "/p/2"), (3, "/p/3")]))
+            return 500, {"Content-Type": "text/html"}, b"down"  # page 2 fails: the run fails after page 1
+        if r.path == "/p/2":  # a server that echoes the credential back in every form, in an error body
+            forms = " ".join(encoded_forms(pw, user="alice"))
+            return 403, {"Content-Type": "text/html"}, f"denied {forms}".encode()
+        if r.path == "/p/3":  # never renders .profile: its screenshot and HTML are kept, with the header echoed
+            return html_reply(f"<html><body><p>not yet; you sent {basic}</p></body></html>")
+        return html_reply(profile.format(n=7))
+
+    home = servers("127.0.0.1", route)
+    host = home.url.split("//", 1)[1]
+    project.config(web_config(f"http://alice:${{PW}}@{host}", detail=True, timeout="2s"))
+    env = {"PW": quote(pw, safe="")}
+    proc = project.cli("run", "players", "--json", env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    authed = [r for r in home.requests if r.headers.get("authorization")]  # a browser answers the challenge
+    assert {r.path for r in authed} >= {"/list", "/p/1"} and all(r.headers["authorization"] == basic
+                                                                 for r in authed), "userinfo goes as basic auth"
+    assert project.query("SELECT id, games FROM players") == [(1, 7)]
+    [res] = json.loads(proc.stdout)
+    assert "HTTP 500" in res["error"] and f"{host}/list?page=2" in res["error"], res["error"]
+    errors = json.loads(project.cli("errors", "--json", env=env).stdout)
+    assert len(errors) == 2 and all(f"http://{host}/list?page=1" in e["item"] for e in errors), errors
+    [checkpoint] = [c for (c,) in project.query("SELECT checkpoint FROM syncdash_runs")]
+    assert checkpoint and f"http://{host}/list?page=2" in checkpoint and "@" not in checkpoint, checkpoint
+    hosts = [h for (h,) in project.query("SELECT host FROM syncdash_breakers")]
+    assert hosts and all("@" not in h and "alice" not in h for h in hosts), hosts
+    artifacts = [p for p in (project.root / "artifacts").rglob("*") if p.is_file()]
+    assert any(p.suffix == ".html" for p in artifacts), "the page that never rendered left its evidence"
+    shown = project.cli("show", "1", env=env).stdout + project.cli("show", "--json", env=env).stdout
+    assert f"http://{host}/list?page=2" in shown
+    blob = b"".join(p.read_bytes() for p in artifacts)
+    for form in encoded_forms(pw, user="alice") + encoded_forms(quote(pw, safe="")):
+        assert form.encode() not in blob, f"{form!r} (a form of the password) is in an artifact"
+    assert_nowhere(project, proc.stdout + proc.stderr + shown, pw, quote(pw, safe=""), user="alice", env=env)

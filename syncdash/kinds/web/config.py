@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, PrivateAttr, WithJsonSchema, field_validator, model_validator
 
@@ -23,7 +23,14 @@ from syncdash.config.models import (
     duration_validator,
     named_fields,
 )
-from syncdash.kinds.rest.config import CircuitBreaker, RateLimit, RetryPolicy, check_origins
+from syncdash.kinds.rest.config import (
+    CircuitBreaker,
+    RateLimit,
+    RetryPolicy,
+    check_origins,
+    strip_userinfo,
+    userinfo_secrets,
+)
 
 ABSOLUTE_ATTRS = ("href", "src", "action", "data-href", "data-url")
 ResourceType = Literal["image", "font", "media", "stylesheet"]
@@ -197,8 +204,31 @@ class WebSourceConfig(SourceConfig):
     def paged(self) -> bool:
         return "{page}" in self.url
 
+    @property
+    def plain_url(self) -> str:
+        """`url` without its `user:password@`: every page URL, checkpoint, breaker key and message is built from
+        this one, so the password is never navigated to, stored or shown (Chromium gets it as credentials)."""
+        return strip_userinfo(self.url)
+
     def page_url(self, n: int) -> str:
-        return self.url.replace("{page}", str(n))
+        return self.plain_url.replace("{page}", str(n))
+
+    def http_credentials(self) -> dict[str, str] | None:
+        """The url's userinfo as Playwright's `http_credentials`: answered to a basic-auth challenge of the list
+        page's own origin only (a detail page elsewhere, even an allowed one, never gets them)."""
+        parts = urlsplit(self.url.replace("{page}", "1"))
+        if parts.username is None or not parts.hostname:
+            return None
+        scheme = parts.scheme.lower()
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        port = f":{parts.port}" if parts.port and parts.port != {"http": 80, "https": 443}.get(scheme) else ""
+        return {"username": unquote(parts.username), "password": unquote(parts.password or ""),
+                "origin": f"{scheme}://{host}{port}"}  # as a browser writes an origin: no default port
+
+    def secret_values(self) -> list[str]:
+        """The url's password (as written and decoded, and `user:password`, whose base64 a basic header
+        carries): masked like a ${VAR} value wherever it might travel."""
+        return userinfo_secrets([self.url])
 
     def source_name_of(self, column: str) -> str | int:
         spec = self.fields[column]

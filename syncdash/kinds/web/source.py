@@ -34,7 +34,7 @@ from syncdash.errors import CircuitOpen, FetchError, RunCancelled, SchemaMismatc
 from syncdash.kinds.contract import Batch, Capabilities, CheckpointInvalid, RecordProblem, RunContext, Source, Stream
 from syncdash.kinds.mapping import Mapper, build_mapper
 from syncdash.kinds.rest.client import Wait, host_breaker, throttle
-from syncdash.kinds.rest.config import origin_of
+from syncdash.kinds.rest.config import origin_of, strip_userinfo
 from syncdash.kinds.web.browser import OWNER_SWITCH, find_browser
 from syncdash.kinds.web.config import ABSOLUTE_ATTRS, WebField, WebSourceConfig
 
@@ -148,7 +148,7 @@ class WebSource(Source, Stream):
             extra.append(f"concurrency {c.concurrency}")
         if c.rate_limit:
             extra.append(f"rate limit {c.rate_limit}")
-        return [f"web {c.url} rows {c.rows!r} -> table {c.table} ({', '.join(extra)})"]
+        return [f"web {c.plain_url} rows {c.rows!r} -> table {c.table} ({', '.join(extra)})"]
 
     def total(self) -> int | None:
         return None
@@ -175,8 +175,9 @@ class WebSource(Source, Stream):
         c = self.config
         if start is not None and start.get("page") is None:
             return  # the walk had finished before the crash: only the finalize phase was left
-        pos = _Position(int(start["page"]), str(start["url"]), int(start.get("clicks", 0))) if start else \
-            _Position(c.pages.start, c.page_url(c.pages.start) if c.paged else c.url)
+        # strip_userinfo: a checkpoint an older version wrote may still hold the list URL's user:password@
+        pos = _Position(int(start["page"]), strip_userinfo(str(start["url"])), int(start.get("clicks", 0))) \
+            if start else _Position(c.pages.start, c.page_url(c.pages.start) if c.paged else c.plain_url)
         fetched = int(start.get("fetched", 0)) if start else 0
         read = int(start.get("read", 0)) if start else 0
         self._open()
@@ -251,8 +252,10 @@ class WebSource(Source, Stream):
 
     async def _new_page(self) -> Any:
         b = self.config.browser
-        context = await self._browser.new_context(user_agent=b.user_agent) if b.user_agent else \
-            await self._browser.new_context()
+        opts: dict[str, Any] = {"user_agent": b.user_agent} if b.user_agent else {}
+        if (creds := self.config.http_credentials()) is not None:  # the url's userinfo, for its origin only
+            opts["http_credentials"] = creds
+        context = await self._browser.new_context(**opts)
         context.set_default_timeout(b.timeout * 1000)
         if b.block:
             blocked = set(b.block)
@@ -450,8 +453,8 @@ class WebSource(Source, Stream):
             raise _Transient(f"{url}: HTTP {status}", "http", status)
         if status is not None and status >= 400 and status != 404:
             body = ""
-            try:
-                body = (await resp.text())[:200]
+            try:  # masked before it is cut: a secret the server echoes must not survive as a fragment
+                body = self.ctx.redact(await resp.text())[:200]
             except Exception:
                 pass
             raise FetchError(f"{url}: HTTP {status}: {body!r}", error_type="auth" if status in (401, 403) else "http",
@@ -504,7 +507,7 @@ class WebSource(Source, Stream):
                         out = await attempt()
                     except _Transient as e:
                         last = e
-                        breaker.failure(str(e))
+                        breaker.failure(self.ctx.redact(str(e)))  # the breaker row keeps it
                         raise
                     breaker.success()
                     return out
@@ -587,7 +590,7 @@ class WebSource(Source, Stream):
         if scheme not in ("http", "https"):
             raise FetchError(f"the detail link {url[:200]!r} is not http(s) ({scheme or 'no scheme'}): not followed",
                              error_type="validation", url=url[:200], retryable=False)
-        own = origin_of(c.page_url(c.pages.start) if c.paged else c.url)
+        own = origin_of(c.page_url(c.pages.start) if c.paged else c.plain_url)
         there = origin_of(url)
         if there != own and there not in c.allow_origins:
             raise FetchError(f"the detail link {url[:200]} leads from {own} to another origin, {there}: not "
@@ -629,14 +632,14 @@ class WebSource(Source, Stream):
         lim = self.config.rate_limit
         if lim is None:
             return
-        host = urlsplit(url).netloc
+        host = urlsplit(strip_userinfo(url)).netloc
         waited = await asyncio.to_thread(throttle, self.config.name, host, lim, self.ctx.cancel)
         if waited > 0.001:
             with self._lock:
                 self.waits.append(Wait(host, "rate limit", waited))
 
     def _breaker(self, url: str) -> HostBreaker:
-        host = urlsplit(url).netloc or "file"
+        host = urlsplit(strip_userinfo(url)).netloc or "file"  # the breaker key: stored, shown
         with self._lock:
             b = self._breakers.get(host)
             if b is None:
@@ -654,8 +657,8 @@ class WebSource(Source, Stream):
             shot = await page.screenshot(full_page=True, timeout=10_000)  # bytes: written here, 0600
             with open_private(png, "wb") as fb:
                 fb.write(shot)
-            with open_private(html, "w", encoding="utf-8") as fh:
-                fh.write(await page.content())
+            with open_private(html, "w", encoding="utf-8") as fh:  # a page may echo a credential: masked
+                fh.write(self.ctx.redact(await page.content()))
         except Exception:  # evidence is best effort: the error itself must still be reported
             return
         old = self._snapshots.get(url)
