@@ -1,5 +1,6 @@
 """Unresolved item errors grouped by source and type, with the item, the message and the raw payload.
-r retries the selected error's run (its failed items), R every retryable error's run, x marks resolved."""
+r retries the selected error's item (or says in a notification why it cannot, and starts nothing), R every
+retryable error's run, x marks resolved."""
 
 from __future__ import annotations
 
@@ -12,10 +13,18 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
+from syncdash.config.kinds import adapter_for
 from syncdash.store.models import ItemError
 from syncdash.store.queries import seen_text
 from syncdash.tui import data
 from syncdash.tui.screens.page import Page
+
+# what fixes a non-retryable error, by type: retrying it as it is would only fail the same way again
+_FIXES = {
+    "duplicate": "two rows of the source share this key; make the keys unique in the source data",
+    "validation": "the value itself is wrong (or the link is not allowed); fix it in the source or the config",
+    "auth": "the server refused the credentials; fix them in the config",
+}
 
 if TYPE_CHECKING:
     from syncdash.tui.app import SyncdashApp
@@ -113,10 +122,31 @@ class ErrorsScreen(Page):
         e = self.errors.get(self._selected() or -1)
         if e is None:
             self.notify("No error selected.", severity="warning")
-        elif not e.retryable:
-            self.notify("This error is not retryable (a duplicate key): fix the source data.", severity="warning")
-        else:
-            self.app.retry_run(e.run_id, [e.id or 0])
+            return
+        why = self.why_not_retried(e)
+        if why is not None:  # say why, and start nothing: a run that can only fail again would mark it failing
+            self.notify(why, title="Not retried", severity="warning", timeout=10)
+            return
+        self.app.retry_run(e.run_id, [e.id or 0])
+
+    def why_not_retried(self, e: ItemError) -> str | None:
+        """Why `r` cannot retry this error alone, in words a person can act on; None when it can."""
+        item = f"{e.source} {e.item or 'item'}" + (f" (key {e.item_key})" if e.item_key else "")
+        if not e.retryable:
+            fix = _FIXES.get(e.error_type, f"a {e.error_type} error fails the same way every time it is read "
+                                           "again; fix its cause")
+            return f"{item} is not retryable: {fix}, then run {e.source} again."
+        src = self.app.config.source(e.source)
+        if src is None:
+            return f"{e.source} is no longer in the config: there is nothing to retry {e.item or 'it'} with."
+        try:
+            caps = adapter_for(src.kind)(src).capabilities
+        except Exception:  # an adapter that cannot be built here: the retry run will say why
+            return None
+        if not caps.retry_items and caps.execution != "flow":  # a flow retries through its steps' own kinds
+            return (f"a {src.kind} source cannot re-read one item alone: run {e.source} again to retry "
+                    f"{e.item or 'it'} with everything else.")
+        return None
 
     def action_retry_all(self) -> None:
         runs = sorted({e.run_id for e in self.errors.values() if e.retryable})
