@@ -5,6 +5,7 @@ test_security_http's."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import Callable, Iterator
@@ -114,7 +115,8 @@ def test_a_page_walk_whose_pages_repeat_stops_with_a_clear_error(project: Projec
 
 # ---- 2 (web). a list URL's userinfo: basic auth to that origin, in no checkpoint, breaker, error or file ----
 
-def test_web_userinfo_is_basic_auth_and_is_stored_nowhere(project: Project, servers: Any) -> None:
+def test_web_userinfo_is_basic_auth_and_is_stored_nowhere(project: Project, servers: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     pw = "pw:s3cr3t/ö+x"
     basic = "Basic " + base64.b64encode(f"alice:{pw}".encode()).decode()
     profile = "<html><body><div class=profile><span class=games>{n}</span></div></body></html>"
@@ -158,4 +160,32 @@ def test_web_userinfo_is_basic_auth_and_is_stored_nowhere(project: Project, serv
     blob = b"".join(p.read_bytes() for p in artifacts)
     for form in encoded_forms(pw, user="alice") + encoded_forms(quote(pw, safe="")):
         assert form.encode() not in blob, f"{form!r} (a form of the password) is in an artifact"
-    assert_nowhere(project, proc.stdout + proc.stderr + shown, pw, quote(pw, safe=""), user="alice", env=env)
+    monkeypatch.setenv("PW", env["PW"])  # the console loads the config in this process
+    console = asyncio.run(console_run_detail(project, res["id"]))
+    assert f"http://{host}/list?page=2" in console and "alice" not in console, console
+    assert_nowhere(project, proc.stdout + proc.stderr + shown + console, pw, quote(pw, safe=""), user="alice",
+                   env=env)
+
+
+async def console_run_detail(project: Project, run_id: int) -> str:
+    """Everything the console's run detail screen shows of one run: its texts and every table cell."""
+    from textual.widgets import DataTable, Static
+
+    from tests.e2e.test_console import make_app, until
+
+    app = make_app(project, host=False)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await until(lambda: app.snapshot is not None, pilot)
+        app.open_run(run_id)
+
+        def text() -> str:
+            parts = [str(w.render()) for w in app.screen.query(Static)]
+            for t in app.screen.query(DataTable):
+                parts += [" ".join(map(str, t.get_row_at(i))) for i in range(t.row_count)]
+            return "\n".join(parts)
+
+        await until(lambda: "list?page=2" in text() and app.screen.query_one("#run-errors").row_count, pilot,
+                    what="the run detail shows the checkpoint and the errors")
+        shown = text()
+        await pilot.press("q")
+    return shown
