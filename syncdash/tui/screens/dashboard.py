@@ -203,9 +203,9 @@ class DashboardScreen(Page):
                 card = RunCard(view)
                 box.mount(card)
                 card.call_after_refresh(card.show, view, snap.taken_at)
-        cards = [c for c in box.query(RunCard) if c.id in live]
-        for i, c in enumerate(cards):  # the panel is as tall as its cards: no margin under the last one
-            c.set_class(i == len(cards) - 1, "-last")
+        shown = [c for c in box.query(RunCard) if c.id in live]
+        for i, c in enumerate(shown):  # the panel is as tall as its cards: no margin under the last one
+            c.set_class(i == len(shown) - 1, "-last")
         self.query_one("#no-runs", Static).display = not snap.active
 
     def _show_errors(self, snap: Snapshot) -> None:
