@@ -17,6 +17,14 @@ from syncdash.store.models import PhaseStatus
 from syncdash.tui import format as fmt
 from syncdash.tui.data import PhaseView, RunView
 
+COUNT_MARKS = (("inserted", "[green]+", "[/]"), ("updated", "[yellow]~", "[/]"), ("unchanged", "=", ""),
+               ("deleted", "[magenta]-", "[/]"), ("failed", "[red]!", "[/]"))
+
+
+def brief_counts(c: dict[str, int]) -> str:
+    """A phase's own counts in the run's symbols, the non-zero ones only: a phase line has little room."""
+    return " ".join(f"{start}{c[k]}{end}" for k, start, end in COUNT_MARKS if c.get(k))
+
 
 class PhaseRow(Horizontal):
     """name | bar | done/total unit, rate, ETA."""
@@ -46,7 +54,10 @@ class PhaseRow(Horizontal):
         b.update(total=total, progress=0 if progress else 1)  # a different value, so the next one re-validates
         b.update(total=total, progress=progress)
 
-    def show(self, phase: PhaseView, now: datetime) -> None:
+    def show(self, phase: PhaseView, now: datetime, run_counts: dict[str, int] | None = None) -> None:
+        """The phase's bar and text. A phase whose own counts differ from its run's (a flow's step, a push
+        run's tenant, a finalize that deleted rows) shows them: each step its own, not the flow's running total.
+        A running phase with no known total (a web source's pages) shows an indeterminate bar, not 0%."""
         self._last = (phase, now)
         try:
             bar = self.query_one(ProgressBar)
@@ -57,19 +68,22 @@ class PhaseRow(Horizontal):
             bar.update(total=total, progress=total)
         elif phase.total:
             bar.update(total=phase.total, progress=min(phase.done, phase.total))
-        elif phase.status == PhaseStatus.PENDING:
+        elif phase.status == PhaseStatus.RUNNING:
+            bar.update(total=None)  # indeterminate: moving, with no percentage to pretend
+        else:  # pending, or failed/skipped before a total was known: an empty bar that does not move
             bar.update(total=1, progress=0)
-        else:
-            bar.update(total=None)
         rate = phase.rate(now)
         eta = phase.eta(now)
-        parts = [f"{fmt.number(phase.done)}/{fmt.number(phase.total)} {phase.unit}" if phase.total else
-                 f"{fmt.number(phase.done)} {phase.unit}", phase.status]
+        parts = [escape(f"{fmt.number(phase.done)}/{fmt.number(phase.total)} {phase.unit}" if phase.total else
+                        f"{fmt.number(phase.done)} {phase.unit}"), escape(phase.status)]
         if rate and phase.status == PhaseStatus.RUNNING:
-            parts.append(fmt.rate(rate))
+            parts.append(escape(fmt.rate(rate)))
         if eta is not None:
-            parts.append(f"ETA {fmt.seconds(eta)}")
-        self.query_one(".phase-text", Label).update(escape(" · ".join(parts)))
+            parts.append(escape(f"ETA {fmt.seconds(eta)}"))
+        own = phase.counts
+        if run_counts is not None and any(own.values()) and own != run_counts:
+            parts.append(brief_counts(own))  # last: on a narrow card the rate and ETA matter more
+        self.query_one(".phase-text", Label).update(" · ".join(parts))
 
 
 class RunCard(Vertical):
@@ -109,9 +123,9 @@ class RunCard(Vertical):
                 except MountError:  # the run ended and its card was removed before this callback ran
                     return
                 self._phase_rows[ph.name] = row
-                row.call_after_refresh(row.show, ph, now)
+                row.call_after_refresh(row.show, ph, now, view.counts)
             else:
-                row.show(ph, now)
+                row.show(ph, now, view.counts)
         detail = next((p.detail for p in view.phases if p.status == PhaseStatus.RUNNING and p.detail), None)
         text = fmt.counts(view.counts)
         if detail:

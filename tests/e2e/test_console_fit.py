@@ -158,3 +158,44 @@ def test_the_active_runs_panel_is_as_tall_as_its_cards_and_the_errors_take_the_r
             assert errors.max_scroll_x == 0  # narrower columns, no horizontal scrollbar
 
     asyncio.run(scenario())
+
+
+def test_run_cards_show_an_indeterminate_bar_without_a_total_and_each_flow_step_its_own_counts(
+        tmp_path: Path) -> None:
+    from textual.widgets import ProgressBar
+
+    from syncdash.tui.widgets import PhaseRow
+
+    def phase_texts(app: Any) -> dict[str, str]:
+        return {row.phase_name: str(row.query_one(".phase-text").render()) for row in app.screen.query(PhaseRow)}
+
+    async def scenario() -> None:
+        app = make_app(tmp_path / "main")
+        with app.store.engine.begin() as c:  # a web source's pages: the run 12 load never learns its total
+            c.exec_driver_sql("UPDATE syncdash_run_phases SET total = NULL, done = 59 WHERE run_id = 12 AND seq = 0")
+        async with app.run_test(size=(120, 40)) as pilot:
+            def drawn() -> bool:
+                bars = [row.query_one(ProgressBar) for row in app.screen.query(PhaseRow)]
+                return len(bars) == 4 and sum(b.total is None for b in bars) == 1 and all(
+                    phase_texts(app).values())
+
+            await wait_for(pilot, drawn, what="the run cards")
+            card = app.screen.query_one("#run-12")
+            load = card.query(PhaseRow).first(PhaseRow)
+            assert load.query_one(ProgressBar).total is None  # indeterminate, moving
+            text = str(load.query_one(".phase-text").render())
+            assert text.startswith("59 pages · running") and "%" not in text
+            assert "--%" in str(load.query_one(ProgressBar).query_one("PercentageStatus").render())
+
+        app = make_app(tmp_path / "flow", "flow")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: len(phase_texts(app)) == 7 and all(phase_texts(app).values()),
+                           what="the flow's cards")
+            texts = phase_texts(app)
+            # the flow's steps each with their own counts (the card's last line has the flow's)
+            assert texts["registrations"].endswith(" · +3 ~9 =228")
+            assert texts["participants_to_scoring"].endswith(" · +3 ~9 =156")
+            assert texts["globex"].endswith(" · +3 =45")  # a push run's tenant, likewise
+            assert "rows · pending" in texts["results"] and "+" not in texts["results"]
+
+    asyncio.run(scenario())
