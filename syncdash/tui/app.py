@@ -308,6 +308,8 @@ class SyncdashApp(App[None]):
         from syncdash.tui.widgets import FitFooter
 
         def swap() -> None:
+            if not screen.is_attached:  # left before its first refresh
+                return
             for footer in screen.query(Footer):
                 if not isinstance(footer, FitFooter):
                     footer.remove()
