@@ -541,6 +541,7 @@ SCREENS: dict[str, tuple[Any, ...]] = {
                                press("down", "down", "down", "down", "down", "enter"),
                                until(_run_detail, f"the detail of run {DIFF_RUN}"), repaint)),
     "errors": (WIDE, steps(dashboard_ready, press("e"), until(_errors, "the errors screen"), repaint)),
+    "errors_80x24": (SMALL, steps(dashboard_ready, press("e"), until(_errors, "the errors screen"), repaint)),
     "source_detail": (WIDE, steps(dashboard_ready, press("enter"), until(_source, "the source screen of customers"),
                                   repaint)),
     # `b`, then the first table (customers): its first keyset page
@@ -553,6 +554,8 @@ SCREENS: dict[str, tuple[Any, ...]] = {
     "row_history_80x24": _to_row(SMALL),
     "help": (WIDE, steps(dashboard_ready, press("question_mark"),
                          until(lambda p: on_screen(p, "HelpScreen"), "the help screen"), repaint)),
+    "help_80x24": (SMALL, steps(dashboard_ready, press("question_mark"),
+                                until(lambda p: on_screen(p, "HelpScreen"), "the help screen"), repaint)),
     # a flow half way: its card shows a bar per step, the push step's card a bar per tenant
     "flow_dashboard": (WIDE, steps(until(_flow_dashboard, "the flow's run cards"), repaint), "flow"),
     "flow_run_detail": (WIDE, steps(until(_flow_dashboard, "the flow's run cards"), press("h"),

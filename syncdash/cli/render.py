@@ -196,8 +196,43 @@ def runs_table(runs: list[Run], title: str | None = None) -> Table:
     return t
 
 
+COUNT_KEYS = ("inserted", "updated", "unchanged", "deleted", "failed")
+
+
+def compact_counts(c: dict[str, int]) -> str:
+    return f"+{c['inserted']} ~{c['updated']} ={c['unchanged']} -{c['deleted']} !{c['failed']}"
+
+
+class PhaseCounts:
+    """Each phase's own share of its run's counts, from the run's running totals the engine reports.
+
+    Why: a flow reports, for each step, the flow's counts so far plus the step's (and a source's finalize phase
+    the run's counts so far), so a step's bar would show the total of the steps before it too. Every increase of
+    the run's counts is credited to the phase that reported it, which is that phase's own work whatever the
+    order the phases report in. A resumed run's first report carries what earlier attempts counted: credited to
+    its first phase, the only place to put it.
+    """
+
+    def __init__(self) -> None:
+        self.run_totals: dict[int, dict[str, int]] = {}
+        self.phases: dict[tuple[int, str], dict[str, int]] = {}
+
+    def add(self, run_id: int, phase: str, counts: dict[str, int]) -> dict[str, int]:
+        before = self.run_totals.get(run_id, dict.fromkeys(COUNT_KEYS, 0))
+        own = self.phases.setdefault((run_id, phase), dict.fromkeys(COUNT_KEYS, 0))
+        for k in COUNT_KEYS:
+            own[k] += max(0, counts.get(k, 0) - before.get(k, 0))
+        self.run_totals[run_id] = {k: counts.get(k, 0) for k in COUNT_KEYS}
+        return own
+
+
 class ProgressView:
-    """Live bars on a terminal; plain, throttled lines when piped (logs, CI)."""
+    """Live bars on a terminal; plain, throttled lines when piped (logs, CI).
+
+    A phase with a known total has a bar and a percentage; one without (a web source's pages, whose number no
+    site says in advance) an indeterminate bar and the count so far, never a percentage stuck at 0.0%. When the
+    next run starts, or the command ends, the bars of the run before stop moving: the unknown totals become the
+    counts reached. Each bar shows its phase's own counts (PhaseCounts)."""
 
     def __init__(self, live: bool) -> None:
         self.live = live
@@ -205,13 +240,15 @@ class ProgressView:
         self.tasks: dict[tuple[int, str], TaskID] = {}
         self._last_line = 0.0
         self._complete: set[tuple[int, str]] = set()
+        self.counts = PhaseCounts()
+        self._current_run: int | None = None
 
     def __enter__(self) -> ProgressView:
         if self.live:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.progress = Progress(TextColumn("[bold]{task.fields[source]}[/] {task.fields[phase]:8}"),
-                                     BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                                     BarColumn(), TextColumn("{task.fields[amount]:>6}"),
                                      TextColumn("{task.fields[counts]}"), TimeRemainingColumn(),
                                      console=err, transient=False)
             self.progress.start()
@@ -220,19 +257,44 @@ class ProgressView:
 
     def __exit__(self, *exc: object) -> None:
         if self.progress is not None:
+            self.finish_run(self._current_run)
             self.progress.stop()
 
+    def finish_run(self, run_id: int | None) -> None:
+        """The run's phases with no known total stop pulsing: a full bar at the count they reached."""
+        if self.progress is None or run_id is None:
+            return
+        for (rid, _), task_id in self.tasks.items():
+            task = self.progress.tasks[task_id]
+            if rid == run_id and task.total is None:
+                done = max(int(task.completed), 1)
+                self.progress.update(task_id, total=done, completed=done)
+
+    @staticmethod
+    def amount(p: RunProgress, digits: int = 0) -> str:
+        """The column after the bar: a percentage when the total is known, else how many so far."""
+        if p.total == 0:  # a phase with nothing to do (no deletes): complete
+            return f"{100:.{digits}f}%"
+        if p.total:
+            return f"{100 * min(p.done, p.total) / p.total:.{digits}f}%"
+        return f"{p.done:,} {p.unit}"
+
     def update(self, p: RunProgress) -> None:
-        c = p.counts
-        counts = f"+{c['inserted']} ~{c['updated']} ={c['unchanged']} -{c['deleted']} !{c['failed']}"
+        own = self.counts.add(p.run_id, p.phase, p.counts)
+        counts = compact_counts(own)
         if self.progress is not None:
+            if p.run_id != self._current_run:
+                self.finish_run(self._current_run)
+                self._current_run = p.run_id
             key = (p.run_id, p.phase)
-            # total 0 is a phase with nothing to do (no deletes): a full bar, not an empty one
+            # total 0 is a phase with nothing to do (no deletes): a full bar, not an empty one; total None is
+            # unknown: an indeterminate (pulsing) bar
             total, done = (1, 1) if p.total == 0 else (p.total, p.done)
+            amount = esc(self.amount(p, 1))
             if key not in self.tasks:
                 self.tasks[key] = self.progress.add_task("", total=total, source=esc(p.source),
-                                                         phase=p.phase, counts=counts)
-            self.progress.update(self.tasks[key], completed=done, total=total, counts=counts)
+                                                         phase=esc(p.phase), counts=counts, amount=amount)
+            self.progress.update(self.tasks[key], completed=done, total=total, counts=counts, amount=amount)
             return
         now = time.monotonic()
         # the reader's position runs ahead of the rows handed over, so "complete" can be reported for
@@ -242,6 +304,5 @@ class ProgressView:
             if complete:
                 self._complete.add((p.run_id, p.phase))
             self._last_line = now
-            pct = f"{100 * p.done / p.total:.0f}%" if p.total else f"{p.done} {p.unit}"
-            err.print(esc(f"{p.source} run {p.run_id} {p.phase} {pct}: {count_words(c)}"
+            err.print(esc(f"{p.source} run {p.run_id} {p.phase} {self.amount(p)}: {count_words(own)}"
                           + (f" ({p.detail})" if p.detail else "")))

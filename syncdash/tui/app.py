@@ -118,6 +118,7 @@ class SyncdashApp(App[None]):
         if saved and saved in self.available_themes:
             self.theme = saved
         self.theme_changed_signal.subscribe(self, self._theme_changed)
+        self.screen_change_signal.subscribe(self, self._fit_footer)
         self.push_screen(DashboardScreen())
         self._decide_mode()
         self.poll()
@@ -299,6 +300,26 @@ class SyncdashApp(App[None]):
         self._to_dashboard()
         self.push_screen(screen)
 
+    def _fit_footer(self, screen: Screen[Any]) -> None:
+        """Every screen's footer fits the terminal: a screen composed with the stock Footer gets a FitFooter
+        in its place (the console's screens yield FitFooter themselves; this covers any that do not)."""
+        from textual.widgets import Footer
+
+        from syncdash.tui.widgets import FitFooter
+
+        def swap() -> None:
+            if not screen.is_attached:  # left before its first refresh
+                return
+            for footer in screen.query(Footer):
+                if not isinstance(footer, FitFooter):
+                    footer.remove()
+                    screen.mount(FitFooter())
+
+        if screen.is_mounted:
+            swap()
+        else:
+            screen.call_after_refresh(swap)
+
     def action_dashboard(self) -> None:
         self._to_dashboard()
 
@@ -365,10 +386,12 @@ class NoConfigApp(App[None]):
 
     def compose(self) -> Any:
         from rich.markup import escape
-        from textual.widgets import Footer, Header, Static
+        from textual.widgets import Header, Static
+
+        from syncdash.tui.widgets import FitFooter
 
         yield Header()
         yield Static(f"[b]No config to show.[/b]\n\n{escape(self.message)}\n\n"
                      "Create one with [b]syncdash init[/b] (a starter config and sample data in this directory), "
                      "or try everything on sample data with [b]syncdash demo[/b]. Press q to quit.", id="why")
-        yield Footer()
+        yield FitFooter()

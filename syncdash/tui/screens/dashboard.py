@@ -8,12 +8,12 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+from textual.widgets import DataTable, Header, Input, Label, Static
 
 from syncdash.tui import format as fmt
 from syncdash.tui.data import Snapshot, SourceView
 from syncdash.tui.screens.page import Page
-from syncdash.tui.widgets import RunCard
+from syncdash.tui.widgets import FitFooter, RunCard
 
 if TYPE_CHECKING:
     from syncdash.tui.app import SyncdashApp
@@ -25,6 +25,7 @@ COLUMN_LABELS = {"name": "source", "kind": "kind", "schedule": "schedule", "next
 # dropped first to last on a narrow terminal: source, last run and health always stay
 DROP_ORDER = ("breaker", "kind", "schedule", "rows", "next")
 WIDE_ENOUGH = 110  # columns: below this the sources table drops its lower-priority columns
+TALL_ENOUGH = 30  # lines: below this the panels lose their blank line above the title (class `-short`)
 
 
 class DashboardScreen(Page):
@@ -51,6 +52,7 @@ class DashboardScreen(Page):
         self.filter_text = ""
         self.snapshot: Snapshot | None = None
         self.shown_columns: tuple[str, ...] = COLUMNS
+        self.error_widths: tuple[int, ...] = ()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -64,17 +66,15 @@ class DashboardScreen(Page):
             yield Label("Recent errors", classes="panel-title")
             yield DataTable(id="recent-errors", cursor_type="row")
         yield Static("", id="statusline")
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
+        self.set_class(self.app.size.height < TALL_ENOUGH, "-short")
         table = self.query_one("#sources", DataTable)
         self.shown_columns = self._columns_for(self.app.size.width)
         for key in self.shown_columns:
             table.add_column(COLUMN_LABELS[key], key=key)
-        errs = self.query_one("#recent-errors", DataTable)
-        # fixed widths: an auto-sized table filled after mounting could keep its empty-table header widths
-        for key, width in (("source", 14), ("type", 10), ("item", 34), ("message", 52)):
-            errs.add_column(key, key=key, width=width)
+        self._add_error_columns()
         self.query_one("#source-filter", Input).display = False
         table.focus()
         if self.app.snapshot is not None:
@@ -84,6 +84,22 @@ class DashboardScreen(Page):
         if self.app.snapshot is not None:
             self.show_snapshot(self.app.snapshot)
         self.app.refresh_now()
+
+    def _add_error_columns(self) -> None:
+        """Fixed widths (an auto-sized table filled after mounting could keep its empty-table header widths),
+        chosen for the terminal's width so the table never needs a horizontal scrollbar: at 80 columns that
+        line is one error fewer."""
+        errs = self.query_one("#recent-errors", DataTable)
+        self.error_widths = self._error_widths_for(self.app.size.width)
+        for key, width in zip(("source", "type", "item", "message"), self.error_widths, strict=True):
+            errs.add_column(key, key=key, width=width)
+
+    @staticmethod
+    def _error_widths_for(width: int) -> tuple[int, int, int, int]:
+        item = 34 if width >= WIDE_ENOUGH else 22
+        # each column has a cell of padding either side, and the panel may show a vertical scrollbar (2)
+        message = max(16, min(80, width - 14 - 10 - item - 4 * 2 - 2))
+        return 14, 10, item, message
 
     @staticmethod
     def _columns_for(width: int) -> tuple[str, ...]:
@@ -98,6 +114,12 @@ class DashboardScreen(Page):
         return tuple(k for k in COLUMNS if k not in drop)
 
     def on_resize(self) -> None:
+        self.set_class(self.app.size.height < TALL_ENOUGH, "-short")
+        if self._error_widths_for(self.app.size.width) != self.error_widths:
+            self.query_one("#recent-errors", DataTable).clear(columns=True)
+            self._add_error_columns()
+            if self.snapshot is not None:
+                self._show_errors(self.snapshot)
         wanted = self._columns_for(self.app.size.width)
         if wanted == self.shown_columns:
             return
@@ -181,6 +203,9 @@ class DashboardScreen(Page):
                 card = RunCard(view)
                 box.mount(card)
                 card.call_after_refresh(card.show, view, snap.taken_at)
+        shown = [c for c in box.query(RunCard) if c.id in live]
+        for i, c in enumerate(shown):  # the panel is as tall as its cards: no margin under the last one
+            c.set_class(i == len(shown) - 1, "-last")
         self.query_one("#no-runs", Static).display = not snap.active
 
     def _show_errors(self, snap: Snapshot) -> None:
@@ -188,8 +213,9 @@ class DashboardScreen(Page):
         table.clear()
         for e in snap.errors:
             item = e.item or "-"
-            if len(item) > 34:  # keep the file name and line: the end of a path says most
-                item = "…" + item[-33:]
+            room = self.error_widths[2] if self.error_widths else 34
+            if len(item) > room:  # keep the file name and line: the end of a path says most
+                item = "…" + item[-(room - 1):]
             table.add_row(escape(e.source), e.error_type, escape(item), escape(e.message[:120]), key=str(e.id))
 
     # ---- actions ----------------------------------------------------------------------------------------

@@ -10,13 +10,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Label, Static
+from textual.widgets import DataTable, Header, Label, Static
 
 from syncdash.store.models import COUNTS
 from syncdash.store.queries import counts_of
 from syncdash.tui import data
 from syncdash.tui import format as fmt
 from syncdash.tui.screens.page import Page
+from syncdash.tui.widgets import FitFooter
 
 if TYPE_CHECKING:
     from syncdash.tui.app import SyncdashApp
@@ -44,7 +45,7 @@ class RunDetailScreen(Page):
             yield Label("Errors", classes="panel-title")
             yield DataTable(id="run-errors", cursor_type="row")
             yield Static("", id="run-checkpoint")
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         for tid, cols in (("#phases", ("phase", "status", "progress", "took", "ins", "upd", "same", "del", "fail")),
