@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from conftest import Project
@@ -114,5 +115,32 @@ def test_slash_searches_the_index_ranked_and_highlighted_and_filters_still_apply
             await wait_for(pilot, lambda: [str(r[0]) for r in cells(app)] == ["1", "2"], timeout=30,
                            what="the plain word filter")
             assert "search" not in title(app) and "filter alvor" in title(app)
+
+    asyncio.run(scenario())
+
+
+def test_row_history_names_the_source_item_only_where_the_store_recorded_one(tmp_path: Path) -> None:
+    """Written rows have no recorded source item (the screen says so); row 2210 of the fixture failed
+    validation at data/customers.csv:2211 in run 8, so its screen names that item."""
+    from console_fixtures import dashboard_ready, rows
+    from console_fixtures import make_app as make_fixture_app
+
+    async def scenario() -> None:
+        app = make_fixture_app(tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await dashboard_ready(pilot)
+            await pilot.press("b", "enter")
+            await wait_for(pilot, lambda: rows(pilot, "#browse-rows") == 50, what="customers")
+            for key, want in (("1042", "not recorded for a written row"),
+                              ("2210", "data/customers.csv:2211 (run 8, validation")):
+                await pilot.press("slash", "ctrl+u", *f"id={key}", "enter")
+                await wait_for(pilot, lambda: rows(pilot, "#browse-rows") == 1, what=f"row {key}")
+                await pilot.press("enter")
+                await wait_for(pilot, lambda: type(app.screen).__name__ == "RowScreen"
+                               and "source item" in str(app.screen.query_one("#row-values").render()),
+                               what=f"row {key}'s source item")
+                assert want in str(app.screen.query_one("#row-values").render())
+                await pilot.press("escape")
+                await wait_for(pilot, lambda: type(app.screen).__name__ == "BrowseScreen", what="browse")
 
     asyncio.run(scenario())
