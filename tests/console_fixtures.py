@@ -349,9 +349,61 @@ def populate_flow(store: Store) -> None:
             s.add(row)
 
 
+# ---- a searchable table (`search: [title, artist]`) for the browser's full-text search ----
+
+SEARCH_CONFIG = """\
+sources:
+  - name: songs
+    kind: csv
+    path: data/songs.csv
+    table: songs
+    primary_key: [id]
+    search: [title, artist]
+    fields:
+      id: {type: int}
+      title: title
+      artist: artist
+      genre: genre
+      year: {type: int}
+"""
+SEARCH_WORDS = ["kalvor", "mendix", "trobel", "quasno", "velmar"]
+SEARCH_QUERY = "kalvor"
+
+
+def search_songs() -> list[tuple[int, str, str, str, int]]:
+    """60 songs; the ones with `kalvor` in the title or the artist differ in length (so relevance orders
+    them, not the key) and two carry markup-like text, which must show as typed."""
+    out = []
+    for i in range(1, 61):
+        w = SEARCH_WORDS[i % 5]
+        title = {5: "Kalvor", 10: "[b]Kalvor[/b] nights", 15: "The long road back to kalvor county fair"}.get(
+            i, f"{w.capitalize()} song {i}")
+        artist = "[red]The Kalvor band[/red]" if i == 20 else f"{SEARCH_WORDS[(i // 5) % 5]} trio"
+        out.append((i, title, artist, ["pop", "jazz", "folk"][i % 3], 1960 + i))
+    return out
+
+
+def create_search_target(store: Store) -> None:
+    import sqlite3
+
+    from syncdash.targets.search import ensure_index
+
+    path = store.engine.url.database
+    assert path is not None
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE songs (id INTEGER PRIMARY KEY, title TEXT, artist TEXT, genre TEXT, year INTEGER, "
+                "_synced_at TEXT, _run_id INTEGER, _hash INTEGER, _deleted_at TEXT)")
+    con.executemany("INSERT INTO songs (id, title, artist, genre, year, _run_id) VALUES (?, ?, ?, ?, ?, 1)",
+                    search_songs())
+    ensure_index(con, "sqlite", "songs", ["title", "artist"])  # builds the FTS5 index from the rows
+    con.commit()
+    con.close()
+
+
 SCENARIOS: dict[str, tuple[str, Callable[[Store], None]]] = {
     "main": (CONFIG, lambda store: (populate(store), create_targets(store))),
     "flow": (FLOW_CONFIG, populate_flow),
+    "search": (SEARCH_CONFIG, create_search_target),
 }
 
 
@@ -531,6 +583,20 @@ def _to_row(size: Any) -> tuple[Any, ...]:
                         until(_row, "the row's history"), repaint))
 
 
+def _search_results(p: Any) -> bool:
+    return on_screen(p, "BrowseScreen") and "search" in str(p.app.screen.query_one("#browse-title").render()) \
+        and rows(p, "#browse-rows") > 0
+
+
+def _to_search(size: Any) -> tuple[Any, ...]:
+    """Browse songs (the search scenario), `/kalvor`: its matches, best first, the word highlighted."""
+    return (size, steps(until(lambda p: on_screen(p, "DashboardScreen") and rows(p, "#sources") == 1, "the dashboard"),
+                        press("b"), until(lambda p: on_screen(p, "BrowseScreen"), "browse"), press("enter"),
+                        until(lambda p: rows(p, "#browse-rows") == 50, "the first page of songs"),
+                        press("slash", *SEARCH_QUERY, "enter"), until(_search_results, "the search results"),
+                        repaint), "search")
+
+
 # name: (terminal size, how to get there from a fresh app[, store scenario])
 SCREENS: dict[str, tuple[Any, ...]] = {
     "dashboard": (WIDE, steps(dashboard_ready, repaint)),
@@ -552,6 +618,8 @@ SCREENS: dict[str, tuple[Any, ...]] = {
                                   press("enter"), until(_browse, "the first page of customers"), repaint)),
     "row_history": _to_row(WIDE),
     "row_history_80x24": _to_row(SMALL),
+    "browse_search": _to_search(WIDE),
+    "browse_search_80x24": _to_search(SMALL),
     "help": (WIDE, steps(dashboard_ready, press("question_mark"),
                          until(lambda p: on_screen(p, "HelpScreen"), "the help screen"), repaint)),
     "help_80x24": (SMALL, steps(dashboard_ready, press("question_mark"),

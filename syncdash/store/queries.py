@@ -536,3 +536,26 @@ def row_history(store: Store, source: str, key: Sequence[Any], limit: int = 200)
                        .where(Change.source == source, Change.key == dumps(list(key)))
                        .order_by(col(Change.id)).limit(limit)).all()
         return [RowEvent(c.change, r, _loads(c.before), _loads(c.after)) for c, r in found]
+
+
+@dataclass(frozen=True)
+class RowItem:
+    """A source item the store links to one row's key: today only a record that failed (item errors keep
+    `file:line`, `page N item M` or the URL with the key); successful writes record no source item."""
+
+    run_id: int
+    item: str
+    error_type: str
+    seen_at: datetime | None
+
+
+def row_source_items(store: Store, source: str, key: Sequence[Any], limit: int = 5) -> list[RowItem]:
+    """The source items recorded for the row with this primary key, newest first (see RowItem)."""
+    from syncdash.store.db import dumps
+
+    with Session(store.engine) as s:
+        found = s.exec(select(ItemError).where(ItemError.source == source, ItemError.item_key == dumps(list(key)),
+                                               col(ItemError.item).is_not(None))
+                       .order_by(col(ItemError.id).desc()).limit(limit)).all()
+        return [RowItem(e.last_run_id or e.run_id, e.item or "", e.error_type, e.last_seen_at or e.created_at)
+                for e in found]

@@ -45,6 +45,11 @@ class Page:
     descending: bool
     cursor: tuple[Any, ...] | None  # pass as `after` for the next page; None: this is the last page
     filters: list[Condition] = field(default_factory=list)
+    # a full-text search page (search_page): rows best first, the query's words, and per row the character
+    # spans of the matched words in each searched column (what the browser highlights)
+    query: str | None = None
+    spans: list[dict[str, list[tuple[int, int]]]] = field(default_factory=list)
+    matches: int = 0  # matching live rows read (all of them up to search.MAX_LIMIT when filtered)
 
     def key_of(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         """A row's primary key, in key_columns order (what the row history looks up)."""
@@ -185,3 +190,61 @@ def page(conn: Conn, table: str, key_columns: list[str], *, sort: str | None = N
         cursor = tuple(last[columns.index(c)] for c in order)
     return Page(columns=columns, rows=rows, key_columns=list(key_columns), sort=order[0], descending=descending,
                 cursor=cursor, filters=conds)
+
+
+def search_page(conn: Conn, table: str, key_columns: list[str], fields: list[str], query: str, *,
+                filters: list[Condition] | None = None, after: tuple[Any, ...] | None = None,
+                limit: int = PAGE) -> Page:
+    """One page of the live rows matching `query` in the table's full-text index (the source's `search:`
+    fields), best first, narrowed by `filters` (`column:value`, `column>value`; words belong in `query`).
+
+    The ranking is the index's own (targets.search.search); the rows are then read by primary key, so the
+    browser shows every column. Relevance has no keyset, so `after` is `(offset,)` and paging stops at the
+    best search.MAX_LIMIT matches: a search narrows, it is not a way to walk a million rows (plain paging is).
+    """
+    from syncdash.targets import search as fts
+
+    all_cols = table_columns(conn, table)
+    columns = [c for c in all_cols if c not in HIDDEN]
+    conds = [c for c in filters or [] if c.column is not None]
+    offset = int(after[0]) if after else 0
+    # without filters the best offset+limit+1 hits are enough; a filter may drop any of them: take them all
+    want = fts.MAX_LIMIT if conds else offset + limit + 1
+    hits = fts.search(conn, table, fields, key_columns, query, limit=want)
+    words = fts.terms(query)
+    rows = _rows_by_key(conn, table, columns, key_columns, [tuple(h.key[k] for k in key_columns) for h in hits],
+                        conds)
+    ranked = [r for r in rows if r is not None]
+    shown = ranked[offset:offset + limit]
+    more = len(ranked) > offset + limit
+    spans = [{c: s for c in fields if c in columns
+              and (s := fts.spans_of(None if r[columns.index(c)] is None else str(r[columns.index(c)]), words))}
+             for r in shown]
+    return Page(columns=columns, rows=shown, key_columns=list(key_columns), sort="relevance", descending=True,
+                cursor=(offset + limit,) if more else None, filters=conds, query=query, spans=spans,
+                matches=len(ranked))
+
+
+def _rows_by_key(conn: Conn, table: str, columns: list[str], key_columns: list[str], keys: list[tuple[Any, ...]],
+                 conds: list[Condition]) -> list[tuple[Any, ...] | None]:
+    """The live rows with these keys that pass `conds`, in the keys' order (None where a key fails them)."""
+    found: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    fsql, fparams = _where_filters(conn, conds, columns)
+    kidx = [columns.index(k) for k in key_columns]
+    live = "_deleted_at" in table_columns(conn, table)
+    for i in range(0, len(keys), 200):
+        chunk = keys[i:i + 200]
+        if len(key_columns) == 1:
+            ksql = f"{q(key_columns[0])} IN ({', '.join('?' for _ in chunk)})"
+            kparams: list[Any] = [k[0] for k in chunk]
+        else:
+            one = "(" + " AND ".join(f"{q(k)} = ?" for k in key_columns) + ")"
+            ksql = "(" + " OR ".join(one for _ in chunk) + ")"
+            kparams = [v for k in chunk for v in k]
+        where = [ksql, *fsql]
+        if live:
+            where.append(f"{q('_deleted_at')} IS NULL")
+        for r in conn.all(f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)} WHERE {' AND '.join(where)}",
+                          kparams + fparams):
+            found[tuple(r[j] for j in kidx)] = tuple(r)
+    return [found.get(k) for k in keys]

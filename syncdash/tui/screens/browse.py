@@ -1,12 +1,18 @@
 """`b`: the synced data itself. Pick a target table, page through its live rows (keyset pages from the target
 database, so page 1,000 costs what page 1 does), sort by the column under the cursor, filter with `/`.
-All reads run in a worker (syncdash.targets.browse); this screen only keeps the cursors to page back."""
+All reads run in a worker (syncdash.targets.browse); this screen only keeps the cursors to page back.
+
+`/` takes `column:value` and `column>value` filters and words. When the table's source declares `search:`,
+the words search its full-text index (ranked by relevance, matched words highlighted); otherwise each word
+is a plain "any column contains it" filter. Cells are Rich Text built from the values, never markup, so a
+value like `[b]` or `[/link]` shows as typed."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -17,6 +23,9 @@ from syncdash.tui.screens.page import Page
 
 if TYPE_CHECKING:
     from syncdash.tui.app import SyncdashApp
+
+
+MATCH_STYLE = "bold black on yellow"  # a matched word in a search result's cell (readable on every theme)
 
 
 class BrowseScreen(Page):
@@ -76,6 +85,10 @@ class BrowseScreen(Page):
     def open_table(self, which: data.BrowsableTable) -> None:
         self.current, self.sort, self.descending, self.filter_text = which, None, False, ""
         self.cursors = [None]
+        self.query_one("#browse-filter", Input).placeholder = (
+            "search words (ranked)  column:value  column>value; enter applies, escape closes"
+            if self.search_fields(which) else
+            "filter: column:value  column>value  words; enter applies, escape closes")
         self.query_one("#browse-tables", OptionList).display = False
         t = self.query_one("#browse-rows", DataTable)
         t.display = True
@@ -91,12 +104,35 @@ class BrowseScreen(Page):
             return
         try:
             filters = parse_filter(self.filter_text, self.columns) if self.filter_text and self.columns else []
-            page = data.browse_page(self.app.store, self.app.config, which, sort=self.sort,
-                                    descending=self.descending, filters=filters, after=self.cursors[-1])
+            fields = self.search_fields(which)
+            words = " ".join(c.value for c in filters if c.column is None)
+            if fields and words:
+                page = self.search_page(which, fields, words, filters)
+            else:
+                page = data.browse_page(self.app.store, self.app.config, which, sort=self.sort,
+                                        descending=self.descending, filters=filters, after=self.cursors[-1])
         except Exception as e:  # a bad filter, a target database that is down: say so, keep the screen
             self.app.call_from_thread(self.notify, str(e), severity="error")
             return
         self.app.call_from_thread(self._show, page)
+
+    def search_fields(self, which: data.BrowsableTable) -> list[str]:
+        """The source's `search:` columns when this table is the one it indexes (not a child table)."""
+        src = self.app.config.source(which.source)
+        return list(getattr(src, "search", None) or []) if getattr(src, "table", None) == which.table else []
+
+    def search_page(self, which: data.BrowsableTable, fields: list[str], words: str, filters: list[Any]) -> Any:
+        """A page of full-text matches, best first (targets.browse.search_page), in this worker thread."""
+        from syncdash.targets import browse
+        from syncdash.targets import open as target_db
+
+        src = self.app.config.source(which.source)
+        db = target_db.connect(self.app.store, target_db.target_url(self.app.config, src))
+        try:
+            return browse.search_page(db, which.table, which.key, fields, words, filters=filters,
+                                      after=self.cursors[-1])
+        finally:
+            db.close()
 
     def _show(self, page: Any) -> None:
         t = self.query_one("#browse-rows", DataTable)
@@ -107,8 +143,17 @@ class BrowseScreen(Page):
             self.columns = list(page.columns)
         else:
             t.clear()
-        for row in page.rows:
-            t.add_row(*(escape("" if v is None else str(v)) for v in row))
+        if page.query is None:
+            for row in page.rows:
+                t.add_row(*(escape("" if v is None else str(v)) for v in row))
+        for row, spans in zip(page.rows if page.query is not None else [], page.spans, strict=True):
+            cells = []
+            for c, v in zip(page.columns, row, strict=True):
+                cell = Text("" if v is None else str(v))
+                for a, b in spans.get(c, []):
+                    cell.stylize(MATCH_STYLE, a, b)
+                cells.append(cell)
+            t.add_row(*cells)
         self.next_cursor = page.cursor
         self.page = page
         which = self.current
@@ -116,6 +161,10 @@ class BrowseScreen(Page):
         order = f"{page.sort} {'desc' if page.descending else 'asc'}"
         more = "  ·  n next" if page.cursor is not None else "  ·  last page"
         filt = f"  ·  filter {escape(self.filter_text)}" if self.filter_text else ""
+        if page.query is not None:
+            order = "relevance"
+            found = f"{page.matches}+" if page.cursor is not None else str(page.matches)
+            filt = f"  ·  search {escape(self.filter_text)}: {found} match(es)"
         self.query_one("#browse-title", Label).update(
             f"[b]{escape(which.table)}[/b] (source {escape(which.source)})  ·  page {len(self.cursors)}  ·  "
             f"{len(page.rows)} row(s)  ·  by {escape(order)}{filt}{more}")
@@ -143,6 +192,9 @@ class BrowseScreen(Page):
         """The column under the cursor; again on the same column reverses it."""
         t = self.query_one("#browse-rows", DataTable)
         if self.current is None or not self.columns:
+            return
+        if self.page is not None and self.page.query is not None:
+            self.notify("search results are ranked by relevance: clear the search (/, empty) to sort")
             return
         col = self.columns[min(t.cursor_column, len(self.columns) - 1)]
         current = self.sort or self.current.key[0]

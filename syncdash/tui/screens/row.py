@@ -1,5 +1,9 @@
 """One row opened from the browser: its values, and its provenance from syncdash_changes: every run that
-inserted, updated or soft-deleted it, with each update's fields before and after (what retention kept)."""
+inserted, updated or soft-deleted it, with each update's fields before and after (what retention kept).
+
+The source item (CSV file:line, REST page, web page URL) a row was read from is not recorded by syncdash
+for rows written successfully: the change log keeps keys and values, the row only `_run_id`. The screen says
+so, and shows the items the store does link to the key: records of it that failed (item errors)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from syncdash.store.queries import RowEvent
+from syncdash.store.queries import RowEvent, RowItem, row_source_items
 from syncdash.tui import data
 from syncdash.tui import format as fmt
 from syncdash.tui.screens.page import Page
@@ -28,6 +32,7 @@ class RowScreen(Page):
     def __init__(self, source: str, table: str, key: list[Any], values: dict[str, Any]) -> None:
         super().__init__()
         self.source, self.table, self.key, self.values = source, table, key, values
+        self.lines: list[str] = []
         self.crumb = f"{table} row {', '.join(map(str, key))}"
 
     def compose(self) -> ComposeResult:
@@ -47,6 +52,7 @@ class RowScreen(Page):
         lines = [f"[b]{escape(self.table)}[/b] · source {escape(self.source)} · key "
                  f"{escape(', '.join(map(str, self.key)))}"]
         lines += [f"{escape(k.ljust(width))}  {escape('' if v is None else str(v))}" for k, v in self.values.items()]
+        self.lines = lines
         self.query_one("#row-values", Static).update("\n".join(lines))
         self.load()
 
@@ -56,12 +62,20 @@ class RowScreen(Page):
     @work(thread=True, exclusive=True, group="row")
     def load(self) -> None:
         events = data.row_history(self.app.store, self.source, self.key)
-        self.app.call_from_thread(self._show, events)
+        items = row_source_items(self.app.store, self.source, self.key)
+        self.app.call_from_thread(self._show, events, items)
 
-    def _show(self, events: list[RowEvent]) -> None:
+    def _show(self, events: list[RowEvent], items: list[RowItem] | None = None) -> None:
+        now = self.app.now()
+        if items:
+            seen = [f"{escape(i.item)} (run {i.run_id}, {escape(i.error_type)}"
+                    + (f", {fmt.age(i.seen_at, now)})" if i.seen_at else ")") for i in items]
+            source = "source item  not recorded for written rows; failed as " + "; ".join(seen)
+        else:
+            source = "source item  not recorded for a written row (no file:line or page URL kept)"
+        self.query_one("#row-values", Static).update("\n".join([*self.lines, f"[dim]{source}[/dim]"]))
         t = self.query_one("#row-history", DataTable)
         t.clear()
-        now = self.app.now()
         for i, e in enumerate(events):
             run = e.run
             head = (str(run.id), fmt.age(run.started_at or run.queued_at, now), run.trigger)
