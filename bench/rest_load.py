@@ -10,6 +10,7 @@ processes (median of --repeat runs, interleaved so machine noise hits every meth
   fetch-4      the same with 4 threads: what a raw fetch achieves with the parallelism of `concurrency: 4`
   syncdash c1  `syncdash run players` into a fresh SQLite database, `concurrency: 1`
   syncdash c4  the same with `concurrency: 4`
+  syncdash c8  the same with `concurrency: 8`: the parallelism of the 8-thread ceiling
   c4 re-run    c4 again on its (now full) database: the same pages, 100,000 rows unchanged, none written
   dlt          dlt's rest_api source merging into SQLite (sqlalchemy destination), in its own venv
                bench/.venv-dlt (created by --with-dlt); --dlt-repeat rounds only, it is slow
@@ -17,8 +18,10 @@ processes (median of --repeat runs, interleaved so machine noise hits every meth
 Each run is checked (exit code 0, 100,000 rows in the table, the server saw exactly one request per page)
 and the bench stops with the command's output otherwise. Peak RSS comes from the child's rusage; "in-proc"
 is the time the process itself reports (fetch loop, syncdash's run duration_s, dlt's pipeline.run), i.e.
-without interpreter start and imports. Targets: concurrency 4 reaches >= 80% of the server ceiling
-(ceiling wall / c4 wall), and syncdash (concurrency 4) is >= 5x faster than dlt.
+without interpreter start and imports; "start" = wall - in-proc, the share of a syncdash run spent before and
+after the run itself (interpreter, imports, config, store). Targets (issue 18): syncdash, whole process,
+within 1.5x of the 8-thread fetch-only ceiling at the same parallelism (c8 wall / ceiling-8 wall; c4's ratio is
+shown beside it), and syncdash c4 >= 5x faster than dlt.
 
     python bench/rest_load.py [--records 100000] [--page-size 1000] [--latency 0.02] [--repeat 3]
                               [--with-dlt] [--dlt-repeat 1] [--json]
@@ -327,6 +330,7 @@ class Round:
         res["syncdash c1"] = self.counted("syncdash c1", lambda: self.syncdash(rd / "c1", 1, expect_inserted=True))
         res["syncdash c4"] = self.counted("syncdash c4", lambda: self.syncdash(rd / "c4", 4, expect_inserted=True))
         res["c4 re-run"] = self.counted("c4 re-run", lambda: self.syncdash(rd / "c4", 4, expect_inserted=False))
+        res["syncdash c8"] = self.counted("syncdash c8", lambda: self.syncdash(rd / "c8", 8, expect_inserted=True))
         if with_dlt:
             res["dlt"] = self.counted("dlt", lambda: self.dlt(rd / "dlt"))
         shutil.rmtree(rd, ignore_errors=True)
@@ -410,10 +414,17 @@ def main() -> int:
         say(f"dlt: {dlt_note}")
 
     c4 = figures["syncdash c4"]
+    for k in ("syncdash c1", "syncdash c4", "c4 re-run", "syncdash c8"):
+        f = figures[k]
+        say(f"{k}: process start, imports and set-up outside the run {f['wall_s'] - f['inproc_s']:.2f} s of "
+            f"{f['wall_s']:.2f} s ({100 * (f['wall_s'] - f['inproc_s']) / f['wall_s']:.0f}%)")
     targets: dict[str, dict[str, Any]] = {}
-    pct = c4["pct_ceiling"]
-    targets["c4_ceiling"] = {"what": "concurrency 4 reaches >= 80% of the server ceiling", "value": pct,
-                             "met": pct >= 80}
+    c8 = figures["ceiling-8"]
+    for k in ("c4", "c8"):
+        x = figures[f"syncdash {k}"]["wall_s"] / c8["wall_s"]
+        targets[f"{k}_ceiling"] = {"what": f"syncdash {k} within 1.5x of the 8-thread fetch ceiling (ceiling-8)",
+                                   "value": x, "met": x <= 1.5,
+                                   "inproc": figures[f"syncdash {k}"]["inproc_s"] / c8["inproc_s"]}
     if dlt_ok:
         speedup = figures["dlt"]["wall_s"] / c4["wall_s"]
         targets["c4_vs_dlt"] = {"what": "syncdash (concurrency 4) >= 5x faster than dlt", "value": speedup,
@@ -421,9 +432,9 @@ def main() -> int:
     else:
         targets["c4_vs_dlt"] = {"what": "syncdash (concurrency 4) >= 5x faster than dlt", "value": None, "met": None}
     say()
-    say(f"{targets['c4_ceiling']['what']}: {pct:.0f}% "
-        f"(in-process: {100 * figures[ceiling_key]['inproc_s'] / c4['inproc_s']:.0f}%)  "
-        f"{'met' if targets['c4_ceiling']['met'] else 'MISSED'}")
+    for k in ("c4", "c8"):
+        t = targets[f"{k}_ceiling"]
+        say(f"{t['what']}: {t['value']:.2f}x (in-process: {t['inproc']:.2f}x)  {'met' if t['met'] else 'MISSED'}")
     if dlt_ok:
         speedup = targets["c4_vs_dlt"]["value"]
         say(f"{targets['c4_vs_dlt']['what']}: {speedup:.1f}x "
@@ -431,7 +442,8 @@ def main() -> int:
             f"{'met' if targets['c4_vs_dlt']['met'] else 'MISSED'}")
     else:
         say(f"{targets['c4_vs_dlt']['what']}: not measured (dlt {dlt_note})")
-    ok = all(t["met"] is not False for t in targets.values())
+    # the ceiling target holds at the concurrency of the ceiling (8); concurrency 4 is shown beside it
+    ok = all(t["met"] is not False for k, t in targets.items() if k != "c4_ceiling")
     say("all measured targets met" if ok else "TARGETS MISSED")
 
     if args.json:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,25 +101,25 @@ def to_format_style(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+def _loaded_driver_errors(attr: str) -> list[type[BaseException]]:
+    """`attr` of each server driver this process has imported. A driver that is not imported cannot have
+    raised anything, so it is not imported just to name its error classes (psycopg and PyMySQL cost
+    ~70 ms to import, paid by every SQLite run that only wanted a `except database_errors()`)."""
+    out: list[type[BaseException]] = []
+    for mod in ("psycopg", "pymysql"):
+        module = sys.modules.get(mod)
+        if module is not None and hasattr(module, attr):
+            out.append(getattr(module, attr))
+    return out
+
+
 def database_errors() -> tuple[type[BaseException], ...]:
-    """The DBAPI error base classes of every installed driver (what a run turns into error_type database)."""
-    out: list[type[BaseException]] = [sqlite3.Error]
-    for mod, attr in (("psycopg", "Error"), ("pymysql", "Error")):
-        try:
-            out.append(getattr(__import__(mod), attr))
-        except ImportError:
-            pass
-    return tuple(out)
+    """The DBAPI error base classes of every loaded driver (what a run turns into error_type database)."""
+    return (sqlite3.Error, *_loaded_driver_errors("Error"))
 
 
 def integrity_errors() -> tuple[type[BaseException], ...]:
-    out: list[type[BaseException]] = [sqlite3.IntegrityError]
-    for mod, attr in (("psycopg", "IntegrityError"), ("pymysql", "IntegrityError")):
-        try:
-            out.append(getattr(__import__(mod), attr))
-        except ImportError:
-            pass
-    return tuple(out)
+    return (sqlite3.IntegrityError, *_loaded_driver_errors("IntegrityError"))
 
 
 def transient(e: BaseException) -> bool:

@@ -23,7 +23,7 @@ from syncdash.engine.items import dry_run_summary
 from syncdash.engine.lifecycle import RunLifecycle, phase_specs
 from syncdash.engine.retry import PullRetry
 from syncdash.errors import CheckpointInvalid, SourceError
-from syncdash.kinds.contract import Batch, RunContext, Source, Stream
+from syncdash.kinds.contract import Batch, ReaderHooks, RunContext, Source, Stream
 from syncdash.store import journal
 from syncdash.store.db import dumps
 from syncdash.store.models import COUNTS, ItemError, RunPhase
@@ -121,6 +121,18 @@ class PullExecutor:
         w.open(ck)
         life.phase_start(w.load_phase, w.stream.total())
         start = ck.get("source") if ck else None
+        hooks = w.stream.reader_hooks() if readahead.enabled() and life.opt.read_ahead else None
+        if hooks is not None:  # the whole stream, fetch threads included, in the read-ahead child
+            before = w.batch_no
+            try:
+                self._read_forked(w, start, hooks)
+            except CheckpointInvalid as e:
+                if w.batch_no != before:
+                    raise
+                w.restart(str(e))
+                self._read_forked(w, None, hooks)
+            self._load_done(w)
+            return
         if ck is not None and w.seen is not None and start is not None and self.caps.replayable:
             try:
                 w.replay(w.stream.batches(None, stop=start))
@@ -140,7 +152,7 @@ class PullExecutor:
             if readahead.enabled() and life.opt.read_ahead and self.caps.read_ahead:
                 # the rest is parsed and mapped in a child process while this one writes (readahead.py)
                 try:
-                    for batch, prepared in readahead.read_ahead(batches, w.prepare, first):
+                    for batch, prepared in readahead.read_ahead(batches, w.prepare, first.mapper):
                         life.check_cancel()
                         w.process(batch, prepared)
                 except SourceError:
@@ -149,6 +161,21 @@ class PullExecutor:
             else:
                 for batch in batches:
                     w.process(batch)
+        self._load_done(w)
+
+    def _read_forked(self, w: BatchWriter, start: dict[str, Any] | None, hooks: ReaderHooks) -> None:
+        life = self.life
+        try:
+            for batch, prepared in readahead.read_ahead(self._batches(w, start), w.prepare, hooks.mapper,
+                                                        hooks=hooks, poll=life.check_cancel):
+                life.check_cancel()
+                w.process(batch, prepared)
+        except SourceError:
+            life.check_cancel()  # a reader killed along with us is a cancel, not a failure
+            raise
+
+    def _load_done(self, w: BatchWriter) -> None:
+        life = self.life
         # progress writes are throttled: the phase's final position is written whatever the clock says
         last = w.last_batch
         if last is None:
@@ -157,9 +184,14 @@ class PullExecutor:
             life.phase_done(w.load_phase, last.done, last.total if last.total is not None else last.done)
 
     def _batches(self, w: BatchWriter, start: dict[str, Any] | None) -> Iterator[Batch]:
+        # the retried errors are loaded here, in the run's process, before the generator may go to a child
         want: Callable[[str | None, int | None], bool] | None = None
         if self.retry is not None:
             want = self.retry.want(w.items.redact_path)
+        return self._read(w, start, want)
+
+    def _read(self, w: BatchWriter, start: dict[str, Any] | None,
+              want: Callable[[str | None, int | None], bool] | None) -> Iterator[Batch]:
         for batch in w.stream.batches(start, want=want):
             self.life.check_cancel()
             yield batch

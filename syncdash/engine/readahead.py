@@ -11,6 +11,10 @@ The child never touches the database and leaves with os._exit, so nothing it inh
 Checkpoints, commits and progress stay in the run's process, in batch order: resume semantics are those
 of the inline path. At most about four batches are in flight (one queued in the child, the pipe, two
 queued here), so memory stays flat. SYNCDASH_READER=inline turns the child off (debugging, no fork).
+
+A stream that fetches over HTTP (REST) runs whole in the child, fetch threads included (forked before its
+first request: threads do not survive a fork), with ReaderHooks: what the child learns that the run needs
+(breaker saves, warnings, the cursor, waits) comes back as "M" messages, in order with the batches.
 """
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from syncdash.errors import SourceError
-from syncdash.kinds.contract import Batch
+from syncdash.kinds.contract import Batch, ReaderHooks
+from syncdash.kinds.mapping import Mapper
 
 # what the reader hands the writer per batch: typed rows, their source lines, row errors, keys, None; or, on
 # a re-sync, the raw records, lines, errors, None and the JSON [key..., hash] of each (see Engine._screened)
@@ -88,7 +93,8 @@ def _pickled_error(e: BaseException) -> bytes:
         return pickle.dumps(SourceError(f"{type(e).__name__}: {e}"))
 
 
-def _child(batches: Iterator[Batch], prepare: Callable[[Batch], Prepared], wfd: int) -> None:
+def _child(batches: Iterator[Batch], prepare: Callable[[Batch], Prepared], wfd: int,
+           hooks: ReaderHooks | None = None) -> None:
     """Prepare batches on this thread; a writer thread pushes the previous one into the pipe meanwhile,
     so the child never idles waiting for the parent to read (os.write releases the GIL)."""
     # Ctrl-C and a group-wide SIGTERM (systemd, shells) are cancels, which the run's process handles at a
@@ -106,23 +112,42 @@ def _child(batches: Iterator[Batch], prepare: Callable[[Batch], Prepared], wfd: 
         except OSError:  # the run's process is gone or gave up: nothing left to do
             stop.set()
 
+    def send(message: Any) -> None:  # any thread of the child (fetch threads report breaker changes)
+        _put(q, _frame(("M", pickle.dumps(message))), stop)
+
+    def finish() -> None:
+        if hooks is not None:
+            send(hooks.finish())
+
     t = threading.Thread(target=writer, daemon=True)
     t.start()
     try:
+        if hooks is not None:
+            hooks.setup(send)
         for batch in batches:
             if not _put(q, _frame(_pack(batch, prepare(batch))), stop):
                 return
+        finish()
         _put(q, _frame(("END",)), stop)
     except BaseException as e:
+        try:
+            finish()
+        except BaseException:  # the error below is what the run reports
+            pass
         _put(q, _frame(("E", _pickled_error(e))), stop)
     finally:
         _put(q, None, stop)
         t.join()
 
 
-def read_ahead(batches: Iterator[Batch], prepare: Callable[[Batch], Prepared],
-               template: Batch) -> Iterator[tuple[Batch, Prepared]]:
-    """Yield (batch, prepared) in input order; batches carry no records, only where they are."""
+def read_ahead(batches: Iterator[Batch], prepare: Callable[[Batch], Prepared], mapper: Mapper, *,
+               hooks: ReaderHooks | None = None, poll: Callable[[], None] | None = None
+               ) -> Iterator[tuple[Batch, Prepared]]:
+    """Yield (batch, prepared) in input order; batches carry no records, only where they are.
+
+    hooks: the stream runs whole in the child and talks back (see ReaderHooks). poll: called about every
+    quarter second while no batch arrives; what it raises (a cancel) ends the child, which may be sitting
+    out a retry's backoff."""
     rfd, wfd = os.pipe()
     gc.freeze()  # the child's collections then skip everything inherited (no copy-on-write of the heap)
     pid = os.fork()
@@ -131,7 +156,7 @@ def read_ahead(batches: Iterator[Batch], prepare: Callable[[Batch], Prepared],
         try:
             gc.disable()  # parsing and mapping make no reference cycles; refcounting frees each batch
             os.close(rfd)
-            _child(batches, prepare, wfd)
+            _child(batches, prepare, wfd, hooks)
         except BaseException:
             code = 1
         finally:
@@ -160,7 +185,12 @@ def read_ahead(batches: Iterator[Batch], prepare: Callable[[Batch], Prepared],
     finished = False
     try:
         while True:
-            data = frames.get()
+            try:
+                data = frames.get(timeout=None if poll is None else 0.25)
+            except queue.Empty:
+                assert poll is not None
+                poll()
+                continue
             if data is None:
                 raise SourceError("the reader process stopped without finishing the input "
                                   "(see the messages above)")
@@ -171,9 +201,13 @@ def read_ahead(batches: Iterator[Batch], prepare: Callable[[Batch], Prepared],
             if msg[0] == "E":
                 finished = True
                 raise pickle.loads(msg[1])
+            if msg[0] == "M":
+                if hooks is not None:
+                    hooks.receive(pickle.loads(msg[1]))
+                continue
             (_, file, checkpoint, done, total, skipped, detail, rows, where, errors, keys, key_hash) = msg
             lines = range(*where) if isinstance(where, tuple) else where
-            batch = Batch(records=[], mapper=template.mapper, lines=lines, file=file, checkpoint=checkpoint,
+            batch = Batch(records=[], mapper=mapper, lines=lines, file=file, checkpoint=checkpoint,
                           done=done, total=total, skipped=skipped, detail=detail)
             yield batch, (rows, lines, errors, keys, key_hash)
     finally:

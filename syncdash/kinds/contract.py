@@ -80,6 +80,24 @@ class Capabilities:
     retry_items: bool = True  # `retry RUN` can re-read exactly the failed items (batches(want=...))
 
 
+@dataclass
+class ReaderHooks:
+    """How a stream that holds threads and HTTP state (REST) runs whole in the read-ahead child process.
+
+    Such a stream is forked before its first batch (its fetch threads would not survive a fork), and what
+    its child learns that the run's process needs comes back through the pipe, in order with the batches:
+    `setup(send)` runs in the child first (send: any picklable message to the run's process); `finish()`
+    runs in the child after the last batch or a failure and its result is sent too; `receive(message)`
+    takes each message in the run's process (circuit-breaker saves, warnings, cursor, waits and requests).
+    The child never touches the database: messages that need it are applied by `receive`.
+    """
+
+    mapper: Mapper
+    setup: Callable[[Callable[[Any], None]], None]
+    finish: Callable[[], Any]
+    receive: Callable[[Any], None]
+
+
 class Stream(ABC):
     """One stream of records with its own load phase: a CSV source is one, a REST source one per endpoint
     (and per tenant), a push one per tenant, a flow one per step."""
@@ -104,6 +122,11 @@ class Stream(ABC):
 
     def final_cursor(self) -> Any:
         """The incremental cursor to store once the stream finished (None: keep the stored one)."""
+        return None
+
+    def reader_hooks(self) -> ReaderHooks | None:
+        """Hooks to read this whole stream in the read-ahead child (see ReaderHooks); None: it does not,
+        and the engine reads it in this process unless the source's capabilities allow CSV-style read-ahead."""
         return None
 
     def later_cursor(self, old: Any, new: Any) -> Any:
@@ -144,4 +167,5 @@ class Source(ABC):
         return None
 
 
-__all__ = ["Batch", "Capabilities", "CheckpointInvalid", "RecordProblem", "RunContext", "Source", "Stream"]
+__all__ = ["Batch", "Capabilities", "CheckpointInvalid", "ReaderHooks", "RecordProblem", "RunContext", "Source",
+           "Stream"]

@@ -94,7 +94,7 @@ def test_child_errors_reach_the_run_with_their_type_and_message() -> None:
 
     got = []
     with pytest.raises(SchemaMismatch, match=r"f\.csv:9: cannot parse CSV"):
-        for batch, (rows, lines, _errors, keys, _kh) in readahead.read_ahead(batches(), prepare, template):
+        for batch, (rows, lines, _errors, keys, _kh) in readahead.read_ahead(batches(), prepare, template.mapper):
             got.append((batch.file, batch.checkpoint, batch.done, list(lines), keys, [r[0] for r in rows]))
     assert got == [("f.csv", {"line": 3}, 10, [2, 3], [1, 2], [1, 2])]
     assert json.dumps(got)  # everything crossed the pipe as plain data

@@ -227,6 +227,27 @@ def test_server_errors_are_retried_within_budget(project: Project, api: SampleAp
     assert len(reasons) == 4 and any("500" in r for r in reasons) and any("network" in r for r in reasons)
 
 
+@pytest.mark.parametrize("reader", ["process", "inline"])
+def test_reader_child_reports_breaker_waits_and_cursor_like_inline(project: Project, api: SampleApi,
+                                                                   reader: str) -> None:
+    """A stream read in the read-ahead child (the default) tells the run what its client saw: the breaker's
+    saves reach the store, the waits and requests the run, the cursor the source state; as read inline."""
+    extra = ("    concurrency: 2\n    circuit_breaker: {failures: 5, reset_after: 60s}\n"
+             "    incremental: {cursor_field: updated_at, param: updated_since, initial: \"2000-01-01T00:00:00Z\"}\n")
+    config(project, rest_source(api, extra=extra))
+    api.fail("page=3&", 500, times=1)
+    [res] = project.run_json("players", expect=0, env={"SYNCDASH_READER": reader})
+    assert res["counts"]["inserted"] == 250 and res["counts"]["failed"] == 0
+    assert res["http"]["requests"] == len(data_requests(api)) == 8
+    assert [w["reason"] for w in res["http"]["waits"]] == ["retry after http 500"]
+    # the failure was saved (failures 1), then the success closed it again: both went through the store
+    assert project.query("SELECT host, state, failures FROM syncdash_breakers") == [
+        (api.url.split("//")[1], "closed", 0)]
+    newest = max(r["updated_at"] for r in api.records)
+    state = project.query("SELECT cursor FROM syncdash_source_state WHERE source='players'")
+    assert json.loads(state[0][0]) == {"load": newest}
+
+
 def test_retry_after_is_honoured(project: Project, api: SampleApi) -> None:
     config(project, rest_source(api))
     api.fail("page=3&", 429, times=1, retry_after="1")

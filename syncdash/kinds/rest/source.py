@@ -3,13 +3,18 @@
 A page is a batch: its records, and the state of the page after it as the checkpoint, commit
 together, so a resumed run asks for exactly the next page and refetches nothing that committed.
 Page and offset pagination with a known total fetch ahead in a thread pool (`concurrency`) while the
-engine writes in order; the fork-based read-ahead of CSV sources stays off (threads and fork don't mix).
+engine writes in order. The whole stream (fetch threads, JSON parsing, mapping) runs in the engine's
+read-ahead child process (forked before the first request, see reader_hooks), so the run's process only
+writes; streams whose requests need the store or this process (a `rate_limit:` bucket, an OAuth2 token,
+for_each's parent rows) stay here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,10 +24,19 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from syncdash.config.tenants import TENANT_FIELD
 from syncdash.errors import FetchError, SchemaMismatch
-from syncdash.kinds.contract import Batch, Capabilities, CheckpointInvalid, RecordProblem, RunContext, Source, Stream
+from syncdash.kinds.contract import (
+    Batch,
+    Capabilities,
+    CheckpointInvalid,
+    ReaderHooks,
+    RecordProblem,
+    RunContext,
+    Source,
+    Stream,
+)
 from syncdash.kinds.mapping import Mapper, build_mapper
-from syncdash.kinds.rest.client import Response, RestClient
-from syncdash.kinds.rest.config import ApiKeyAuth, RestSourceConfig, strip_userinfo
+from syncdash.kinds.rest.client import Response, RestClient, Wait, configured_origins
+from syncdash.kinds.rest.config import ApiKeyAuth, OAuth2ClientCredentials, RestSourceConfig, strip_userinfo
 from syncdash.kinds.rest.paging import Pager, PathNotFound, get_path
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -31,8 +45,9 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 class RestSource(Source):
     """The adapter the registry hands out: a container of streams sharing one client."""
 
-    # pages are fetched in this process's threads (no fork read-ahead); full syncs keep their seen keys in
-    # the store, so a resume must not refetch what committed; streams may keep an incremental cursor
+    # no CSV-style read-ahead (that forks after the first batch, when fetch threads run): a stream forks
+    # whole through reader_hooks instead; full syncs keep their seen keys in the store, so a resume must not
+    # refetch what committed; streams may keep an incremental cursor
     capabilities = Capabilities(read_ahead=False, replayable=False, incremental=True)
     config: RestSourceConfig
     unit = "records"
@@ -41,6 +56,8 @@ class RestSource(Source):
         self.config = config
         self.ctx = RunContext()
         self._client: RestClient | None = None
+        self._tallies: list[ClientTally] = []  # requests and waits of clients that ran in a reader child
+        self._inherited: RestClient | None = None  # in a reader child: the run's process's client, unused
         self._groups: list[RestSource] = []
         if config.for_each_tenant and tenant is None:
             # one group (own client: own credentials) per tenant; each stream a phase named after its tenant
@@ -60,10 +77,11 @@ class RestSource(Source):
         for g in self._groups:
             g.bind(ctx)
 
-    def http_clients(self) -> list[RestClient]:
-        """The clients this run used (one per tenant): their waits and request counts go into the run."""
-        own = [self._client] if self._client is not None else []
-        return own + [c for g in self._groups for c in g.http_clients()]
+    def http_clients(self) -> list[RestClient | ClientTally]:
+        """The clients this run used (one per tenant, and each reader child's): their waits and request counts
+        go into the run."""
+        own: list[RestClient | ClientTally] = [self._client] if self._client is not None else []
+        return own + self._tallies + [c for g in self._groups for c in g.http_clients()]
 
     @property
     def client(self) -> RestClient:
@@ -144,6 +162,56 @@ class RestStreamSource(Stream):
             paths = {col: str(c.source_name_of(col)) for col in c.fields}
             self._mapper = build_mapper(c.fields, c.primary_key, paths=paths, source_names=paths)
         return self._mapper
+
+    # ---- the read-ahead child -----------------------------------------------------------------------
+
+    def reader_hooks(self) -> ReaderHooks | None:
+        """Run this stream in the read-ahead child, unless a request needs what only this process has:
+        a rate-limit bucket (shared through the store), an OAuth2 token (cached here, redacted by this
+        process), or the parent rows of a for_each stream (read from the target)."""
+        c, src = self.config, self.parent
+        if c._for_each or c.rate_limit is not None or src.config.rate_limit is not None \
+                or isinstance(c.auth, OAuth2ClientCredentials) or isinstance(src.config.auth, OAuth2ClientCredentials):
+            return None
+        store = src.ctx.store
+        known: dict[str, Any] = {}
+        if store is not None:  # the breakers the child may meet, read here: the child never reads the store
+            for host in _hosts(src.config):
+                known[host] = store.breaker(host)
+        return ReaderHooks(mapper=self.mapper, setup=lambda send: self._in_child(known, send),
+                           finish=self._child_state, receive=self._from_child)
+
+    def _in_child(self, known: dict[str, Any], send: Callable[[Any], None]) -> None:
+        """In the child: a client of its own (never the sockets of one the run's process has), whose breakers
+        start from the stored state and send their changes back for the run's process to save."""
+        # the child's main thread parses and maps a page for ~4 ms at a time; the fetch threads need the GIL
+        # briefly to take each answer off its socket: a 1 ms switch interval (default 5) keeps them from
+        # waiting a whole slice, ~20% off the stream's wall time at concurrency 4
+        sys.setswitchinterval(0.001)
+        src = self.parent
+        src._inherited = src._client  # kept, not closed: closing would touch the run's process's connections
+        src._client = None
+        src.ctx = dataclasses.replace(src.ctx, store=_ChildBreakers(known, send))
+
+    def _child_state(self) -> tuple[str, dict[str, Any]]:
+        client = self.parent._client
+        return ("state", {"warnings": self.warnings, "cursor_max": self.cursor_max, "truncated": self.truncated,
+                          "waits": client.waits if client is not None else [],
+                          "attempts": client.attempts if client is not None else 0})
+
+    def _from_child(self, message: Any) -> None:
+        kind, payload = message
+        if kind == "breaker":
+            store = self.parent.ctx.store
+            if store is not None:
+                store.save_breaker(*payload)
+        elif kind == "state":
+            self.warnings = payload["warnings"]
+            self.cursor_max = payload["cursor_max"]
+            self.truncated = payload["truncated"]
+            self.parent._tallies.append(ClientTally(payload["waits"], payload["attempts"]))
+
+    # ---- reading ----------------------------------------------------------------------------------
 
     def batches(self, start: dict[str, Any] | None, stop: dict[str, Any] | None = None,
                 want: Callable[[str | None, int | None], bool] | None = None) -> Iterator[Batch]:
@@ -492,6 +560,39 @@ class RestStreamSource(Stream):
         except PathNotFound:
             return None, RecordProblem(f"{resp.url}: records path {self.config.records!r} not found", "parse",
                                        file=resp.url, payload=resp.body)
+
+
+@dataclasses.dataclass
+class ClientTally:
+    """What a client in a reader child did, as the run reports it (the RestClient stayed in the child)."""
+
+    waits: list[Wait]
+    attempts: int
+
+
+class _ChildBreakers:
+    """The store as a reader child's breakers see it: the state read before the fork, and every save sent
+    back to the run's process, which writes it (in order with the batches, before the next one)."""
+
+    def __init__(self, known: dict[str, Any], send: Callable[[Any], None]) -> None:
+        self.known = known
+        self.send = send
+
+    def breaker(self, host: str) -> Any:
+        return self.known.get(host)
+
+    def save_breaker(self, *args: Any) -> None:
+        self.send(("breaker", args))
+
+
+def _hosts(cfg: RestSourceConfig) -> set[str]:
+    """The hosts (as breakers key them: a URL's netloc) a source may send to: its configured URLs' and
+    allow_origins'; next links and redirects elsewhere are refused before a breaker is asked."""
+    urls = [cfg.url, cfg.base_url, *(st.url for st in cfg.streams or [])]
+    hosts = {urlsplit(strip_userinfo(u)).netloc for u in urls if isinstance(u, str)}
+    origins, _ = configured_origins(cfg)
+    hosts |= {urlsplit(o).netloc for o in origins | set(cfg.allow_origins)}
+    return {h for h in hosts if h}
 
 
 def _param(v: Any) -> str:
