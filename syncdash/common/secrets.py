@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 from urllib.parse import quote, quote_plus
@@ -76,3 +77,17 @@ def is_credential_header(name: str) -> bool:
     """Header names that carry credentials (`Authorization`, `X-Api-Key`, `api_token`, `Client-Secret`...)."""
     low = name.lower().replace("_", "-")
     return any(w in low for w in CREDENTIAL_HEADER_WORDS)
+
+
+# `scheme://user:password@` (or `scheme://user@`) inside free text: JSON checkpoints, error messages, page
+# positions. The userinfo runs to the last `@` before the host's
+# end (`/`, `?`, `#`, whitespace or a quote), as urlsplit reads it: a password may hold an unescaped `@`.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s\"'<>?#]+@")
+
+
+def scrub_userinfo(text: str) -> str:
+    """text with the `user:password@` of every URL in it removed: what a page URL, checkpoint or breaker key
+    written before userinfo was stripped at the source still carries (and what display code strips again)."""
+    if not text or "@" not in text:
+        return text
+    return _URL_USERINFO.sub(r"\1", text)

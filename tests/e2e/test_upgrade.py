@@ -536,3 +536,59 @@ def test_an_old_store_gains_the_daemon_http_column(tmp_path: Path) -> None:
     con = sqlite3.connect(db)
     assert "http" in {r[1] for r in con.execute("PRAGMA table_info(syncdash_daemons)")}
     con.close()
+
+
+SCRUB_PASSWORD = "Pw-0004-s3cret"
+
+
+def test_0004_removes_url_userinfo_the_store_kept(empty: OldStore) -> None:
+    """Releases before userinfo was stripped at the source wrote `https://alice:PW@host/...` into checkpoints,
+    errors, phase positions and breaker keys (`alice:PW@host:port`). Opening such a store with today's code
+    leaves no trace of the password in any table (nor, on SQLite, in the file's free space), and keeps the
+    rest: where a resumed run continues, the breaker's state under its bare host."""
+    import base64
+    from datetime import datetime
+
+    from syncdash.store.models import Breaker, ItemError, Run, RunPhase
+
+    store = Store(empty.url)
+    url = f"https://alice:{SCRUB_PASSWORD}@127.0.0.1:8443/list?page=3"
+    with store.tx() as s:
+        run = Run(source="shop", kind="web", status="interrupted",
+                  checkpoint=json.dumps({"source": {"page": {"n": 3, "url": url}}}),
+                  error=f"GET {url}: 503", warnings=json.dumps([f"slow: {url}"]))
+        s.add(run)
+        s.flush()
+        assert run.id is not None
+        s.add(RunPhase(run_id=run.id, name="load", detail=url))
+        s.add(ItemError(run_id=run.id, source="shop", item=url, message=f"detail page {url} answered 500",
+                        payload=json.dumps({"href": url}), created_at=datetime(2026, 12, 1)))
+        s.add(Breaker(host=f"alice:{SCRUB_PASSWORD}@127.0.0.1:8443", state="open", failures=5,
+                      last_error=f"503 from {url}"))
+        s.add(Breaker(host=f"alice:{SCRUB_PASSWORD}@127.0.0.2:8443", state="closed", failures=1))
+        s.add(Breaker(host="127.0.0.2:8443", state="open", failures=3))  # written by today's code: it wins
+    store.engine.dispose()  # as the old release left it: closed, its WAL checkpointed
+    engine = bare_engine(empty.url)
+    with engine.begin() as c:
+        c.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '0003'"))
+    engine.dispose()
+
+    store = Store(empty.url)
+    assert store.schema_version() == HEAD
+    every_text = " ".join(str(v) for table in ("syncdash_runs", "syncdash_run_phases", "syncdash_item_errors",
+                                               "syncdash_breakers")
+                          for row in empty.query(f"SELECT * FROM {table}") for v in row)
+    assert SCRUB_PASSWORD not in every_text
+    assert "alice" not in every_text
+    clean = "https://127.0.0.1:8443/list?page=3"
+    ck = json.loads(empty.query("SELECT checkpoint FROM syncdash_runs")[0][0])
+    assert ck == {"source": {"page": {"n": 3, "url": clean}}}
+    assert empty.query("SELECT error FROM syncdash_runs") == [(f"GET {clean}: 503",)]
+    assert sorted(empty.query("SELECT host, state, failures FROM syncdash_breakers")) == [
+        ("127.0.0.1:8443", "open", 5), ("127.0.0.2:8443", "open", 3)]
+    if empty.dialect == "sqlite":
+        db = Path(empty.url.removeprefix("sqlite:///"))
+        store.engine.dispose()
+        raw = b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
+        for form in (SCRUB_PASSWORD, base64.b64encode(f"alice:{SCRUB_PASSWORD}".encode()).decode()):
+            assert form.encode() not in raw, form

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-HEAD = "0003"
+HEAD = "0004"
 # Not Alembic's default `alembic_version`: the store may share a database with an application that uses Alembic
 # for its own tables.
 VERSION_TABLE = "syncdash_alembic_version"
