@@ -269,3 +269,21 @@ def receiver() -> Iterator[Receiver]:
 def _console_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """The console remembers its theme in the user's config dir: every test gets a fresh, private one."""
     monkeypatch.setenv("SYNCDASH_CONSOLE_DIR", str(tmp_path_factory.mktemp("console-settings")))
+
+
+def wait_for_api(proc: subprocess.Popen[str], url: str, timeout: float = 30) -> None:
+    """Wait until a daemon started with `--http` answers /v1/health; fail with its stderr if it exits first."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, proc.communicate()[1]
+        try:
+            if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the API did not come up"
+        time.sleep(0.1)

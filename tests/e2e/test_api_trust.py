@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
-from conftest import Project, new_project
+from conftest import Project, new_project, wait_for_api
 from test_api import free_port
 
 CONFIG = """\
@@ -46,16 +45,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     proc = project.popen("daemon", "--http", f"127.0.0.1:{port}", "--log-format", "text")
     d = Daemon(project, proc, port)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.communicate()[1]
-            try:
-                if httpx.get(f"{d.url}/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the API did not come up"
-            time.sleep(0.1)
+        wait_for_api(proc, d.url)
         yield d
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from conftest import Project, new_project
+from conftest import Project, new_project, wait_for_api
 from test_api import free_port
 from test_flows import TENANTS, config
 from test_resume import batches_committed, kill, write_big
@@ -77,16 +76,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
                                env={"SYNCDASH_API_TOKEN": TOKEN})
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                assert daemon.poll() is None, daemon.communicate()[1]
-                try:
-                    if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the API did not come up"
-                time.sleep(0.1)
+            wait_for_api(daemon, url)
             yield Runs(project, flow["id"], dry["id"], resumed_id, url)
         finally:
             daemon.send_signal(signal.SIGTERM)

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,7 +24,7 @@ from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 import httpx
 import pytest
 
-from tests.conftest import SYNCDASH, Project
+from tests.conftest import SYNCDASH, Project, wait_for_api
 
 Reply = tuple[int, dict[str, str], bytes]
 
@@ -118,16 +117,7 @@ def api_answers(project: Project, env: dict[str, str]) -> str:
     url = f"http://127.0.0.1:{port}"
     answers: list[str] = []
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.communicate()[1]
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the API did not come up"
-            time.sleep(0.1)
+        wait_for_api(proc, url)
         run_ids = [r[0] for r in project.query("SELECT id FROM syncdash_runs")]
         names = [r[0] for r in project.query("SELECT DISTINCT source FROM syncdash_runs")]
         paths = ["/v1/health", "/v1/sources", "/v1/runs", "/v1/errors", "/metrics"]
