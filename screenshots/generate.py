@@ -121,13 +121,13 @@ def render_copy(svg: Path, tmp: Path, swap: set[str]) -> Path:
     """The SVG as the renderers should see it: no web-font URLs (no network here; the local() sources stay),
     xml:space="preserve" (rsvg-convert otherwise drops the non-breaking spaces Rich pads cells with, shifting
     every styled cell a column left), and look-alikes for glyphs no installed font has."""
-    text = svg.read_text(encoding="utf-8")
-    text = re.sub(r',\s*url\("[^"]*"\) format\("[^"]*"\)', "", text)
-    text = text.replace("<svg ", '<svg xml:space="preserve" ', 1)
+    svg_text = svg.read_text(encoding="utf-8")
+    svg_text = re.sub(r',\s*url\("[^"]*"\) format\("[^"]*"\)', "", svg_text)
+    svg_text = svg_text.replace("<svg ", '<svg xml:space="preserve" ', 1)
     for c in swap:
-        text = text.replace(c, LOOKALIKES[c])
+        svg_text = svg_text.replace(c, LOOKALIKES[c])
     copy = tmp / svg.name
-    copy.write_text(text, encoding="utf-8")
+    copy.write_text(svg_text, encoding="utf-8")
     return copy
 
 
