@@ -102,6 +102,19 @@ async def shoot(name: str, workdir: Path, out: Path) -> Path:
     return path
 
 
+def shoot_retrying(name: str, workdir: Path, out: Path, attempts: int = 3) -> Path:
+    """shoot(), again in a fresh app if the console raised: a snapshot that reaches the dashboard while the
+    app shuts down can fail it (NoMatches '#sources'), after the picture was taken, on a loaded machine."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return asyncio.run(shoot(name, workdir / str(attempt), out))
+        except Exception as e:
+            if attempt == attempts:
+                raise
+            print(f"note: {name}: the console raised {type(e).__name__}: {e}; taking it again")
+    raise AssertionError("unreachable")
+
+
 # ---- SVG -> PNG ----
 
 # glyphs Textual draws that common monospace fonts lack, and a look-alike they have (the header's icon)
@@ -212,7 +225,7 @@ def main() -> int:
         tmp = Path(tmp_name)
         swap = missing_glyphs("".join(LOOKALIKES)) if browser or rsvg else set()
         for name in names:
-            svg = asyncio.run(shoot(name, tmp / "apps", out))
+            svg = shoot_retrying(name, tmp / "apps", out)
             made = [svg]
             if browser or rsvg:
                 png = svg.with_suffix(".png")
