@@ -38,7 +38,8 @@ lint: install
 bench: install
 	rc=0; $(BIN)/python bench/csv_load.py || rc=1; $(BIN)/python bench/rest_load.py || rc=1; exit $$rc
 
-# SVGs (and PNGs when rsvg-convert is installed) of the console on a fixed store: see screenshots/generate.py.
+# Every console screen the snapshot tests cover, and a dry run, on a fixed store: screenshots/<name>.svg and .png
+# (PNGs by headless Chromium, else rsvg-convert; SVGs only when neither is installed). See screenshots/generate.py.
 screenshots: install
 	$(BIN)/python screenshots/generate.py
 

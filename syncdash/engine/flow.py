@@ -94,19 +94,23 @@ class FlowExecutor:
         last = [0.0]
 
         def relay(p: Progress) -> None:
+            # the step's phase counts the step's rows (its unit is rows): the step run's own phases count bytes,
+            # pages or rows and restart at each phase (load, then finalize; per tenant), so their position
+            # would make the step's bar jump between units. Rows handled so far only grow; the total is
+            # known when the step ends (_step_done)
+            rows = sum(p.counts[n] for n in DONE_COUNTS)
             now = time.monotonic()
             if now - last[0] >= RELAY_EVERY:
                 last[0] = now
                 with life.store.engine.begin() as c:
-                    c.exec_driver_sql("UPDATE syncdash_run_phases SET done=?, total=?, detail=?, inserted=?, "
+                    c.exec_driver_sql("UPDATE syncdash_run_phases SET done=?, total=NULL, detail=?, inserted=?, "
                                       "updated=?, unchanged=?, deleted=?, failed=?, skipped=? WHERE id=?",
-                                      (p.done, p.total, f"{p.phase}: {p.detail}" if p.detail else p.phase,
-                                       *(p.counts[n] for n in COUNTS), pid))
+                                      (rows, _step_detail(p), *(p.counts[n] for n in COUNTS), pid))
             if life.opt.on_progress is not None:
                 life.opt.on_progress(Progress(run_id=run_id, source=self.flow.name, phase=step,
-                                              done=p.done, total=p.total, unit=p.unit,
+                                              done=rows, total=None, unit="rows",
                                               counts={n: life.counts[n] + p.counts[n] for n in COUNTS},
-                                              detail=p.detail, resumed=life.resumed))
+                                              detail=_step_detail(p), resumed=life.resumed))
 
         opt = life.opt
         opts = RunOptions(trigger="flow", full=opt.full, dry_run=opt.dry_run, cancel=opt.cancel,
@@ -142,3 +146,8 @@ class FlowExecutor:
                 (*(life.counts[n] for n in COUNTS), None if life.opt.dry_run else run.checkpoint, now, life.run_id))
         life.report(step, done, done, f"run {result.run_id}" if result is not None else None)
 
+
+def _step_detail(p: Progress) -> str:
+    """Where the step's run is, in its own phase's unit (the step's bar counts rows): `load: 3/9 pages, ...`."""
+    where = f"{p.done:,}/{p.total:,} {p.unit}" if p.total else f"{p.done:,} {p.unit}"
+    return f"{p.phase}: {where}" + (f", {p.detail}" if p.detail else "")

@@ -12,10 +12,15 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from conftest import Project
 
+from syncdash.config import load_config
+from syncdash.engine import Engine, RunOptions
+from syncdash.engine.options import Progress
+from syncdash.store.db import Store
 from syncdash_demo.sampleapi import SampleApi
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -88,3 +93,63 @@ def test_unknown_totals_show_a_count_and_flow_steps_their_own_counts(project: Pr
     feed = last(lines, "feed load")
     assert "%" not in feed and " 3 pages " in feed, feed  # 90 records, 40 a page
     assert "+90 ~0 =0 -0 !0" in feed
+
+
+ROWS = ("inserted", "updated", "unchanged", "deleted", "failed")
+
+
+def flow_step_progress(project: Project, flow: str) -> list[tuple[Progress, tuple[Any, ...]]]:
+    """Run `flow` in this process: each progress report of its steps, with the step's phase row in the store at
+    that moment (done, total, unit) as the console reads it."""
+    cfg = load_config(project.root / "syncdash.yaml")
+    store = Store(cfg.database)
+    seen: list[tuple[Progress, tuple[Any, ...]]] = []
+
+    def on_progress(p: Progress) -> None:
+        if p.source == flow:
+            [row] = project.query("SELECT done, total, unit FROM syncdash_run_phases WHERE run_id=? AND name=?",
+                                  (p.run_id, p.phase))
+            seen.append((p, row))
+
+    try:
+        result = Engine(store, cfg).run(flow, RunOptions(trigger="test", on_progress=on_progress, read_ahead=False))
+    finally:
+        store.engine.dispose()
+    assert result.status == "succeeded", result.error
+    return seen
+
+
+def assert_steady_rows(seen: list[tuple[Progress, tuple[Any, ...]]], step: str, rows: int) -> None:
+    """The step's bar counts its rows from the first report to the last: never its run's bytes or pages, never
+    back down when the run's phase changes (load -> finalize), and rows of rows at the end."""
+    mine = [(p, row) for p, row in seen if p.phase == step]
+    assert len(mine) >= 3, f"too few reports for {step}: {[p for p, _ in mine]}"
+    assert {p.unit for p, _ in mine} == {"rows"}, [(p.unit, p.done, p.detail) for p, _ in mine]
+    done = [p.done for p, _ in mine]
+    assert done == sorted(done) and max(done) == rows, done
+    for p, _ in mine[:-1]:
+        assert p.done <= rows and p.total in (None, rows), (p.done, p.total, p.detail)
+    assert (mine[-1][0].done, mine[-1][0].total) == (rows, rows)
+    stored = [row for _, row in mine]
+    assert {u for _, _, u in stored} == {"rows"}
+    assert [d for d, _, _ in stored] == sorted(d for d, _, _ in stored), stored
+    assert all(t is None or t == rows for _, t, _ in stored) and stored[-1][:2] == (rows, rows), stored
+
+
+def test_a_flow_step_counts_its_rows_steadily_through_load_and_finalize(project: Project) -> None:
+    """A CSV step's run reports bytes while it loads, then the rows it deletes: the flow's bar for the step
+    counts the step's rows all along (issue 17: it jumped from the load's bytes to the finalize's count)."""
+    n = 400
+    project.write("a.csv", "id,name\n" + "".join(f"{i},name {i:04}\n" for i in range(n)))
+    project.config("sources:\n  - name: first\n    kind: csv\n    path: a.csv\n    table: first\n"
+                   "    primary_key: [id]\n    batch_size: 25\n"
+                   "    fields: {id: {from: id, type: int}, name: name}\n"
+                   "flows:\n  - name: both\n    steps: [first]\n")
+    assert_steady_rows(flow_step_progress(project, "both"), "first", n)
+    # the second run deletes 40 rows in its finalize phase: still one steady count, 360 unchanged + 40 deleted
+    project.write("a.csv", "id,name\n" + "".join(f"{i},name {i:04}\n" for i in range(n - 40)))
+    seen = flow_step_progress(project, "both")
+    assert_steady_rows(seen, "first", n)
+    assert any(p.detail and p.detail.startswith("load: ") and "bytes" in p.detail for p, _ in seen), \
+        "the detail still says where the step's own run is"
+    assert seen[-1][0].counts["deleted"] == 40

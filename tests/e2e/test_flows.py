@@ -280,3 +280,21 @@ def test_push_dry_run_lists_the_requests_per_tenant_with_secrets_masked(
     assert "Authorization: ***" in out and "Content-Type: application/json" in out
     assert '"firstName": "Aoife"' in out
     assert posts(score) == []
+
+
+def test_each_step_bar_counts_its_rows_through_tenants_and_phases(
+        project: Project, apis: tuple[RegistrationApi, ScoringApi], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step's run has a phase per tenant (and its deletes), each restarting its count in records or rows; the
+    flow's bar for the step counts the step's rows steadily across them all (issue 17)."""
+    from test_console_progress import assert_steady_rows, flow_step_progress
+
+    reg, score = apis
+    config(project, reg, score)
+    for k, v in project.env.items():
+        if k.endswith(("_REG", "_SCORE")):
+            monkeypatch.setenv(k, v)  # the flow runs in this process: ${VAR} is read from its environment
+    seen = flow_step_progress(project, "race_day")
+    for step in ("registrations", "participants_to_scoring", "results"):
+        assert_steady_rows(seen, step, 2 * N)
+    assert {p.detail.split(":")[0] for p, _ in seen if p.phase == "participants_to_scoring" and p.detail} >= {
+        "acme", "globex"}, "the detail names the tenant the step is on"

@@ -274,3 +274,17 @@ def test_a_detail_page_that_never_renders_is_an_item_error_the_console_opens(pro
             await pilot.press("q")
 
     asyncio.run(scenario())
+
+
+def test_a_web_step_of_a_flow_counts_rows_while_its_own_run_counts_pages(project: Project, site: SampleSite) -> None:
+    """The web source's load phase counts list pages (3); the flow's bar for the step counts the rows (45),
+    steadily, never the page count under the unit rows (issue 17)."""
+    from test_console_progress import assert_steady_rows, flow_step_progress
+
+    project.config(web_source(site, detail=False, concurrency=1) + "flows:\n  - name: scrape\n    steps: [players]\n")
+    seen = flow_step_progress(project, "scrape")
+    assert_steady_rows(seen, "players", N)
+    assert any(p.detail and p.detail.startswith("load: 2 pages") for p, _ in seen), [p.detail for p, _ in seen]
+    assert project.query("SELECT p.name, p.done, p.total, p.unit FROM syncdash_run_phases p JOIN syncdash_runs r "
+                         "ON r.id = p.run_id WHERE r.source = 'players' ORDER BY p.seq") == [
+        ("load", PAGES, PAGES, "pages"), ("finalize", 0, 0, "rows")]
