@@ -21,6 +21,7 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Provider
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 
@@ -185,7 +186,12 @@ class SyncdashApp(App[None]):
         for screen in self.screen_stack:
             show = getattr(screen, "show_snapshot", None)
             if show is not None and screen.is_mounted:
-                show(message.snapshot)
+                try:
+                    show(message.snapshot)
+                except NoMatches:
+                    # only a screen being torn down (the app closing) lacks its own widgets; the next poll
+                    # brings a fresh snapshot anyway, so skipping this one loses nothing
+                    continue
 
     def status_text(self, snap: data.Snapshot) -> str:
         if self.mode == "hosted":
