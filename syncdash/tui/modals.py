@@ -63,7 +63,7 @@ class CursorModal(StateModal):
         only = self.current[streams[0]] if len(streams) == 1 else None
         with Vertical(id="state-modal"):
             yield Static(f"Set the cursor of [b]{escape(self.source)}[/b]: the next incremental run starts after "
-                         "it.\nNow: " + escape(", ".join(f"{k} = {v!r}" for k, v in self.current.items()) or "none")
+                         "it.\nNow: " + escape(", ".join(f"{k}: {v}" for k, v in self.current.items()) or "none")
                          + (f"\n{escape(self.note)}" if self.note else ""), id="state-modal-text")
             if len(streams) > 1:  # several streams keep a cursor each: say which one
                 yield Select([(s, s) for s in streams], value=streams[0], allow_blank=False, id="cursor-stream")

@@ -65,7 +65,7 @@ def heading(plan: TenantPlan) -> str:
 
 
 def render(sample: list[dict[str, Any]], redact: Callable[[str], str]) -> Text:
-    """Every tenant's heading, then each request: `n. METHOD URL (records, change, key)`, its headers one per
+    """Every tenant's heading, then each request: `n. change key=..., records`, `METHOD URL`, its headers one per
     line, and its body (cut at BODY_SHOWN characters). Plain Text, so nothing in a URL or body is read as markup."""
     out = Text()
     plans = by_tenant(sample)
@@ -79,17 +79,18 @@ def render(sample: list[dict[str, Any]], redact: Callable[[str], str]) -> Text:
         for n, s in enumerate(plan.requests, 1):
             req = s["request"]
             out.append(f"\n{n:>3}. ")
+            out.append(redact(f"{s.get('change')} key={s.get('key')}, {req.get('records', 1)} record(s)"),
+                       style="dim")
+            out.append("\n     ")
             out.append(f"{req.get('method', '?')} ", style="bold cyan")
             out.append(redact(str(req.get("url", ""))))
-            out.append(redact(f"  ({req.get('records', 1)} record(s), {s.get('change')} key={s.get('key')})"),
-                       style="dim")
             for k, v in (req.get("headers") or {}).items():
-                out.append("\n       ")
+                out.append("\n     ")
                 out.append(redact(f"{k}: "), style="italic")
                 out.append(redact(str(v)))
             if s.get("after") is not None:
                 # masked before the cut: a secret across the cut would leave half of itself unmasked
                 body = redact(json.dumps(s["after"], ensure_ascii=False, default=str))
                 cut = "..." if len(body) > BODY_SHOWN else ""
-                out.append("\n       " + body[:BODY_SHOWN] + cut, style="green")
+                out.append("\n     " + body[:BODY_SHOWN] + cut, style="green")
     return out

@@ -3,7 +3,8 @@
 - `d` on a push source lists the requests it would send per tenant (method, URL, masked headers, body, the
   first 20 of each and the total), sends nothing to the real scoring API on 127.0.0.1, and no ${VAR} value is
   drawn anywhere on the screen; `a` then sends them, with the real tokens.
-- `x` (confirmed) and `C` on a source's screen change the stored state, read back as `syncdash state` reads it;
+- `x` (confirmed) and `C` on a source's screen change the stored state, read back as `syncdash state` reads it
+  (store.state.read_state);
   a bad cursor is said in the modal and changes nothing.
 - `R` on a kind that can only re-read its whole input says why and queues nothing (and on a kind that can, it
   queues the retry: the check can fail).
@@ -12,7 +13,6 @@
 from __future__ import annotations
 
 import html
-import json
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -111,7 +111,7 @@ def test_d_on_a_push_lists_the_requests_masked_and_a_sends_them(project: Project
             assert not [r for r in scoring.requests if r.path.startswith("/v1/events")], "a dry run sends nothing"
 
             await pilot.press("a")  # the hosted worker sends them, with the real tokens
-            await until(lambda: sum(len(v) for v in scoring.received.values()) == 25, pilot, timeout=30,
+            await until(lambda: sum(len(v) for v in scoring.received.values()) == 25, pilot, timeout=60,
                         what="the 25 records are received")
             await pilot.press("q")
 
@@ -121,11 +121,13 @@ def test_d_on_a_push_lists_the_requests_masked_and_a_sends_them(project: Project
 
 # ---- x and C on the source screen --------------------------------------------------------------------------
 
-def stored(project: Project, name: str) -> dict[str, Any]:
-    """The state as the CLI reads it (`syncdash state NAME --json`)."""
-    proc = project.cli("state", name, "--json")
-    assert proc.returncode == 0, proc.stderr
-    return dict(json.loads(proc.stdout))
+def stored_cursor(project: Project, name: str) -> dict[str, Any]:
+    """The cursor as `syncdash state NAME` reads it (store.state.read_state), from a store opened afresh."""
+    store = Store(load_config(project.root / "syncdash.yaml").database)
+    try:
+        return state.read_state(store, name).cursor
+    finally:
+        store.engine.dispose()
 
 
 def test_x_resets_and_C_sets_the_cursor_in_the_store(project: Project, api: SampleApi) -> None:  # noqa: F811
@@ -137,7 +139,7 @@ def test_x_resets_and_C_sets_the_cursor_in_the_store(project: Project, api: Samp
         assert Engine(store, cfg).run("players", RunOptions(trigger="test")).status == "succeeded"
     finally:
         store.engine.dispose()
-    assert stored(project, "players")["cursor"] == {"load": 250}
+    assert stored_cursor(project, "players") == {"load": 250}
 
     async def scenario() -> None:
         app = make_app(project, host=False)
@@ -146,7 +148,7 @@ def test_x_resets_and_C_sets_the_cursor_in_the_store(project: Project, api: Samp
             await pilot.press("enter")
 
             def shown() -> str:
-                return str(app.screen.query_one("#source-stored").content) if app.screen.query("#source-stored") \
+                return str(app.screen.query_one("#source-state").content) if app.screen.query("#source-state") \
                     else ""
 
             await until(lambda: "cursor (load): 250" in shown(), pilot, what="the stored cursor is shown")
@@ -161,7 +163,7 @@ def test_x_resets_and_C_sets_the_cursor_in_the_store(project: Project, api: Samp
             err = await until(lambda: str(app.screen.query_one("#state-modal-error").render()).strip(), pilot,
                               what="the bad value is said")
             assert "not a number like the stored one (250)" in err
-            assert state.read_state(app.store, "players").cursor == {"load": 250}, "a bad value changes nothing"
+            assert stored_cursor(project, "players") == {"load": 250}, "a bad value changes nothing"
             value.value = ""
             await pilot.press("enter")
             await until(lambda: "Type a value" in str(app.screen.query_one("#state-modal-error").render()), pilot,
@@ -169,13 +171,14 @@ def test_x_resets_and_C_sets_the_cursor_in_the_store(project: Project, api: Samp
             value.value = "120"
             await pilot.press("enter")
             await until(lambda: "cursor (load): 120" in shown(), pilot, what="the screen shows the new cursor")
+            assert stored_cursor(project, "players") == {"load": 120}, "kept a number, like the stored one"
 
             await pilot.press("x")
             await until(lambda: app.screen.query("#state-modal-text"), pilot, what="the confirmation")
             assert "starts from initial '0'" in str(app.screen.query_one("#state-modal-text").render())
             await pilot.press("n")  # no: nothing changes
             await pilot.pause(0.3)
-            assert state.read_state(app.store, "players").cursor == {"load": 120}
+            assert stored_cursor(project, "players") == {"load": 120}
             await pilot.press("x")
             await until(lambda: app.screen.query("#state-modal-text"), pilot, what="the confirmation")
             await pilot.press("y")
@@ -184,7 +187,7 @@ def test_x_resets_and_C_sets_the_cursor_in_the_store(project: Project, api: Samp
             await pilot.press("q")
 
     run(scenario)
-    assert stored(project, "players")["cursor"] == {}
+    assert stored_cursor(project, "players") == {}
 
 
 # ---- R on a kind that cannot retry one item ---------------------------------------------------------------

@@ -87,8 +87,8 @@ class DryRunScreen(Page):
             return
         t = self.query_one("#plan-sample", DataTable)
         for s in result.sample:
-            t.add_row(s["change"], escape(str(s["key"])), escape(str(s["before"] or ""))[:80],
-                      escape(str(s["after"] or ""))[:80])
+            t.add_row(s["change"], escape(redact(str(s["key"]))), escape(redact(str(s["before"] or ""))[:80]),
+                      escape(redact(str(s["after"] or ""))[:80]))
 
     def action_back(self) -> None:
         self.app.pop_screen()

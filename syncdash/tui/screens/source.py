@@ -20,7 +20,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Label, Sparkline, Static
 
 from syncdash.store import state
-from syncdash.store.models import Run
+from syncdash.store.models import Breaker, Run
 from syncdash.store.state import StoredState
 from syncdash.tui import data
 from syncdash.tui import format as fmt
@@ -48,7 +48,6 @@ class SourceScreen(Page):
         yield Header()
         with VerticalScroll(id="source-detail"):
             yield Static("", id="source-state")
-            yield Static("", id="source-stored")
             yield Label("Run durations, oldest to newest (last 30)", classes="panel-title")
             yield Sparkline([], id="durations")
             yield Label("Throughput, rows/s (last 30)", classes="panel-title")
@@ -88,19 +87,25 @@ class SourceScreen(Page):
     def load(self) -> None:
         runs = data.recent_runs_of(self.app.store, self.source)
         stored = state.read_state(self.app.store, self.source)
-        self.app.call_from_thread(self._runs, runs)
-        self.app.call_from_thread(self._stored, stored)
+        self.app.call_from_thread(self._loaded, runs, stored)
 
-    def _stored(self, st: StoredState) -> None:
-        """The stored state as `syncdash state NAME` words it (secrets in a breaker's last error masked)."""
+    def _loaded(self, runs: list[Run], stored: StoredState) -> None:
+        """Runs and state in one step: the screen never shows a new run beside the cursor from before it."""
+        self.stored = stored
+        self._runs(runs)
+
+    def _stored_lines(self, live: Breaker | None) -> list[str]:
+        """The stored state as `syncdash state NAME` words it (secrets in a breaker's last error masked). The
+        breaker of the source's host from the last snapshot is fresher than the one read with the state."""
         import json
 
-        self.stored = st
+        st = self.stored
+        if st is None:
+            return []
         redact = self.app.config.redact
         lines = []
         if st.cursor:
-            lines += [f"cursor ({escape(k)}): {escape(redact(json.dumps(v, default=str)))}"
-                      for k, v in st.cursor.items()]
+            lines += [f"cursor ({escape(k)}): {escape(redact(str(v)))}" for k, v in st.cursor.items()]
         else:
             lines.append(f"cursor: none (the next incremental run starts from {escape(self._start())})")
         if st.checkpoint_run is not None:
@@ -109,14 +114,17 @@ class SourceScreen(Page):
                          f"{escape(redact(ck))}")
         else:
             lines.append("checkpoint: none (no interrupted run to resume)")
-        for b in st.breakers:
+        breakers = {b.host: b for b in st.breakers}
+        if live is not None:
+            breakers[live.host] = live
+        for b in breakers.values():
             until = f", retry at {b.retry_at:%Y-%m-%d %H:%M:%S}Z" if b.retry_at and b.state != "closed" else ""
             why = f" ({redact(b.last_error)})" if b.last_error else ""
             lines.append(escape(f"breaker {b.host}: {b.state}, {b.failures} failure(s){until}{why}"))
-        if not st.breakers:
+        if not breakers:
             lines.append("breakers: none")
         lines.append("[dim]x reset the state · C set the cursor[/]")
-        self.query_one("#source-stored", Static).update("\n".join(lines))
+        return lines
 
     def _start(self) -> str:
         """Where a run starts with no cursor: the config's `initial`, or the start."""
@@ -174,6 +182,7 @@ class SourceScreen(Page):
         if limit is not None:
             shared = ", shared by every source on the host" if limit.shared else ""
             lines.append(f"rate limit: {limit} (burst {limit.burst}{shared})")
+        lines += self._stored_lines(view.breaker)
         self.query_one("#source-state", Static).update("\n".join(lines))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -210,7 +219,7 @@ class SourceScreen(Page):
                         title="Not reset", severity="warning")
             return
         st = self.stored
-        now = ", ".join(f"{k} = {v!r}" for k, v in st.cursor.items()) if st and st.cursor else "none"
+        now = ", ".join(f"{k}: {v}" for k, v in st.cursor.items()) if st and st.cursor else "none"
         ck = f"the checkpoint of interrupted run {st.checkpoint_run} is dropped (it will not resume)" \
             if st and st.checkpoint_run is not None else "no checkpoint to drop"
         text = (f"[b]Reset the state of {escape(self.source)}?[/b]\n\nThe cursor ({escape(now)}) is cleared, "
