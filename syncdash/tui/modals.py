@@ -26,10 +26,11 @@ class StateModal(ModalScreen[Any]):
 
 
 class ConfirmModal(StateModal):
-    """A question and its consequence; `y` (or enter) answers True, `n` (or escape) False."""
+    """A question and its consequence; only `y` answers True (a stray enter must not reset anything), `n` or
+    escape False."""
 
-    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("enter", "answer(True)", "Yes", show=False),
-                Binding("n", "answer(False)", "No"), Binding("escape", "answer(False)", "No", show=False)]
+    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n", "answer(False)", "No"),
+                Binding("escape", "answer(False)", "No", show=False)]
 
     def __init__(self, text: str) -> None:
         super().__init__()
