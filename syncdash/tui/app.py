@@ -241,6 +241,10 @@ class SyncdashApp(App[None]):
 
     @work(thread=True, group="actions", exit_on_error=False)
     def retry_source_errors(self, source: str) -> None:
+        why = data.why_no_item_retry(self.config, source)
+        if why is not None:  # say why, and start nothing: a retry that cannot re-read the items would only fail
+            self.call_from_thread(self.notify, why, title="Not retried", severity="warning", timeout=10)
+            return
         run = control.last_failed_run(self.store, source)
         if run is None or run.id is None:
             self.call_from_thread(self.notify, f"{source}: no run with failed items", severity="warning")

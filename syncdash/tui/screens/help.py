@@ -38,7 +38,8 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Browse", ("enter open a table, then a row's history", "n/p next/previous page",
                 "s sort by the cursor's column (again: reverse)", "l tables",
                 "/ filter: col:value (contains) col>value col=value, words")),
-    ("Source", ("s sync", "f full", "d dry run", "p pause/resume", "R retry errors", "enter open run")),
+    ("Source", ("s sync", "f full", "d dry run (a push: the requests it would send)", "p pause/resume",
+                "R retry errors", "x reset the state (asks first)", "C set the cursor", "enter open run")),
 )
 
 NOTES = (
