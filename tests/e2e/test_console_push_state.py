@@ -222,6 +222,18 @@ def test_R_on_a_kind_that_cannot_retry_items_says_why_and_queues_nothing(project
             await until(lambda: project.query("SELECT COUNT(*) FROM syncdash_runs WHERE trigger='retry' "
                                               "AND source='small'")[0][0] == 1, pilot, what="small's retry queued")
             assert "Not retried" not in toasts(app)
+            # the errors screen's R (every retryable error): small's row is retried again, events is named
+            app.clear_notifications()
+            await pilot.press("e")
+            await until(lambda: type(app.screen).__name__ == "ErrorsScreen" and app.screen.errors, pilot,
+                        what="the errors screen")
+            await pilot.press("R")
+            said = await until(lambda: toasts(app) if "Not retried" in toasts(app) else None, pilot,
+                               what="R names the source it cannot retry")
+            assert "jsonl_whole source cannot re-read one item alone" in said, said
+            await until(lambda: project.query("SELECT COUNT(*) FROM syncdash_runs WHERE trigger='retry' "
+                                              "AND source='small'")[0][0] == 2, pilot, what="small retried again")
+            assert project.query("SELECT COUNT(*) FROM syncdash_runs WHERE source='events'")[0][0] == 1
             await pilot.press("q")
 
     run(scenario)

@@ -149,11 +149,24 @@ class ErrorsScreen(Page):
         return None
 
     def action_retry_all(self) -> None:
-        runs = sorted({e.run_id for e in self.errors.values() if e.retryable})
-        if not runs:
+        """Retry every open error `r` could retry, grouped by run; the others are named with why, once per
+        source, so `R` never starts a run that can only fail again."""
+        by_run: dict[int, list[int]] = {}
+        refused: dict[str, str] = {}
+        for e in self.errors.values():
+            if not e.retryable:
+                continue
+            why = self.why_not_retried(e)
+            if why is None:
+                by_run.setdefault(e.run_id, []).append(e.id or 0)
+            else:
+                refused.setdefault(e.source, why)
+        for why in refused.values():
+            self.notify(why, title="Not retried", severity="warning", timeout=10)
+        if not by_run and not refused:
             self.notify("Nothing retryable.", severity="warning")
-        for rid in runs:
-            self.app.retry_run(rid)
+        for rid, ids in sorted(by_run.items()):
+            self.app.retry_run(rid, sorted(ids))
 
     def action_resolve(self) -> None:
         if (eid := self._selected()) is not None:
