@@ -370,6 +370,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_retry(args: argparse.Namespace) -> int:
     from syncdash.engine import RunOptions
+    from syncdash.store.commands import why_no_item_retry
     from syncdash.store.queries import flow_steps, retry_outcome, retryable_open_errors
 
     cfg = _config(args)
@@ -389,6 +390,9 @@ def cmd_retry(args: argparse.Namespace) -> int:
         else:
             render.out.print(f"run {run.id} has no unresolved retryable errors")
         return EXIT_OK
+    for source in dict.fromkeys(src for src, _opts in jobs):
+        if (why := why_no_item_retry(cfg, source)) is not None:
+            raise UsageError(why)  # nothing runs: re-reading everything is `syncdash run`, not a retry
     for r in targets:
         if counts[r.id]:
             render.err.print(f"retrying {counts[r.id]} failed item(s) of run {r.id} ({r.source})")

@@ -58,12 +58,38 @@ def retry_errors(store: Store, config: Config, run_id: int, error_ids: list[int]
     if run is None:
         raise UsageError(f"no run {run_id}")
     if run.kind == "flow":  # a flow's failed items belong to its step runs: retry each step that has some
+        steps = _steps_with_errors(store, run_id, error_ids)
+        for step in steps:
+            if (why := why_no_item_retry(config, step.source)) is not None:
+                raise UsageError(why)
         ids = [request_run(store, config, step.source, trigger="retry", retry_of=step.id, retry_errors=error_ids)
-               for step in _steps_with_errors(store, run_id, error_ids)]
+               for step in steps]
         if not ids:
             raise UsageError(f"flow run {run_id} has no step with retryable failed items")
         return ids[0]
+    if (why := why_no_item_retry(config, run.source)) is not None:
+        raise UsageError(why)
     return request_run(store, config, run.source, trigger="retry", retry_of=run_id, retry_errors=error_ids)
+
+
+def why_no_item_retry(config: Config, source: str) -> str | None:
+    """Why a source's failed items cannot be retried alone (its kind re-reads only its whole input), in words a
+    person can act on; None when they can (or the source is gone: the caller says so in its own words). The
+    console's `r`/`R`, `syncdash retry` and the API's retry all ask this, so none starts a run that can only
+    re-read everything or fail."""
+    from syncdash.config.kinds import adapter_for
+
+    src = config.source(source)
+    if src is None:
+        return None
+    try:
+        caps = adapter_for(src.kind)(src).capabilities
+    except Exception:  # an adapter that cannot be built here: the retry run will say why
+        return None
+    if caps.retry_items or caps.execution == "flow":  # a flow retries through its steps' own kinds
+        return None
+    return (f"a {src.kind} source cannot re-read its failed items alone: run {source} again to retry them "
+            "with everything else.")
 
 
 def _steps_with_errors(store: Store, flow_run_id: int, error_ids: list[int] | None) -> list[Run]:

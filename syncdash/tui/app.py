@@ -241,7 +241,7 @@ class SyncdashApp(App[None]):
 
     @work(thread=True, group="actions", exit_on_error=False)
     def retry_source_errors(self, source: str) -> None:
-        why = data.why_no_item_retry(self.config, source)
+        why = control.why_no_item_retry(self.config, source)
         if why is not None:  # say why, and start nothing: a retry that cannot re-read the items would only fail
             self.call_from_thread(self.notify, why, title="Not retried", severity="warning", timeout=10)
             return

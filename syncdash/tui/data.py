@@ -165,22 +165,3 @@ def browse_page(store: Store, config: Config, which: BrowsableTable, **kw: Any) 
 def row_history(store: Store, source: str, key: list[Any]) -> list[queries.RowEvent]:
     """The runs that inserted, updated or deleted one row (the row screen's list)."""
     return queries.row_history(store, source, key)
-
-
-def why_no_item_retry(config: Config, source: str) -> str | None:
-    """Why `R` cannot retry a source's failed items (its kind can only re-read its whole input, not one item),
-    in words a person can act on; None when it can. The same capability `r` checks on the errors screen; a flow
-    retries through its steps' own kinds."""
-    from syncdash.config.kinds import adapter_for
-
-    src = config.source(source)
-    if src is None:
-        return None
-    try:
-        caps = adapter_for(src.kind)(src).capabilities
-    except Exception:  # an adapter that cannot be built here: the retry run will say why
-        return None
-    if caps.retry_items or caps.execution == "flow":
-        return None
-    return (f"a {src.kind} source cannot re-read its failed items alone: run {source} again (s) to retry them "
-            "with everything else.")

@@ -238,3 +238,24 @@ def test_R_on_a_kind_that_cannot_retry_items_says_why_and_queues_nothing(project
 
     run(scenario)
 
+
+
+def test_a_retry_of_a_kind_that_cannot_retry_items_is_refused_for_the_cli_and_the_api_too(project: Project) -> None:
+    """`syncdash retry RUN` and POST /v1/runs/{id}/retry go through store.commands.retry_errors, which asks
+    the kind's capability the console's keys ask: it refuses with the reason and queues nothing."""
+    from syncdash.errors import UsageError
+    from syncdash.store import commands as control
+
+    path = project.config(NOT_RETRIED)
+    project.write("data/events.jsonl", '{"id": 1, "title": "a"}\n{not json\n')
+    project.write("data/small.csv", "id,plays\n1,10\n")
+    cfg = load_config(path)
+    store = Store(cfg.database)
+    try:
+        res = Engine(store, cfg).run("events", RunOptions(trigger="test"))
+        assert res.status == "partial"
+        with pytest.raises(UsageError, match="jsonl_whole source cannot re-read its failed items alone"):
+            control.retry_errors(store, cfg, res.run_id)
+    finally:
+        store.engine.dispose()
+    assert project.query("SELECT COUNT(*) FROM syncdash_runs")[0][0] == 1, "nothing queued"
