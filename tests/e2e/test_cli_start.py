@@ -87,6 +87,23 @@ def test_read_commands_import_no_heavy_stack(history: Project, argv: list[str]) 
     assert got["heavy"] == [], f"`syncdash {' '.join(argv)}` imported {got['heavy']}"
 
 
+# a CSV run needs the engine and the ORM, but no HTTP client (webhooks load theirs when they deliver), no browser,
+# no REST or web kind, no flow model for a config without flows, no console and no web server
+RUN_HEAVY = ("httpx", "httpcore", "tenacity", "playwright", "textual", "starlette", "uvicorn", "alembic",
+             "syncdash.kinds.rest.config", "syncdash.kinds.rest.client", "syncdash.kinds.rest.source",
+             "syncdash.kinds.web.config", "syncdash.kinds.web.browser", "syncdash.kinds.web.source",
+             "syncdash.kinds.flow.config", "syncdash.tui", "syncdash.api")
+
+
+def test_a_csv_run_imports_no_http_client_or_other_kind(history: Project) -> None:
+    proc = subprocess.run([sys.executable, "-c", f"HEAVY = {RUN_HEAVY!r}\n" + PROBE, "run", "people"],
+                          cwd=history.root, env=history.env, text=True, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["code"] == 3 and "people: run 2" in got["out"]  # it ran (line 3 fails again: partial)
+    assert got["heavy"] == [], f"`syncdash run people` imported {got['heavy']}"
+
+
 def test_light_rows_carry_the_models_columns() -> None:
     """The reader's rows stand in for the models' instances: same attributes, in the same order."""
     for name, table in LIGHT_TABLES.items():
