@@ -78,10 +78,14 @@ def require_driver(url: str, what: str = "database") -> None:
 _PASSWORD_PARAM = re.compile(r"(?i)^(password|passwd|pwd|pass|sslpassword|secret|token|api_key|apikey)$")
 
 
+# an SQLite file URL whose path SQLAlchemy's URL renders verbatim (it percent-quotes all but these characters)
+_PLAIN_SQLITE_URL = re.compile(r"sqlite:///[\w.~ +/-]*", re.ASCII)
+
+
 def mask_url(url: str) -> str:
     """A database URL with its password hidden in every form SQLAlchemy accepts (`user:pw@`, `:pw@`,
     `?password=`), rendered by SQLAlchemy's URL object, for messages and the store."""
-    if url.startswith("sqlite:///") and not any(c in url for c in "@?#%"):
+    if _PLAIN_SQLITE_URL.fullmatch(url):
         return url  # a file path: nothing to hide, and SQLAlchemy renders it unchanged (not imported for it)
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError

@@ -160,3 +160,15 @@ def test_a_store_that_is_not_at_head_opens_as_the_full_store(project: Project,
     monkeypatch.setattr(reader, "HEAD", "0000")  # as a newer release sees this store: behind its head
     assert type(open_reader(url)) is Store
     assert type(open_reader(f"sqlite:///{project.root / 'other.db'}")) is Store
+
+
+@pytest.mark.parametrize("url", ["sqlite:////tmp/a b/store.db", "sqlite:///rel_ative/st-ore~1.db", "sqlite:///C:/x/y.db",
+                                 "sqlite:////tmp/we:ird/store.db", "sqlite:////tmp/é/s.db", "sqlite:////tmp/50%/s.db"])
+def test_a_sqlite_url_is_masked_as_sqlalchemy_renders_it(url: str) -> None:
+    """`status` prints its store URL without importing SQLAlchemy: a plain file URL comes back as SQLAlchemy
+    renders it (URLs with userinfo, a query or escapes still go through SQLAlchemy)."""
+    from sqlalchemy.engine import make_url
+
+    from syncdash.common.dialect import mask_url
+
+    assert mask_url(url) == make_url(url).render_as_string(hide_password=True)
