@@ -1,7 +1,8 @@
 """One function per subcommand; each returns the process exit code.
 
 SQLAlchemy, the store and the engine are imported inside the commands that use them: `validate`,
-`schema` and `init` then start in a third of the time (they only need the config models).
+`schema` and `init` then start in a third of the time (they only need the config models), and `status`,
+`runs`, `errors` and `show` read an SQLite store through the DB-API (`open_reader`), without SQLAlchemy.
 User data embedded in rich markup goes through `render.esc` (see render.py).
 """
 

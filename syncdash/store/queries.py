@@ -5,6 +5,11 @@ The front ends only format what these return; they never query the tables themse
 `syncdash show RUN --json`, `GET /v1/runs/{id}` and the console's run detail identical (`run_detail` plus
 `run_detail_json`), and `status`, the console and the API in agreement on a source's last run and health
 (`source_statuses`): a dry run is never a source's last run, it changes nothing.
+
+The questions the read-only commands ask (runs, errors, a run's detail, the sources' statuses) take either a
+`Store` (SQLAlchemy ORM) or a `StoreReader` (an SQLite store read through the DB-API, so `syncdash status`
+starts without importing SQLAlchemy): each such function holds both forms of its one query side by side, and
+tests/e2e/test_cli_start.py holds their answers equal.
 """
 
 from __future__ import annotations
@@ -108,11 +113,12 @@ def in_runs(run_ids: Sequence[int]) -> Any:
 
 def in_runs_sql(run_ids: Sequence[int]) -> tuple[str, list[Any]]:
     """`in_runs` as SQL text and its parameters, for the DB-API read path."""
-    marks = ", ".join("?" * len(run_ids))
+    marks = _marks(run_ids)
     return f"(run_id IN ({marks}) OR last_run_id IN ({marks}))", [*run_ids, *run_ids]
 
 
 def _marks(values: Sequence[Any]) -> str:
+    """`?, ?, ?`: one placeholder per value of an IN list."""
     return ", ".join("?" * len(values))
 
 
