@@ -1,7 +1,8 @@
 """One function per subcommand; each returns the process exit code.
 
 SQLAlchemy, the store and the engine are imported inside the commands that use them: `validate`,
-`schema` and `init` then start in a third of the time (they only need the config models).
+`schema` and `init` then start in a third of the time (they only need the config models), and `status`,
+`runs`, `errors` and `show` read an SQLite store through the DB-API (`open_reader`), without SQLAlchemy.
 User data embedded in rich markup goes through `render.esc` (see render.py).
 """
 
@@ -31,13 +32,14 @@ from syncdash.config import load_config
 from syncdash.config.load import find_config_file
 from syncdash.config.models import Config, check_identifier
 from syncdash.errors import AlreadyRunning, ConfigError, HttpApiError, UsageError
-from syncdash.store.models import RunStatus
+from syncdash.store.rows import RunStatus
 
 if TYPE_CHECKING:
     from syncdash.config.models import HttpApiConfig
     from syncdash.engine import RunOptions, RunResult
     from syncdash.store.db import Store
     from syncdash.store.models import ItemError
+    from syncdash.store.reader import StoreReader
 
 STATUS_EXIT = {RunStatus.SUCCEEDED: EXIT_OK, RunStatus.PARTIAL: EXIT_PARTIAL, RunStatus.FAILED: EXIT_FAILED,
                RunStatus.CANCELLED: EXIT_CANCELLED}
@@ -55,7 +57,15 @@ def open_store(url: str | None) -> Store:
     return Store(url)
 
 
-def _store_for_reading(args: argparse.Namespace) -> tuple[Store, Config | None]:
+def open_reader(url: str | None) -> Store | StoreReader:
+    """The store for a read-only command: an SQLite store at HEAD is read through the DB-API, without
+    SQLAlchemy (syncdash.store.reader); any other is the full Store."""
+    from syncdash.store.reader import open_reader as open_for_reading
+
+    return open_for_reading(url)
+
+
+def _config_for_reading(args: argparse.Namespace) -> tuple[str | None, Config | None]:
     """Read-only commands work without a config (on the default database) so history stays reachable."""
     try:
         cfg = _config(args)
@@ -65,9 +75,14 @@ def _store_for_reading(args: argparse.Namespace) -> tuple[Store, Config | None]:
         try:
             find_config_file(None)
         except ConfigError:
-            return open_store(None), None
+            return None, None
         raise
-    return open_store(cfg.database), cfg
+    return cfg.database, cfg
+
+
+def _store_for_reading(args: argparse.Namespace) -> tuple[Store | StoreReader, Config | None]:
+    url, cfg = _config_for_reading(args)
+    return open_reader(url), cfg
 
 
 # ---- init / validate / schema --------------------------------------------------------------------
@@ -427,11 +442,11 @@ def store_location(cfg: Config) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from syncdash.store.health import live_daemons
-    from syncdash.store.models import utcnow
     from syncdash.store.queries import source_statuses
+    from syncdash.store.rows import utcnow
 
     cfg = _config(args)
-    store = open_store(cfg.database)
+    store = open_reader(cfg.database)
     now = utcnow()
     statuses = source_statuses(store, cfg, now)
     daemons = live_daemons(store, now)
@@ -793,7 +808,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from syncdash.targets import open as target_db
     from syncdash.targets.table import q
 
-    store, cfg = _store_for_reading(args)
+    url, cfg = _config_for_reading(args)
+    store = open_store(url)
     url = None
     if cfg is not None:  # a source's table lives in that source's target database
         for src in cfg.source_list:

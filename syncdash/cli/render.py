@@ -98,7 +98,7 @@ err = Console(file=cast(TextIO, _RedactingStream("stderr")), highlight=False, so
 
 
 def _now() -> datetime:
-    from syncdash.store.models import utcnow
+    from syncdash.store.rows import utcnow
 
     return utcnow()
 

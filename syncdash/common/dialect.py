@@ -78,9 +78,15 @@ def require_driver(url: str, what: str = "database") -> None:
 _PASSWORD_PARAM = re.compile(r"(?i)^(password|passwd|pwd|pass|sslpassword|secret|token|api_key|apikey)$")
 
 
+# an SQLite file URL whose path SQLAlchemy's URL renders verbatim (it percent-quotes all but these characters)
+_PLAIN_SQLITE_URL = re.compile(r"sqlite:///[\w.~ +/-]*", re.ASCII)
+
+
 def mask_url(url: str) -> str:
     """A database URL with its password hidden in every form SQLAlchemy accepts (`user:pw@`, `:pw@`,
     `?password=`), rendered by SQLAlchemy's URL object, for messages and the store."""
+    if _PLAIN_SQLITE_URL.fullmatch(url):
+        return url  # a file path: nothing to hide, and SQLAlchemy renders it unchanged (not imported for it)
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -304,14 +310,14 @@ def setup_sqlite(engine: Engine) -> None:
         row = cur.execute("PRAGMA database_list").fetchone()
         cur.close()
         if row and row[2]:
-            _private_sidecars(str(row[2]))
+            private_sidecars(str(row[2]))
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _private_sidecars(db_file: str) -> None:
+def private_sidecars(db_file: str) -> None:
     """A 0600 database keeps its -wal and -shm 0600 too. SQLite already gives them the database file's mode
     when it creates them; this covers ones left by an older syncdash or made by another tool. A database
     the user keeps readable by others is the user's choice: its sidecars are left as SQLite made them."""

@@ -189,6 +189,8 @@ def _parse_flows(cfg: Config, y: LoadedYaml, file: str, sources: list[SourceConf
                  errors: list[ConfigError]) -> None:
     """Flows share the sources' namespace (they are queued, scheduled and shown like sources); their steps must
     name sources of this file, not other flows."""
+    if not cfg.flows:
+        return  # the flow kind's config model (a pydantic model built at import) loads only for flows
     from syncdash.config.kinds import flow_config_model
 
     model = flow_config_model()

@@ -42,15 +42,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
-
-import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from syncdash.common.http import parse_retry_after
 from syncdash.common.resilience import backoff
 from syncdash.config.ops import NotifyConfig, WebhookTarget
+
+if TYPE_CHECKING:  # httpx and tenacity load when a webhook is delivered: a run without one never waits on them
+    import httpx
+    from tenacity import RetryCallState
 
 EVENT_KINDS: tuple[str, ...] = ("failed", "partial", "recovered", "overdue")
 COUNT_NAMES = ("inserted", "updated", "unchanged", "deleted", "failed", "skipped")
@@ -223,6 +224,9 @@ class Notifier:
     def _deliver(self, target: WebhookTarget, body: bytes, payload: dict[str, Any]) -> Delivery:
         """POST with retries (tenacity, like every other retry loop): a server error, a 429 or a network error is
         tried again after `backoff` doubling per try, never sooner than the receiver's Retry-After (capped)."""
+        import httpx
+        from tenacity import Retrying, retry_if_exception, stop_after_attempt
+
         shown = self._show_url(target.url)
 
         def wait(state: RetryCallState) -> float:
@@ -255,6 +259,8 @@ class Notifier:
             ts = int(time.time())
             headers["X-Syncdash-Timestamp"] = str(ts)
             headers["X-Syncdash-Signature"] = "sha256=" + sign(body, target.secret, ts)
+        import httpx
+
         try:
             resp = client.post(target.url, content=body, headers=headers)
         except httpx.TimeoutException as e:

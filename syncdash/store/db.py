@@ -15,10 +15,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import platformdirs
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, create_engine, select
@@ -43,6 +41,7 @@ from syncdash.store import models
 from syncdash.store.migrations import HEAD, VERSION_TABLE
 from syncdash.store.models import Run, RunStatus, SourceState, utcnow
 from syncdash.store.owners import owner_alive, owner_id
+from syncdash.store.rows import default_database_url, format_ts
 
 # owner_id and owner_alive live in syncdash.store.owners; importing them from here keeps working
 __all__ = ["LEASE_SECONDS", "MIGRATION_LOCK", "Store", "default_database_url", "dumps", "format_ts", "install_qmark",
@@ -51,16 +50,6 @@ __all__ = ["LEASE_SECONDS", "MIGRATION_LOCK", "Store", "default_database_url", "
 LEASE_SECONDS = 60
 # pg_advisory_xact_lock key of schema creation and upgrades (the bytes of "syncdash")
 MIGRATION_LOCK = int.from_bytes(b"syncdash", "big")
-
-
-def default_database_url() -> str:
-    data = Path(platformdirs.user_data_dir("syncdash"))
-    return f"sqlite:///{data / 'syncdash.db'}"
-
-
-def format_ts(dt: datetime) -> str:
-    """The text form SQLAlchemy uses for DATETIME on SQLite; raw SQL must write the same."""
-    return dt.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 class Store:

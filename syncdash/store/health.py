@@ -5,23 +5,31 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlmodel import col, select
+from syncdash.store.reader import StoreReader
+from syncdash.store.rows import DAEMONS, RUNS, RunStatus, utcnow
 
-from syncdash.config.models import SourceConfig
-from syncdash.store.db import Store
-from syncdash.store.models import Daemon, Run, RunStatus, SourceState, utcnow
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # SQLAlchemy and the models load only for a full Store (see syncdash.store.reader)
     from syncdash.common.schedule import Schedule
+    from syncdash.config.models import SourceConfig
+    from syncdash.store.db import Store
+    from syncdash.store.models import Daemon, Run, SourceState
 
 FAILING_AFTER = 2  # this many finished runs in a row failed
 # a cancelled run says nothing about the source's health
 VERDICT_STATUSES = (RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED)
 
 
-def recent_runs(store: Store, source: str, n: int = 10) -> list[Run]:
+def recent_runs(store: Store | StoreReader, source: str, n: int = 10) -> list[Run]:
+    if isinstance(store, StoreReader):
+        marks = ", ".join("?" * len(VERDICT_STATUSES))
+        return store.rows(RUNS, f"WHERE source = ? AND dry_run = ? AND status IN ({marks}) ORDER BY id DESC LIMIT ?",
+                          (source, False, *VERDICT_STATUSES, n))
+    from sqlmodel import col, select
+
+    from syncdash.store.models import Run
+
     with store.session() as s:
         return list(s.exec(select(Run).where(Run.source == source, col(Run.dry_run).is_(False),
                                              col(Run.status).in_(VERDICT_STATUSES))
@@ -56,16 +64,25 @@ def verdict(src: SourceConfig, state: SourceState | None, runs: list[Run], sched
 DAEMON_STALE_SECONDS = 5.0
 
 
-def live_daemons(store: Store, now: datetime | None = None) -> list[Daemon]:
+def live_daemons(store: Store | StoreReader, now: datetime | None = None) -> list[Daemon]:
     """Daemons (or hosting consoles) whose heartbeat is fresh: when there is one, the console attaches.
 
     One on this host whose process is gone (SIGKILL) is dropped at once; elsewhere the heartbeat decides."""
     from syncdash.store.owners import owner_alive
 
     now = now or utcnow()
+    since = now - timedelta(seconds=DAEMON_STALE_SECONDS)
+    rows: list[Any]
+    if isinstance(store, StoreReader):
+        rows = store.rows(DAEMONS, "WHERE stopped_at IS NULL AND heartbeat_at > ?", (store.ts(since),))
+        return [d for d in rows if owner_alive(d.owner) is not False]
+    from sqlmodel import select
+
+    from syncdash.store.models import Daemon
+
     with store.session() as s:
         rows = list(s.exec(select(Daemon).where(Daemon.stopped_at == None,  # noqa: E711
-                                                Daemon.heartbeat_at > now - timedelta(seconds=DAEMON_STALE_SECONDS))))
+                                                Daemon.heartbeat_at > since)))
     return [d for d in rows if owner_alive(d.owner) is not False]
 
 
@@ -87,7 +104,9 @@ def schedule_text(src: SourceConfig, override: str | None) -> tuple[str | None, 
 
 def schedule_of(src: SourceConfig, override: str | None) -> Schedule | None:
     """The source's effective schedule, or None."""
-    from syncdash.common.schedule import parse_schedule
-
     text, tz, _ = schedule_text(src, override)
-    return parse_schedule(text, tz) if text else None
+    if not text:
+        return None
+    from syncdash.common.schedule import parse_schedule  # APScheduler's triggers: only for a scheduled source
+
+    return parse_schedule(text, tz)

@@ -5,67 +5,26 @@ The CLI, the console and the daemon only ever talk through these rows.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from enum import StrEnum
-
 from pydantic import NaiveDatetime
 from sqlalchemy import BigInteger, false
 from sqlmodel import Field, SQLModel
 
+# the statuses and count names live without SQLAlchemy (the read-only commands use them); imported from here too
+from syncdash.store.rows import (
+    COUNTS,
+    FINAL_STATUSES,
+    PRIORITY,
+    RUN_STATUSES,
+    CommandStatus,
+    PhaseStatus,
+    Resolution,
+    RunStatus,
+    utcnow,
+)
 
-class RunStatus(StrEnum):
-    """Where a run is. Stored as its plain string value; compare with these, never with bare strings."""
-
-    QUEUED = "queued"
-    CLAIMED = "claimed"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    PARTIAL = "partial"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    INTERRUPTED = "interrupted"  # its process died or stopped mid-run: a resume continues from the checkpoint
-
-    @property
-    def final(self) -> bool:
-        return self in FINAL_STATUSES
-
-
-class PhaseStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-
-class Resolution(StrEnum):
-    """Why an item error stopped being open."""
-
-    FIXED = "fixed"  # a later run loaded the item
-    GONE = "gone"  # the item is no longer in the source
-    RETRIED = "retried"  # a retry run failed on it again: the retry's new error carries it on
-    MANUAL = "manual"
-
-
-class CommandStatus(StrEnum):
-    PENDING = "pending"
-    CLAIMED = "claimed"
-    DONE = "done"
-    FAILED = "failed"
-
-
-RUN_STATUSES: tuple[RunStatus, ...] = tuple(RunStatus)
-FINAL_STATUSES: tuple[RunStatus, ...] = (RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED,
-                                          RunStatus.CANCELLED)
-# The per-run (and per-phase) change counts, in display order: the one definition every layer uses.
-COUNTS = ("inserted", "updated", "unchanged", "deleted", "failed", "skipped")
-# who goes first when several runs are due: a person waiting beats a timer beats a retry
-PRIORITY = {"cli": 30, "console": 30, "api": 30, "demo": 30, "flow": 30, "resume": 25, "schedule": 20,
-            "retry": 10}
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+__all__ = ["COUNTS", "FINAL_STATUSES", "PRIORITY", "RUN_STATUSES", "Breaker", "Change", "Command", "CommandStatus",
+           "Daemon", "ItemError", "PhaseStatus", "Pushed", "RateBucket", "Resolution", "Run", "RunPhase",
+           "RunStatus", "SourceState", "StoreMeta", "utcnow"]
 
 
 class Run(SQLModel, table=True):

@@ -5,6 +5,11 @@ The front ends only format what these return; they never query the tables themse
 `syncdash show RUN --json`, `GET /v1/runs/{id}` and the console's run detail identical (`run_detail` plus
 `run_detail_json`), and `status`, the console and the API in agreement on a source's last run and health
 (`source_statuses`): a dry run is never a source's last run, it changes nothing.
+
+The questions the read-only commands ask (runs, errors, a run's detail, the sources' statuses) take either a
+`Store` (SQLAlchemy ORM) or a `StoreReader` (an SQLite store read through the DB-API, so `syncdash status`
+starts without importing SQLAlchemy): each such function holds both forms of its one query side by side, and
+tests/e2e/test_cli_start.py holds their answers equal.
 """
 
 from __future__ import annotations
@@ -13,27 +18,20 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
-
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
 
 from syncdash.store.health import recent_runs, schedule_of, schedule_text, verdict
-from syncdash.store.models import (
-    COUNTS,
-    Change,
-    ItemError,
-    PhaseStatus,
-    Run,
-    RunPhase,
-    RunStatus,
-    SourceState,
-    utcnow,
-)
+from syncdash.store.reader import StoreReader
+from syncdash.store.rows import CHANGES, COUNTS, ITEM_ERRORS, RUN_PHASES, RUNS, PhaseStatus, RunStatus, utcnow
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # SQLAlchemy, SQLModel and the models load only where a full Store is asked (see reader.py)
+    from sqlmodel import Session
+
     from syncdash.config.models import Config, SourceConfig
     from syncdash.store.db import Store
+    from syncdash.store.models import ItemError, Run, RunPhase, SourceState
+
+AnyStore = Union["Store", StoreReader]  # every question below is answered from either (see syncdash.store.reader)
 
 Json = dict[str, Any]  # a JSON object: values are whatever JSON holds
 CHANGE_KINDS = ("insert", "update", "delete")
@@ -105,8 +103,23 @@ def seen_text(e: ItemError) -> str:
 def in_runs(run_ids: Sequence[int]) -> Any:
     """The errors these runs hit: those they added and those they found again (an open error a later run hits
     is updated in place, so it belongs to the run that added it and to the last run that saw it)."""
+    from sqlmodel import col
+
+    from syncdash.store.models import ItemError
+
     ids = list(run_ids)
     return col(ItemError.run_id).in_(ids) | col(ItemError.last_run_id).in_(ids)
+
+
+def in_runs_sql(run_ids: Sequence[int]) -> tuple[str, list[Any]]:
+    """`in_runs` as SQL text and its parameters, for the DB-API read path."""
+    marks = _marks(run_ids)
+    return f"(run_id IN ({marks}) OR last_run_id IN ({marks}))", [*run_ids, *run_ids]
+
+
+def _marks(values: Sequence[Any]) -> str:
+    """`?, ?, ?`: one placeholder per value of an IN list."""
+    return ", ".join("?" * len(values))
 
 
 # ---- one run's detail ---------------------------------------------------------------------------------------
@@ -218,12 +231,21 @@ class RunDetail:
         return sorted((c for rows in self.changes.values() for c in rows), key=lambda c: c.id)
 
 
-def phases_of(s: Session, run_ids: Sequence[int]) -> dict[int, list[PhaseRow]]:
+def phases_of(s: Session | StoreReader, run_ids: Sequence[int]) -> dict[int, list[PhaseRow]]:
     out: dict[int, list[PhaseRow]] = {}
     if not run_ids:
         return out
-    for ph in s.exec(select(RunPhase).where(col(RunPhase.run_id).in_(run_ids))
-                     .order_by(col(RunPhase.run_id), col(RunPhase.seq))):
+    found: Any
+    if isinstance(s, StoreReader):
+        found = s.rows(RUN_PHASES, f"WHERE run_id IN ({_marks(run_ids)}) ORDER BY run_id, seq", run_ids)
+    else:
+        from sqlmodel import col, select
+
+        from syncdash.store.models import RunPhase
+
+        found = s.exec(select(RunPhase).where(col(RunPhase.run_id).in_(run_ids))
+                       .order_by(col(RunPhase.run_id), col(RunPhase.seq)))
+    for ph in found:
         out.setdefault(ph.run_id, []).append(PhaseRow(
             ph.name, ph.status, ph.done, ph.total, ph.unit, ph.detail, ph.started_at, ph.finished_at, counts_of(ph)))
     return out
@@ -233,9 +255,16 @@ def _loads(text: str | None) -> Any:
     return json.loads(text) if text else None
 
 
-def run_detail(store: Store, run_id: int, *, changes_limit: int = DETAIL_CHANGES,
+def run_detail(store: AnyStore, run_id: int, *, changes_limit: int = DETAIL_CHANGES,
                errors_limit: int = DETAIL_ERRORS) -> RunDetail | None:
     """One run with its phases, checkpoint, errors and changes (a flow run's include its steps'), or None."""
+    if isinstance(store, StoreReader):
+        return _run_detail_sql(store, run_id, changes_limit, errors_limit)
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from syncdash.store.models import Change, ItemError, Run
+
     with store.session() as s:
         run = s.get(Run, run_id)
         if run is None:
@@ -255,6 +284,30 @@ def run_detail(store: Store, run_id: int, *, changes_limit: int = DETAIL_CHANGES
                                           .order_by(col(Change.id)).limit(changes_limit))]
                    for kind in CHANGE_KINDS}
         phases = phases_of(s, [run_id]).get(run_id, [])
+    return RunDetail(run, phases, _loads(run.checkpoint),
+                     ErrorSummary(sum(by_type.values()), int(unresolved), by_type, first), changes,
+                     {kind: recorded.get(kind, 0) for kind in CHANGE_KINDS}, steps)
+
+
+def _run_detail_sql(r: StoreReader, run_id: int, changes_limit: int, errors_limit: int) -> RunDetail | None:
+    """run_detail's queries, statement for statement, as SQL text on the DB-API."""
+    run = r.get_run(run_id)
+    if run is None:
+        return None
+    steps = r.rows(RUNS, "WHERE flow_run_id = ? ORDER BY id", (run_id,))
+    ids = [run_id, *(st.id for st in steps if st.id is not None)]
+    in_run, params = in_runs_sql(ids)
+    by_type = {str(t): int(n) for t, n in r.all(
+        f"SELECT error_type, count(*) FROM {ITEM_ERRORS.name} WHERE {in_run} GROUP BY error_type", params)}
+    unresolved = r.scalar(f"SELECT count(*) FROM {ITEM_ERRORS.name} WHERE {in_run} AND resolved_at IS NULL", params)
+    first = r.rows(ITEM_ERRORS, f"WHERE {in_run} ORDER BY id LIMIT ?", (*params, errors_limit))
+    recorded = {str(k): int(n) for k, n in r.all(
+        f"SELECT change, count(*) FROM {CHANGES.name} WHERE run_id IN ({_marks(ids)}) GROUP BY change", ids)}
+    changes = {kind: [ChangeRow(c.id or 0, c.change, json.loads(c.key), _loads(c.before), _loads(c.after))
+                      for c in r.rows(CHANGES, f"WHERE run_id IN ({_marks(ids)}) AND change = ? ORDER BY id LIMIT ?",
+                                      (*ids, kind, changes_limit))]
+               for kind in CHANGE_KINDS}
+    phases = phases_of(r, [run_id]).get(run_id, [])
     return RunDetail(run, phases, _loads(run.checkpoint),
                      ErrorSummary(sum(by_type.values()), int(unresolved), by_type, first), changes,
                      {kind: recorded.get(kind, 0) for kind in CHANGE_KINDS}, steps)
@@ -303,6 +356,10 @@ class RunFilter:
     started_only: bool = False  # leave out queued and claimed runs
 
     def conditions(self) -> list[Any]:
+        from sqlmodel import col
+
+        from syncdash.store.models import Run
+
         conds: list[Any] = []
         if self.source:
             conds.append(Run.source == self.source)
@@ -317,10 +374,52 @@ class RunFilter:
             conds.append(col(Run.status).notin_(NOT_STARTED))
         return conds
 
+    def sql(self) -> tuple[list[str], list[Any]]:
+        """`conditions` as SQL text and parameters (the DB-API read path): keep the two in step."""
+        conds: list[str] = []
+        params: list[Any] = []
+        if self.source:
+            conds.append("source = ?")
+            params.append(self.source)
+        if self.status:
+            conds.append("status = ?")
+            params.append(self.status)
+        if self.trigger:
+            conds.append("trigger = ?")
+            params.append(self.trigger)
+        if self.text:
+            conds.append("(source LIKE ? OR error LIKE ? OR status LIKE ?)")
+            params += [f"%{self.text}%"] * 3
+        if self.started_only:
+            conds.append(f"status NOT IN ({_marks(NOT_STARTED)})")
+            params += NOT_STARTED
+        return conds, params
 
-def runs_page(store: Store, where: RunFilter | None = None, *, limit: int = 50, cursor: int | None = None,
+
+def _where(conds: Sequence[str]) -> str:
+    return f"WHERE {' AND '.join(conds)}" if conds else ""
+
+
+def runs_page(store: AnyStore, where: RunFilter | None = None, *, limit: int = 50, cursor: int | None = None,
               offset: int = 0, with_total: bool = False) -> Page[Run]:
     """One page of the run history, newest first (never loads them all)."""
+    items: list[Any]
+    total: int | None
+    if isinstance(store, StoreReader):
+        text, params = (where or RunFilter()).sql()
+        if cursor is not None:
+            text.append("id < ?")
+            params.append(cursor)
+        items = store.rows(RUNS, f"{_where(text)} ORDER BY id DESC LIMIT ? OFFSET ?", (*params, limit + 1, offset))
+        total = int(store.scalar(f"SELECT count(*) FROM {RUNS.name} {_where(text)}", params)) if with_total else None
+        more = len(items) > limit
+        items = items[:limit]
+        return Page(items, str(items[-1].id) if more and items else None, total)
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from syncdash.store.models import Run
+
     conds = (where or RunFilter()).conditions()
     if cursor is not None:
         conds.append(col(Run.id) < cursor)
@@ -340,10 +439,16 @@ class ErrorFilter:
     run_id: int | None = None  # a run's errors; a flow run's are its steps'
 
 
-def errors_page(store: Store, where: ErrorFilter | None = None, *, limit: int = 50, cursor: int | None = None,
+def errors_page(store: AnyStore, where: ErrorFilter | None = None, *, limit: int = 50, cursor: int | None = None,
                 newest_first: bool = True) -> Page[ItemError]:
     """One page of item errors. `cursor` pages in the direction of `newest_first`."""
     f = where or ErrorFilter()
+    if isinstance(store, StoreReader):
+        return _errors_page_sql(store, f, limit, cursor, newest_first)
+    from sqlmodel import col, select
+
+    from syncdash.store.models import ItemError, Run
+
     conds: list[Any] = []
     with store.session() as s:
         if f.run_id is not None:
@@ -365,8 +470,40 @@ def errors_page(store: Store, where: ErrorFilter | None = None, *, limit: int = 
     return Page(items, str(items[-1].id) if more and items else None)
 
 
+def _errors_page_sql(r: StoreReader, f: ErrorFilter, limit: int, cursor: int | None,
+                     newest_first: bool) -> Page[ItemError]:
+    """errors_page's query as SQL text on the DB-API."""
+    conds: list[str] = []
+    params: list[Any] = []
+    if f.run_id is not None:
+        steps = [i for (i,) in r.all(f"SELECT id FROM {RUNS.name} WHERE flow_run_id = ?", (f.run_id,))]
+        text, p = in_runs_sql([f.run_id, *steps])
+        conds.append(text)
+        params += p
+    if f.source:
+        conds.append("source = ?")
+        params.append(f.source)
+    if f.error_type:
+        conds.append("error_type = ?")
+        params.append(f.error_type)
+    if f.resolved is not None:
+        conds.append("resolved_at IS NOT NULL" if f.resolved else "resolved_at IS NULL")
+    if cursor is not None:
+        conds.append("id < ?" if newest_first else "id > ?")
+        params.append(cursor)
+    order = "id DESC" if newest_first else "id"
+    items = r.rows(ITEM_ERRORS, f"{_where(conds)} ORDER BY {order} LIMIT ?", (*params, limit + 1))
+    more = len(items) > limit
+    items = items[:limit]
+    return Page(items, str(items[-1].id) if more and items else None)
+
+
 def unresolved_errors(store: Store, limit: int = 500) -> list[ItemError]:
     """Unresolved item errors grouped by source then type, newest first within a group."""
+    from sqlmodel import col, select
+
+    from syncdash.store.models import ItemError
+
     with store.session() as s:
         return list(s.exec(select(ItemError).where(col(ItemError.resolved_at).is_(None))
                            .order_by(col(ItemError.source), col(ItemError.error_type), col(ItemError.id).desc())
@@ -374,6 +511,11 @@ def unresolved_errors(store: Store, limit: int = 500) -> list[ItemError]:
 
 
 def unresolved_count(store: Store) -> int:
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from syncdash.store.models import ItemError
+
     with store.session() as s:
         return int(s.exec(select(func.count()).select_from(ItemError)
                           .where(col(ItemError.resolved_at).is_(None))).one())
@@ -381,6 +523,11 @@ def unresolved_count(store: Store) -> int:
 
 def retryable_open_errors(store: Store, run_ids: Sequence[int], error_ids: Sequence[int] | None = None) -> int:
     """How many unresolved, retryable item errors these runs have (only `error_ids` of them, when given)."""
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from syncdash.store.models import ItemError
+
     with store.session() as s:
         qy = select(func.count()).select_from(ItemError).where(
             in_runs(run_ids), col(ItemError.resolved_at).is_(None),
@@ -392,6 +539,11 @@ def retryable_open_errors(store: Store, run_ids: Sequence[int], error_ids: Seque
 
 def retry_outcome(store: Store, run_ids: Sequence[int]) -> dict[str, int]:
     """The retryable item errors of these runs per resolution (`unresolved` for those still open)."""
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from syncdash.store.models import ItemError, Run
+
     with store.session() as s:
         # an error failing again in a retry run stays open and moves on to it (last_run_id): count those too
         retries = s.exec(select(Run.id).where(col(Run.parent_run_id).in_(list(run_ids)), Run.mode == "retry")).all()
@@ -402,6 +554,10 @@ def retry_outcome(store: Store, run_ids: Sequence[int]) -> dict[str, int]:
 
 
 def flow_steps(store: Store, run_id: int) -> list[Run]:
+    from sqlmodel import col, select
+
+    from syncdash.store.models import Run
+
     with store.session() as s:
         return list(s.exec(select(Run).where(Run.flow_run_id == run_id).order_by(col(Run.id))))
 
@@ -419,6 +575,10 @@ class ActiveRun:
 
 
 def active_runs(store: Store) -> list[ActiveRun]:
+    from sqlmodel import col, select
+
+    from syncdash.store.models import Run
+
     with store.session() as s:
         runs = list(s.exec(select(Run).where(col(Run.status).in_(ACTIVE)).order_by(col(Run.id))))
         phases = phases_of(s, [r.id for r in runs if r.id is not None])
@@ -427,6 +587,10 @@ def active_runs(store: Store) -> list[ActiveRun]:
 
 def running_run(store: Store, source: str) -> Run | None:
     """The source's oldest claimed or running run."""
+    from sqlmodel import col, select
+
+    from syncdash.store.models import Run
+
     with store.session() as s:
         return s.exec(select(Run).where(Run.source == source, col(Run.status).in_(ACTIVE))
                       .order_by(col(Run.id))).first()
@@ -434,9 +598,18 @@ def running_run(store: Store, source: str) -> Run | None:
 
 # ---- sources: last run and health ---------------------------------------------------------------------------
 
-def latest_runs(store: Store) -> dict[str, Run]:
+def latest_runs(store: AnyStore) -> dict[str, Run]:
     """Each source's last run: its newest real run that has started (running or finished). A dry run is never
     a last run (it changes nothing), nor is one still waiting in the queue."""
+    if isinstance(store, StoreReader):
+        last = [i for (i,) in store.all(f"SELECT max(id) FROM {RUNS.name} WHERE dry_run = ? AND status NOT IN "
+                                        f"({_marks(NOT_STARTED)}) GROUP BY source", (False, *NOT_STARTED)) if i]
+        return {r.source: r for r in store.rows(RUNS, f"WHERE id IN ({_marks(last)})", last)} if last else {}
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from syncdash.store.models import Run
+
     with store.session() as s:
         ids = s.exec(select(func.max(Run.id)).where(col(Run.dry_run).is_(False), col(Run.status).notin_(NOT_STARTED))
                      .group_by(col(Run.source))).all()
@@ -483,7 +656,7 @@ class SourceStatus:
         }
 
 
-def source_statuses(store: Store, config: Config, now: datetime | None = None) -> list[SourceStatus]:
+def source_statuses(store: AnyStore, config: Config, now: datetime | None = None) -> list[SourceStatus]:
     """Per configured source, in config order: last run, health verdict, schedule and next fire."""
     now = now or utcnow()
     latest = latest_runs(store)
@@ -506,7 +679,7 @@ def source_statuses(store: Store, config: Config, now: datetime | None = None) -
     return out
 
 
-def source_rows(store: Store, config: Config, now: datetime | None = None) -> list[Json]:
+def source_rows(store: AnyStore, config: Config, now: datetime | None = None) -> list[Json]:
     """`status --json`: one row per source."""
     now = now or utcnow()
     return [s.json(now) for s in source_statuses(store, config, now)]
@@ -529,7 +702,10 @@ def row_history(store: Store, source: str, key: Sequence[Any], limit: int = 200)
 
     Read from syncdash_changes, so it holds what retention (`changes:`) kept and what each run's
     `max_changes` recorded; keys are matched in the engine's JSON form (store.db.dumps of the key list)."""
+    from sqlmodel import Session, col, select
+
     from syncdash.store.db import dumps
+    from syncdash.store.models import Change, Run
 
     with Session(store.engine) as s:
         found = s.exec(select(Change, Run).join(Run, col(Run.id) == col(Change.run_id))
@@ -551,7 +727,10 @@ class RowItem:
 
 def row_source_items(store: Store, source: str, key: Sequence[Any], limit: int = 5) -> list[RowItem]:
     """The source items recorded for the row with this primary key, newest first (see RowItem)."""
+    from sqlmodel import Session, col, select
+
     from syncdash.store.db import dumps
+    from syncdash.store.models import ItemError
 
     with Session(store.engine) as s:
         found = s.exec(select(ItemError).where(ItemError.source == source, ItemError.item_key == dumps(list(key)),

@@ -1,4 +1,5 @@
-"""The read-only commands import only what they need: no HTTP client, console, browser or web server.
+"""The read-only commands import only what they need: no HTTP client, console, browser or web server, and, on
+an SQLite store at HEAD, no SQLAlchemy or SQLModel either (they read through syncdash.store.reader).
 
 (A kind package's `__init__` is its registry entry and is loaded to read the config; its client, source and
 browser modules are what must stay out.)
@@ -17,11 +18,32 @@ import sys
 import pytest
 from conftest import Project
 
+from syncdash.config import load_config
+from syncdash.store import models
+from syncdash.store.db import Store
+from syncdash.store.health import live_daemons
+from syncdash.store.queries import (
+    ErrorFilter,
+    RunFilter,
+    error_json,
+    errors_page,
+    run_detail,
+    run_detail_json,
+    run_json,
+    runs_page,
+    source_statuses,
+)
+from syncdash.store.reader import StoreReader, open_reader
+from syncdash.store.rows import LIGHT_TABLES, utcnow
+
 # stacks the read-only commands never need; each costs tens of milliseconds to a second to import
 HEAVY = ("httpx", "httpcore", "textual", "playwright", "starlette", "uvicorn", "prometheus_client", "alembic",
          "syncdash.engine", "syncdash.targets", "syncdash.kinds.rest.client", "syncdash.kinds.rest.source",
          "syncdash.kinds.web.browser", "syncdash.kinds.web.source", "syncdash.service", "syncdash.tui",
-         "syncdash.api")
+         "syncdash.api",
+         # an SQLite store at HEAD is read through the DB-API: ~200 ms of ORM never loads (syncdash.store.reader);
+         # nor does APScheduler for a config without a schedule
+         "sqlalchemy", "sqlmodel", "syncdash.store.models", "syncdash.store.db", "apscheduler")
 
 PROBE = """\
 import contextlib, io, json, sys
@@ -63,3 +85,90 @@ def test_read_commands_import_no_heavy_stack(history: Project, argv: list[str]) 
     assert got["code"] == 0
     assert "people" in got["out"]  # it answered from the store, not from an early exit
     assert got["heavy"] == [], f"`syncdash {' '.join(argv)}` imported {got['heavy']}"
+
+
+# a CSV run needs the engine and the ORM, but no HTTP client (webhooks load theirs when they deliver), no browser,
+# no REST or web kind, no flow model for a config without flows, no console and no web server
+RUN_HEAVY = ("httpx", "httpcore", "tenacity", "playwright", "textual", "starlette", "uvicorn", "alembic",
+             "syncdash.kinds.rest.config", "syncdash.kinds.rest.client", "syncdash.kinds.rest.source",
+             "syncdash.kinds.web.config", "syncdash.kinds.web.browser", "syncdash.kinds.web.source",
+             "syncdash.kinds.flow.config", "syncdash.tui", "syncdash.api")
+
+
+def test_a_csv_run_imports_no_http_client_or_other_kind(history: Project) -> None:
+    proc = subprocess.run([sys.executable, "-c", f"HEAVY = {RUN_HEAVY!r}\n" + PROBE, "run", "people"],
+                          cwd=history.root, env=history.env, text=True, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["code"] == 3 and "people: run 2" in got["out"]  # it ran (line 3 fails again: partial)
+    assert got["heavy"] == [], f"`syncdash run people` imported {got['heavy']}"
+
+
+def test_light_rows_carry_the_models_columns() -> None:
+    """The reader's rows stand in for the models' instances: same attributes, in the same order."""
+    for name, table in LIGHT_TABLES.items():
+        model = getattr(models, name)
+        assert table.name == model.__tablename__
+        assert table.columns == tuple(c.name for c in model.__table__.columns), name
+        kinds = {c.name: c.type.python_type for c in model.__table__.columns}
+        assert table.datetimes == {c for c, t in kinds.items() if t is datetime_type}, name
+        assert table.bools == {c for c, t in kinds.items() if t is bool}, name
+
+
+datetime_type = type(utcnow())
+
+
+def test_the_reader_answers_as_the_store_does(history: Project) -> None:
+    """Every question the read-only commands ask gets the same answer from the DB-API reader and the ORM."""
+    history.config(history.root.joinpath("syncdash.yaml").read_text(encoding="utf-8")
+                   + "    schedule: every 1h\n")  # a schedule: next fire and the overdue verdict are computed too
+    assert history.cli("run", "people").returncode == 3
+    cfg = load_config(str(history.root / "syncdash.yaml"))
+    store = Store(cfg.database)
+    reader = open_reader(cfg.database)
+    assert isinstance(reader, StoreReader)
+    now = utcnow()
+    for where in (None, RunFilter(source="people"), RunFilter(status="partial", text="peo"), RunFilter(source="x")):
+        for cursor in (None, 2):
+            a, b = (runs_page(s, where, limit=1, cursor=cursor, with_total=True) for s in (store, reader))
+            assert [run_json(r) for r in a.items] == [run_json(r) for r in b.items]
+            assert (a.next_cursor, a.total) == (b.next_cursor, b.total)
+    for ef in (None, ErrorFilter(run_id=1), ErrorFilter(source="people", resolved=False), ErrorFilter(resolved=True)):
+        for newest in (True, False):
+            a, b = (errors_page(s, ef, limit=1, newest_first=newest) for s in (store, reader))
+            assert [error_json(e) for e in a.items] == [error_json(e) for e in b.items]
+            assert a.next_cursor == b.next_cursor
+    for run_id in (1, 2, 99):
+        a_detail, b_detail = run_detail(store, run_id), run_detail(reader, run_id)
+        assert (a_detail is None) == (b_detail is None)
+        if a_detail is not None and b_detail is not None:
+            assert run_detail_json(a_detail, cfg) == run_detail_json(b_detail, cfg)
+    a_rows, b_rows = (source_statuses(s, cfg, now) for s in (store, reader))
+    assert [r.json(now) for r in a_rows] == [r.json(now) for r in b_rows]
+    assert a_rows[0].next_fire is not None and a_rows[0].health == b_rows[0].health
+    assert live_daemons(store, now) == [] and live_daemons(reader, now) == []
+
+
+def test_a_store_that_is_not_at_head_opens_as_the_full_store(project: Project,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A missing store is created, an old one upgraded: only the full Store does that, so the reader steps aside."""
+    from syncdash.store import reader
+
+    url = f"sqlite:///{project.root / 'new.db'}"
+    assert type(open_reader(url)) is Store  # created at HEAD
+    assert isinstance(open_reader(url), StoreReader)
+    monkeypatch.setattr(reader, "HEAD", "0000")  # as a newer release sees this store: behind its head
+    assert type(open_reader(url)) is Store
+    assert type(open_reader(f"sqlite:///{project.root / 'other.db'}")) is Store
+
+
+@pytest.mark.parametrize("url", ["sqlite:////tmp/a b/store.db", "sqlite:///rel_ative/st-ore~1.db", "sqlite:///C:/x/y.db",
+                                 "sqlite:////tmp/we:ird/store.db", "sqlite:////tmp/é/s.db", "sqlite:////tmp/50%/s.db"])
+def test_a_sqlite_url_is_masked_as_sqlalchemy_renders_it(url: str) -> None:
+    """`status` prints its store URL without importing SQLAlchemy: a plain file URL comes back as SQLAlchemy
+    renders it (URLs with userinfo, a query or escapes still go through SQLAlchemy)."""
+    from sqlalchemy.engine import make_url
+
+    from syncdash.common.dialect import mask_url
+
+    assert mask_url(url) == make_url(url).render_as_string(hide_password=True)
