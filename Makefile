@@ -23,7 +23,7 @@ demo: install
 	$(BIN)/syncdash demo
 
 test: install
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # ruff; the layer contracts (import-linter, see pyproject.toml); no import cycles or private names crossing
 # modules (tools/check_imports.py); mypy over the package.

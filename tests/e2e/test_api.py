@@ -26,6 +26,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.text import Text
 from test_resume import write_big
 
+# its module-scoped fixture is built once and its tests read what earlier ones left: one xdist worker
+pytestmark = pytest.mark.xdist_group("test_api")
+
 API_TOKEN = "tok-7f3a9c2e51d84b6a"
 READ_TOKEN = "read-5d1e8b7c3a"
 REST_SECRET = "rest-secret-91c4e2f7"

@@ -14,6 +14,9 @@ import pytest
 from conftest import Project, new_project, wait_for_api
 from test_api import free_port
 
+# its module-scoped fixture is built once and its tests read what earlier ones left: one xdist worker
+pytestmark = pytest.mark.xdist_group("test_api_trust")
+
 CONFIG = """\
 sources:
   - name: small

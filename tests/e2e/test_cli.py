@@ -21,6 +21,9 @@ from typing import Any
 import pytest
 from conftest import Project
 
+# its module-scoped fixture is built once and its tests read what earlier ones left: one xdist worker
+pytestmark = pytest.mark.xdist_group("test_cli")
+
 CONFIG = """\
     sources:
       - name: people

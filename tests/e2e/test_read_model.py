@@ -23,6 +23,9 @@ from syncdash.store.queries import run_detail_json
 from syncdash.tui import data
 from syncdash_demo.sampleflow import RegistrationApi, ScoringApi, demo_participants
 
+# its module-scoped fixture is built once and its tests read what earlier ones left: one xdist worker
+pytestmark = pytest.mark.xdist_group("test_read_model")
+
 TOKEN = "tok-read-model-3b9e"
 EXTRA_SOURCES = """\
   - name: small
