@@ -287,3 +287,18 @@ def wait_for_api(proc: subprocess.Popen[str], url: str, timeout: float = 30) -> 
             pass
         assert time.monotonic() < deadline, "the API did not come up"
         time.sleep(0.1)
+
+
+@pytest.fixture
+def whole_kind() -> Iterator[None]:
+    """The test-only `jsonl_whole` kind (tests/support/jsonl_kind.py: it can only re-read its whole input),
+    registered for one test and removed after it, so it never leaks into the tests after it in a worker."""
+    from support.jsonl_kind import JSONL_WHOLE_KIND
+
+    from syncdash.config.kinds import register_kind, unregister_kind
+
+    register_kind(JSONL_WHOLE_KIND)
+    try:
+        yield
+    finally:
+        unregister_kind("jsonl_whole")

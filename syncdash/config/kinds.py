@@ -45,6 +45,7 @@ class KindSpec:
 _registry: dict[str, KindSpec] = {}
 _discovered = False
 _lock = threading.RLock()
+_added: set[str] = set()  # names register_kind added (not the entry points): what unregister_kind may remove
 
 
 def register_kind(spec: KindSpec) -> None:
@@ -52,6 +53,17 @@ def register_kind(spec: KindSpec) -> None:
     with _lock:
         _discover()
         _add(spec, origin="register_kind")
+        _added.add(spec.name)
+
+
+def unregister_kind(name: str) -> None:
+    """Remove a kind `register_kind` added: a test's own kind once the test is done (so it does not leak
+    into the tests after it), or an embedding application's before it registers a new version. Kinds that
+    came from entry points (the built-in ones among them) are not removed."""
+    with _lock:
+        if name in _added:
+            _added.discard(name)
+            _registry.pop(name, None)
 
 
 def _add(spec: KindSpec, origin: str) -> None:

@@ -192,7 +192,8 @@ def test_x_resets_and_C_sets_the_cursor_in_the_store(project: Project, api: Samp
 
 # ---- R on a kind that cannot retry one item ---------------------------------------------------------------
 
-def test_R_on_a_kind_that_cannot_retry_items_says_why_and_queues_nothing(project: Project) -> None:
+def test_R_on_a_kind_that_cannot_retry_items_says_why_and_queues_nothing(project: Project,
+                                                                          whole_kind: None) -> None:
     path = project.config(NOT_RETRIED)
     project.write("data/small.csv", "id,plays\n1,10\n2,x\n3,30\n")  # a bad number: a csv retries that row
     project.write("data/events.jsonl", '{"id": 1, "title": "a"}\n{not json\n')  # retryable, but not alone
@@ -240,7 +241,8 @@ def test_R_on_a_kind_that_cannot_retry_items_says_why_and_queues_nothing(project
 
 
 
-def test_a_retry_of_a_kind_that_cannot_retry_items_is_refused_for_the_cli_and_the_api_too(project: Project) -> None:
+def test_a_retry_of_a_kind_that_cannot_retry_items_is_refused_for_the_cli_and_the_api_too(
+        project: Project, whole_kind: None) -> None:
     """`syncdash retry RUN` and POST /v1/runs/{id}/retry go through store.commands.retry_errors, which asks
     the kind's capability the console's keys ask: it refuses with the reason and queues nothing."""
     from syncdash.errors import UsageError

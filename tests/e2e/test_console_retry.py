@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
 import pytest
 from conftest import Project
-from support.jsonl_kind import JsonlSource, JsonlSourceConfig
 from test_console import make_app, run, until
 from test_detail_errors import api, league  # noqa: F401  (fixture)
 from test_flows import apis  # noqa: F401  (fixture)
@@ -19,9 +18,7 @@ from test_flows import config as flow_config
 from test_web import no_orphaned_chromium, web_source  # noqa: F401  (fixture)
 
 from syncdash.config import load_config
-from syncdash.config.kinds import KindSpec, register_kind
 from syncdash.engine import Engine, RunOptions
-from syncdash.kinds.contract import Capabilities
 from syncdash.store.db import Store
 from syncdash_demo.sampleapi import SampleApi
 from syncdash_demo.sampleflow import RegistrationApi, ScoringApi
@@ -91,17 +88,6 @@ def test_r_on_a_web_detail_error_reopens_that_page(project: Project, small_site:
 
 # ---- an error `r` cannot retry: a notification says why, and no run starts ------------------------------
 
-class WholeFileConfig(JsonlSourceConfig):
-    kind: Literal["jsonl_whole"]  # type: ignore[assignment]
-
-
-class WholeFileSource(JsonlSource):
-    """A kind (from outside the package) that can only re-read its whole input, never one item."""
-
-    capabilities = Capabilities(retry_items=False)
-
-
-register_kind(KindSpec("jsonl_whole", config=WholeFileConfig, adapter=WholeFileSource))
 
 NOT_RETRIED = """sources:
   - name: small
@@ -123,7 +109,7 @@ def toasts(app: Any) -> str:
     return " ".join(str(t.render()) for t in app.screen.query("Toast"))
 
 
-def test_r_on_an_error_that_cannot_be_retried_says_why_and_starts_nothing(project: Project) -> None:
+def test_r_on_an_error_that_cannot_be_retried_says_why_and_starts_nothing(project: Project, whole_kind: None) -> None:
     path = project.config(NOT_RETRIED)
     project.write("data/small.csv", "id,plays\n1,10\n1,11\n3,30\n")  # a duplicate key: never retryable
     project.write("data/events.jsonl", '{"id": 1, "title": "a"}\n{not json\n')  # retryable, not alone

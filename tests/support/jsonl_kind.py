@@ -18,7 +18,7 @@ from pydantic import Field
 from syncdash.config.kinds import KindSpec
 from syncdash.config.models import SourceConfig
 from syncdash.errors import SourceUnavailable
-from syncdash.kinds.contract import Batch, CheckpointInvalid, RecordProblem, Source, Stream
+from syncdash.kinds.contract import Batch, Capabilities, CheckpointInvalid, RecordProblem, Source, Stream
 from syncdash.kinds.mapping import Mapper, build_mapper
 
 
@@ -110,3 +110,17 @@ class JsonlSource(Source, Stream):
 
 
 JSONL_KIND = KindSpec("jsonl", config=JsonlSourceConfig, adapter=JsonlSource)
+
+
+class WholeFileConfig(JsonlSourceConfig):
+    kind: Literal["jsonl_whole"]  # type: ignore[assignment]
+
+
+class WholeFileSource(JsonlSource):
+    """A kind (from outside the package) that can only re-read its whole input, never one item: what `r`, `R`,
+    `syncdash retry` and the API must refuse to retry item by item."""
+
+    capabilities = Capabilities(retry_items=False)
+
+
+JSONL_WHOLE_KIND = KindSpec("jsonl_whole", config=WholeFileConfig, adapter=WholeFileSource)
