@@ -367,6 +367,16 @@ class CsvSource(Source, Stream):
         return True
 
 
+class SplitRecords(list[list[str]]):
+    """Records split from whole lines (texts; no line break in them) at a delimiter: the read-ahead child
+    can ship the lines, and the run's process split only the few it reads (engine/packed.py)."""
+
+    def __init__(self, delimiter: str) -> None:
+        super().__init__()
+        self.delimiter = delimiter
+        self.texts: list[str] = []
+
+
 class _SplitRows:
     """A file's records after its header: text read in 1M-character chunks and split with str.split while a
     chunk has no quote, escape or NUL character and one kind of line break (the usual file: same records as
@@ -388,6 +398,7 @@ class _SplitRows:
         self.csv_base = 0
         self.risky_lines = 0  # csv line_num up to which its lines came from text buffered here
         self.pending: list[list[str]] = []
+        self.texts: list[str] = []  # the lines pending was split from
         self.pos = 0
         self.check_until = 0  # pending[:check_until] came from a chunk with a long line
         self.tail = ""  # text after the last line break read
@@ -399,7 +410,8 @@ class _SplitRows:
         return self.csv_base + self.csv.line_num if self.csv is not None else self.lines
 
     def take(self, n: int) -> list[list[str]]:
-        out: list[list[str]] = []
+        """Up to n records: a SplitRecords when all were split here (csv.reader's are a plain list)."""
+        out: list[list[str]] = SplitRecords(self.opts.delimiter)
         self.suspect = False
         self.split_only = True
         while len(out) < n:
@@ -407,7 +419,7 @@ class _SplitRows:
                 if self.csv.line_num < self.risky_lines:
                     self.suspect = True
                 self.split_only = False
-                out += islice(self.csv, n - len(out))
+                out = [*out, *islice(self.csv, n - len(out))]
                 break
             if self.pos >= len(self.pending):
                 if not self._fill():
@@ -416,10 +428,9 @@ class _SplitRows:
             end = min(len(self.pending), self.pos + n - len(out))
             if self.pos < self.check_until:
                 self.suspect = True
-            if not out and self.pos == 0 and end == len(self.pending):
-                out = self.pending
-            else:
-                out += self.pending[self.pos:end]
+            out += self.pending[self.pos:end]
+            if isinstance(out, SplitRecords):
+                out.texts += self.texts[self.pos:end]
             self.lines += end - self.pos
             self.pos = end
         return out
@@ -439,7 +450,7 @@ class _SplitRows:
 
     def _fill(self) -> bool:
         """Split the next chunk into pending, or hand the rest of the file to csv.reader; False at the end."""
-        self.pending, self.pos, self.check_until = [], 0, 0
+        self.pending, self.texts, self.pos, self.check_until = [], [], 0, 0
         text = self.stream.read(self.CHUNK)
         if text:
             s = self.tail + text
@@ -480,6 +491,7 @@ class _SplitRows:
             self.pending = [ln.split(d) if ln else [] for ln in lines]
         else:
             self.pending = [ln.split(d) for ln in lines]
+        self.texts = lines
         if max(map(len, lines)) > self.quarter:
             self.check_until = len(self.pending)
         return True
