@@ -26,6 +26,8 @@ from syncdash.kinds.mapping import Mapper, build_mapper
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 _SURROGATE = re.compile("[\udc80-\udcff]")
+# encodings in which bytes below 0x80 always decode, alone, to ASCII (codecs.lookup names)
+_ASCII_SUPERSETS = {"utf-8", "ascii", "latin-1", "iso8859-1", "iso8859-15", "cp1252", "cp1250"}
 
 
 class CsvOptions(Strict):
@@ -356,10 +358,15 @@ class CsvSource(Source, Stream):
 
     @staticmethod
     def _decodes_cleanly(raw: Any, encoding: str) -> bool:
-        """One strict pass in 1 MiB chunks; when it passes, rows need no per-value check."""
+        """One strict pass in 1 MiB chunks; when it passes, rows need no per-value check. It runs before the
+        first batch, in the run's process: ASCII chunks of an ASCII-compatible encoding skip the decoder
+        (bytes.isascii is ~5x cheaper), when no multi-byte sequence is pending across the chunk edge."""
         dec = codecs.getincrementaldecoder(encoding)("strict")
+        ascii_ok = codecs.lookup(encoding).name in _ASCII_SUPERSETS
         try:
             while chunk := raw.read(1 << 20):
+                if ascii_ok and chunk.isascii() and not dec.getstate()[0]:
+                    continue
                 dec.decode(chunk)
             dec.decode(b"", final=True)
         except UnicodeDecodeError:
