@@ -171,7 +171,9 @@ class BatchWriter:
                     if getpid() != self._pid:  # the writer reads ~2% of them: see engine/packed.py
                         from syncdash.engine.packed import pack
                         raw = pack(raw)
-                    return raw, batch.lines, errors, None, json.dumps(pairs, default=str)
+                    encode = getattr(self.target, "encode_key_hash", None)  # the SQLite target's own form
+                    payload = encode(pairs) if encode is not None else json.dumps(pairs, default=str)
+                    return raw, batch.lines, errors, None, payload
         rows, lines, errors = self._map(batch)
         batch.records = []  # the raw records are done with; queued batches should not hold them
         keys = list(map(batch.mapper.key_of, rows))
