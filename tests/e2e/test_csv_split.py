@@ -26,7 +26,7 @@ sources:
 
 
 def _text(changed: bool) -> str:
-    """~1.3 MB, CRLF: past the reader's 1M-character chunk, a quoted value with a line break, then more."""
+    """~1.3 MB, CRLF: several of the reader's 256K-character chunks, a quoted value with a line break, then more."""
     out = ["id,name,qty\r\n"]
     for i in range(1, 12001):
         if i == 5000:
