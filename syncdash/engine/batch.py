@@ -63,6 +63,8 @@ class BatchWriter:
         self.screening = False
         self.last_batch: Batch | None = None
         self._last_progress = 0.0
+        from os import getpid
+        self._pid = getpid()  # prepare() runs in a read-ahead child when getpid() says otherwise
 
     # ---- set-up, restart, replay ----------------------------------------------------------------------
 
@@ -163,8 +165,15 @@ class BatchWriter:
                     unique = set()  # a key that does not fit its column: the exact path makes it an item error
                 if len(unique) == len(pairs):
                     errors = [self.items.problem(batch, p) for p in batch.problems]
-                    records, batch.records = batch.records, []
-                    return records, batch.lines, errors, None, json.dumps(pairs, default=str)
+                    raw: Any = batch.records
+                    batch.records = []
+                    from os import getpid
+                    if getpid() != self._pid:  # the writer reads ~2% of them: see engine/packed.py
+                        from syncdash.engine.packed import pack
+                        raw = pack(raw)
+                    encode = getattr(self.target, "encode_key_hash", None)  # the SQLite target's own form
+                    payload = encode(pairs) if encode is not None else json.dumps(pairs, default=str)
+                    return raw, batch.lines, errors, None, payload
         rows, lines, errors = self._map(batch)
         batch.records = []  # the raw records are done with; queued batches should not hold them
         keys = list(map(batch.mapper.key_of, rows))
@@ -257,6 +266,9 @@ class BatchWriter:
         life = self.life
         self.batch_no += 1
         rows, lines, errors, keys, screened = prepared if prepared is not None else self.prepare(batch)
+        if screened is not None and isinstance(rows, tuple):  # packed by the read-ahead child
+            from syncdash.engine.packed import PackedRecords
+            rows = PackedRecords(rows)
         key_of = batch.mapper.key_of
         now = format_ts(utcnow())
         run_id = life.run_id
@@ -270,7 +282,7 @@ class BatchWriter:
                 verdict = self._screened(batch, rows, lines, errors, screened)
                 if verdict is None:  # a key an earlier batch had: type every row, the exact path sorts it out
                     batch.problems = []  # already among `errors`
-                    rows, lines, mapped_errors, keys, _ = self.prepare(batch, rows, screen=False)
+                    rows, lines, mapped_errors, keys, _ = self.prepare(batch, list(rows), screen=False)
                     bad = [e["_key"] for e in mapped_errors if e.get("_key") is not None]
                     if bad and self.seen is not None:
                         self.seen.mark_failed(bad)
@@ -357,7 +369,7 @@ class BatchWriter:
             f = self.items.redact_path(batch.file)
             self.lines_read[f] = max(self.lines_read.get(f, 0), *top)
 
-    def _screened(self, batch: Batch, records: list[Any], lines: Sequence[int | None], errors: list[ItemError],
+    def _screened(self, batch: Batch, records: Sequence[Any], lines: Sequence[int | None], errors: list[ItemError],
                   key_hash: str) -> tuple[Rows, Rows, int, Sequence[int | None]] | None:
         """A batch the reader only keyed and hashed: SQLite names the rows that are new or differ, and only
         those are typed. None when a key was already seen this run (the exact path then handles duplicates).
