@@ -23,9 +23,11 @@ Highlighting is computed in Python from the same words for every dialect, as cha
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,9 +72,10 @@ def ensure_index(db: Any, dialect: str, table: str, fields: list[str] | None, ke
 
 
 # columnsize=0: no per-row %_docsize entry (a b-tree insert per row, ~20% of the index's cost on a load);
-# only FTS5's own bm25() wanted it, and search ranks in Python (_rank). A table the previous release made
-# (without it) still searches the same; ensure_index rebuilds it once with these options.
-FTS_OPTIONS = "tokenize='unicode61 remove_diacritics 0', columnsize=0"
+# only FTS5's own bm25() wanted it, and search ranks in Python (_rank). detail=none: no word positions
+# (~10% less): searches ask only which rows hold a word (see _search_sqlite for the one thing it changes).
+# A table the previous release made (without them) still searches the same; ensure_index rebuilds it once.
+FTS_OPTIONS = "tokenize='unicode61 remove_diacritics 0', detail=none, columnsize=0"
 
 
 def _fts_sql(table: str, fields: list[str]) -> str:
@@ -275,23 +278,45 @@ def _search_sqlite(db: Conn, table: str, sel: str, nk: int, words: list[str], li
       RANK_SCAN live matches (rowid order, stopping there) and they are ranked in Python (_rank) with each
       word's row count counted up to IDF_SCAN and estimated past it. A query matching more rows than that
       ranks its first RANK_SCAN: every such match has every word, so the ranking is on field length and
-      word counts, and the best of 2,000 are as good as the best of 25,000; a narrower query is exact.
+      word counts, and the best of 1,000 are as good as the best of 25,000; a narrower query is exact.
+    - The index keeps no positions (detail=none), so FTS5 refuses a quoted word it cuts in two (a letter
+      its tokenizer does not know, e.g. U+19B0): such a word is checked here, on the rows the other words
+      find (or on every live row when no word is left), as the highlighting reads words.
     """
-    fts = _qi(fts_name(table))
-    parts = []
+    fts, t = _qi(fts_name(table)), _qi(table)
+    parts, loose = [], []
     for w in words:
-        part = _expand_prefix(db, table, w)
+        try:
+            part = _expand_prefix(db, table, w)
+        except sqlite3.OperationalError:  # "phrase queries are not supported (detail!=full)"
+            loose.append(w)
+            continue
         if part is None:
             return []
-        parts.append(part)
+        parts.append((w, part))
     scan = max(RANK_SCAN, 2 * limit)
-    rows = db.all(f"SELECT {sel} FROM {fts} JOIN {_qi(table)} t ON t.rowid = {fts}.rowid "
-                  f"WHERE {fts} MATCH ? AND t._deleted_at IS NULL LIMIT {scan}", (" AND ".join(parts),))
+    if parts:
+        sql = (f"SELECT {sel} FROM {fts} JOIN {t} t ON t.rowid = {fts}.rowid WHERE {fts} MATCH ? "
+               "AND t._deleted_at IS NULL")
+        params: tuple[Any, ...] = (" AND ".join(p for _, p in parts),)
+    else:
+        sql, params = f"SELECT {sel} FROM {t} t WHERE t._deleted_at IS NULL", ()
+    if loose:
+        rows = list(itertools.islice((tuple(r) for r in db.execute(sql, params) if _holds(r[nk:], loose)), scan))
+    else:
+        rows = db.all(f"{sql} LIMIT {scan}", params)
     if not rows:
         return []
     total, avg_len = _totals(db, table)
-    idf = [_idf(db, table, part, total) for part in parts]
-    return _rank(rows, nk, list(zip(words, idf, strict=True)), avg_len, limit)
+    weights = [(w, _idf(db, table, part, total)) for w, part in parts]
+    weights += [(w, _idf_of(len(rows), max(total, len(rows)))) for w in loose]
+    return _rank(rows, nk, weights, avg_len, limit)
+
+
+def _holds(values: tuple[Any, ...], words: list[str]) -> bool:
+    """Every word starts a word of the values (as the highlighting cuts them)."""
+    tokens = _WORD.findall(" ".join(str(v) for v in values if v is not None).casefold())
+    return all(any(tok.startswith(w) for tok in tokens) for w in words)
 
 
 K1, B = 1.2, 0.75  # BM25's parameters, FTS5's values
@@ -332,7 +357,10 @@ def _idf(db: Conn, table: str, part: str, total: int) -> float:
             or (None, None)
         if low is not None and high is not None and edge >= low:
             n = min(max(n, IDF_SCAN * (high - low + 1) / (edge - low + 1)), float(max(total, count)))
-    total = max(total, count)
+    return _idf_of(n, max(total, count))
+
+
+def _idf_of(n: float, total: int) -> float:
     return math.log(1 + (total - n + 0.5) / (n + 0.5))
 
 

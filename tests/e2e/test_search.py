@@ -139,7 +139,7 @@ def test_sigkill_mid_run_then_resume_leaves_index_and_table_in_agreement(project
 def test_any_query_text_is_safe_and_highlights_the_matched_words(project: Project, tdb: str) -> None:
     config(project)
     project.write("data/songs.csv", 'id,title,artist,genre,year\n1,"Blue ""Velvet"" (live)",Bobby Vinton,pop,1963\n'
-                  "2,Café del Mar,Energy 52,chill,1993\n3,NOT AND OR,NEAR*,x,2000\n")
+                  "2,Café del Mar,Energy 52,chill,1993\n3,NOT AND OR,NEAR*,x,2000\n4,Ka\u19b0lo tune,Quiet,x,2001\n")
     project.run_json("songs", expect=0)
     for q in ['"', "'", '"vel', "blue AND (", "NOT", "OR", "-blue", "+blue*", "col:val", "a\\b", "%_", "*", "()",
               "NEAR(blue, 2)", "; DROP TABLE songs; --", "😀", "ß"]:
@@ -152,6 +152,14 @@ def test_any_query_text_is_safe_and_highlights_the_matched_words(project: Projec
     assert hits[0]["highlights"] == {"title": [[6, 12]]}
     assert [h["key"]["id"] for h in json.loads(project.cli("search", "café mar", "--json").stdout)] == [2]
     assert [h["key"]["id"] for h in json.loads(project.cli("search", "near", "--json").stdout)] == [3]
+    if project.dialect == "sqlite":
+        # U+19B0 is a letter to Python but cuts the word in two for FTS5's tokenizer (which then refuses it
+        # quoted, the index keeping no positions): such a word is still found as typed, alone or with others
+        for q, want in (("ka\u19b0lo", [4]), ("KA\u19b0", [4]), ("tune ka\u19b0lo", [4]), ("ka\u19b0lo mar", [])):
+            hits = json.loads(project.cli("search", q, "--json").stdout)
+            assert [h["key"]["id"] for h in hits] == want, q
+        assert json.loads(project.cli("search", "ka\u19b0lo", "--json").stdout)[0]["highlights"] == \
+            {"title": [[0, 5]]}
     out = project.cli("search", "bobby")
     assert out.returncode == 0 and "songs id=1" in out.stdout and "artist: Bobby Vinton" in out.stdout
     assert "no matches" in project.cli("search", "zzzz").stdout
