@@ -2,9 +2,9 @@
 
   load       `syncdash run` of the CSV (bench/csv_load.py's 10-column file) with `search: [name, city, status]`,
              beside the same load without `search:` (target: within 1.25x). The two loads alternate (plain
-             first, then search first, ...) --repeat times; medians of wall time and of the child's CPU
-             time (user + sys, which another process on the machine hardly changes), and the median of
-             the pairs' ratios.
+             first, then search first, ...) --repeat times; medians of wall time and of the run's CPU
+             time (user + sys, its read-ahead child included: what another process on the machine hardly
+             changes), and the median of the pairs' ratios.
   resync     the changed file (1% changed, 0.5% new, 0.5% removed): how many index rows the run wrote,
              beside the rows in the table (target: only changed and new rows are written)
   search     p50/p95 of `targets.search.search()` over the loaded table, for specific queries (a person's
@@ -17,7 +17,7 @@ Index rows rewritten and deleted are counted by counting triggers the bench adds
 triggers' own text in sqlite_master (same table, same WHEN clause), so they fire exactly when those do; rows
 indexed on insert (one INSERT ... SELECT per batch) are counted from the index's own row count.
 
-    python bench/search.py [--rows 1000000] [--repeat 3] [--queries 200]
+    python bench/search.py [--rows 1000000] [--repeat 5] [--queries 200]
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def time_queries(db: Path, queries: list[str], like: bool, previous: bool = Fals
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--queries", type=int, default=200)
     args = ap.parse_args()
     print(f"rows: {args.rows:,}   load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
