@@ -5,13 +5,16 @@ rows, so it can never disagree with the table (across resume, a killed run, hard
 
 - SQLite: an FTS5 external-content table `syncdash_fts_<table>` (content= the target table): a batch's inserted
   rows are indexed by one INSERT ... SELECT in the batch (index_inserted); updates and deletes by triggers on
-  the table, and an update touches the index only when a searched column really changed.
+  the table, and an update touches the index only when a searched column really changed. FTS5 finds the
+  matches, Python ranks them (BM25, _search_sqlite); a table made with other options (FTS_OPTIONS) is
+  rebuilt once by ensure_index, and searched as it is until then.
 - PostgreSQL: a generated `_search tsvector` column (config 'simple') with a GIN index; the column's comment
   names the indexed columns, so a changed `search:` list rebuilds it.
 - MySQL/MariaDB: a `FULLTEXT` index `syncdash_search` over the columns (made case-insensitive, see _ensure_my).
 
 Soft-deleted rows stay indexed (the index mirrors the table exactly) and are filtered out when searching.
-`ensure_index` builds the index once when `search:` is added and drops it when `search:` is removed.
+`ensure_index` builds the index once when `search:` is added (or its columns change) and drops it when
+`search:` is removed.
 
 User query text is never passed to a query parser as is: it is cut into words (letters and digits) and each
 word becomes a quoted prefix term, all required; so quotes, operators and any unicode are plain text.
@@ -20,7 +23,11 @@ Highlighting is computed in Python from the same words for every dialect, as cha
 
 from __future__ import annotations
 
+import itertools
+import json
+import math
 import re
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +36,7 @@ from syncdash.common.dialect import MYSQL, POSTGRES, Conn
 
 MAX_TERMS = 16
 MAX_LIMIT = 1000
-RANK_SCAN = 2000  # SQLite: a query matching more rows ranks the first this many (see _search_sqlite)
+RANK_SCAN = 1000  # SQLite: the most matches a query ranks (see _search_sqlite)
 PREFIX_WORDS = 8  # SQLite: a query word standing for at most this many indexed words is spelled as them
 _WORD = re.compile(r"[^\W_]+")
 PG_COLUMN = "_search"
@@ -64,13 +71,29 @@ def ensure_index(db: Any, dialect: str, table: str, fields: list[str] | None, ke
         _ensure_sqlite(db, table, fields or [])
 
 
+# columnsize=0: no per-row %_docsize entry (a b-tree insert per row, ~20% of the index's cost on a load);
+# only FTS5's own bm25() wanted it, and search ranks in Python (_rank). detail=none: no word positions
+# (~10% less): searches ask only which rows hold a word (see _search_sqlite for the one thing it changes).
+# A table the previous release made (without them) still searches the same; ensure_index rebuilds it once.
+FTS_OPTIONS = "tokenize='unicode61 remove_diacritics 0', detail=none, columnsize=0"
+
+
+def _fts_sql(table: str, fields: list[str]) -> str:
+    cols = ", ".join(_qi(c) for c in fields)
+    return (f"CREATE VIRTUAL TABLE {_qi(fts_name(table))} USING fts5({cols}, content={_lit(table)}, "
+            f"content_rowid='rowid', {FTS_OPTIONS})")
+
+
 def _ensure_sqlite(conn: Any, table: str, fields: list[str]) -> None:
     fts, t = _qi(fts_name(table)), _qi(table)
-    have = [r[1] for r in conn.execute(f"PRAGMA table_info({fts})").fetchall()]
+    have = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+                        (fts_name(table),)).fetchone()
     triggers = [_qi(f"{fts_name(table)}_{s}") for s in ("ad", "au")]
-    if have == fields and (not fields or conn.execute(
+    if fields and have is not None and have[0] == _fts_sql(table, fields) and conn.execute(
             "SELECT count(*) FROM sqlite_master WHERE type='trigger' AND tbl_name = ? AND name IN (?, ?)",
-            (table, *(f"{fts_name(table)}_{s}" for s in ("ad", "au")))).fetchone()[0] == 2):
+            (table, *(f"{fts_name(table)}_{s}" for s in ("ad", "au")))).fetchone()[0] == 2:
+        return
+    if not fields and have is None:
         return
     for trig in triggers:
         conn.execute(f"DROP TRIGGER IF EXISTS {trig}")
@@ -81,8 +104,7 @@ def _ensure_sqlite(conn: Any, table: str, fields: list[str]) -> None:
     new = ", ".join(f"new.{_qi(c)}" for c in fields)
     old = ", ".join(f"old.{_qi(c)}" for c in fields)
     changed = " OR ".join(f"old.{_qi(c)} IS NOT new.{_qi(c)}" for c in fields)
-    conn.execute(f"CREATE VIRTUAL TABLE {fts} USING fts5({cols}, content={_lit(table)}, content_rowid='rowid', "
-                 "tokenize='unicode61 remove_diacritics 0')")
+    conn.execute(_fts_sql(table, fields))
     # inserts are indexed by index_inserted() in the same batch, one INSERT ... SELECT per batch: a per-row
     # AFTER INSERT trigger made a million-row load ~3x slower (each FTS5 insert is a statement of its own)
     conn.execute(f"CREATE TRIGGER {triggers[0]} AFTER DELETE ON {t} BEGIN "
@@ -91,16 +113,38 @@ def _ensure_sqlite(conn: Any, table: str, fields: list[str]) -> None:
     conn.execute(f"CREATE TRIGGER {triggers[1]} AFTER UPDATE OF {cols} ON {t} WHEN {changed} BEGIN "
                  f"INSERT INTO {fts}({fts}, rowid, {cols}) VALUES ('delete', old.rowid, {old}); "
                  f"INSERT INTO {fts}(rowid, {cols}) VALUES (new.rowid, {new}); END")
+    # merge 64 segments of a level at a time, not 4 (each batch's commit writes one): ~25% less index work on
+    # a load; a million rows in 10,000-row batches leave ~40 segments, and the searches of bench/search.py
+    # take as long as with 4
+    conn.execute(f"INSERT INTO {fts}({fts}, rank) VALUES ('automerge', 64)")
+    conn.execute(f"INSERT INTO {fts}({fts}, rank) VALUES ('crisismerge', 256)")
     conn.execute(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')")
 
 
-def index_inserted(conn: Any, table: str, fields: list[str], by_keys: str, keys_json: str) -> None:
-    """Index the rows a batch just inserted (SQLite; in the batch's transaction). by_keys: `FROM <table> t
-    WHERE <the batch's keys>` with one ? for keys_json (TargetTable's own key lookup)."""
+def index_inserted(conn: Any, table: str, fields: list[str], by_keys: str, keys: list[Any],
+                   key_column: str | None = None) -> None:
+    """Index the rows a batch just inserted (SQLite; in the batch's transaction). keys: the batch's keys
+    (scalars, or lists for a composite key); key_column: the one key column (None for a composite key);
+    by_keys: `FROM <table> t WHERE <the batch's keys>` with one ? for their JSON (TargetTable's key lookup).
+
+    The keys of an initial load are often consecutive integers that are also the rowids (an INTEGER primary
+    key): those rows are read as one rowid range (~0.25 s less per million rows than 10,000 key lookups per
+    batch). The range is used only when as many of its rows have their key as their rowid as the batch has
+    rows: those keys are the batch's (each key once), so the range holds exactly the batch."""
     fts = _qi(fts_name(table))
-    cols = ", ".join(_qi(c) for c in fields)
-    conn.execute(f"INSERT INTO {fts}(rowid, {cols}) SELECT t.rowid, {', '.join(f't.{_qi(c)}' for c in fields)} "
-                 f"{by_keys}", (keys_json,))
+    head = (f"INSERT INTO {fts}(rowid, {', '.join(_qi(c) for c in fields)}) "
+            f"SELECT t.rowid, {', '.join(f't.{_qi(c)}' for c in fields)} ")
+    if key_column is not None and len(keys) > 1:
+        try:
+            low, high = min(keys), max(keys)
+        except TypeError:  # keys of mixed types: not a range
+            low = high = None
+        if type(low) is int and type(high) is int and high - low + 1 == len(keys):
+            in_range = f"FROM {_qi(table)} t WHERE t.rowid BETWEEN {low} AND {high} AND t.{_qi(key_column)} = t.rowid"
+            if conn.execute(f"SELECT count(*) {in_range}").fetchone()[0] == len(keys):
+                conn.execute(f"{head}{in_range}")
+                return
+    conn.execute(f"{head}{by_keys}", (json.dumps(keys, default=str),))
 
 
 def _lit(s: str) -> str:
@@ -211,7 +255,7 @@ def search(db: Conn, table: str, fields: list[str], key: list[str], query: str, 
                f"ORDER BY score DESC LIMIT {limit}")
         rows = db.all(sql, (boolean, boolean))
     else:
-        rows = _search_sqlite(db, table, sel, words, limit)
+        rows = _search_sqlite(db, table, sel, len(key), words, limit)
     hits = []
     nk = len(key)
     for r in rows:
@@ -222,39 +266,140 @@ def search(db: Conn, table: str, fields: list[str], key: list[str], query: str, 
     return hits
 
 
-def _search_sqlite(db: Conn, table: str, sel: str, words: list[str], limit: int) -> list[tuple[Any, ...]]:
-    """FTS5, made fast on big tables (bench/search.py: 1,000,000 rows) in two ways that keep what matches:
+def _search_sqlite(db: Conn, table: str, sel: str, nk: int, words: list[str], limit: int) -> list[tuple[Any, ...]]:
+    """FTS5 finds the matching rows, Python ranks them (BM25): fast on big tables (bench/search.py: 1,000,000
+    rows, p95 under 50 ms) and the same rows as a plain prefix query.
 
     - A prefix term (`"person"*`) makes FTS5 copy the doclists of every indexed word with that prefix into
       one in memory before it can seek in it: 1,000,000 entries for a word every row has. The index's
-      vocabulary (an fts5vocab table, TEMP so nothing is added to the target database) says which words a
-      prefix stands for; when they are few, the term is spelled as those words (`"person"`,
-      `("cafe" OR "cafes")`), which FTS5 seeks in without copying. Same rows; a word no row has ends the
-      search at once.
-    - bm25() is computed for every matching row before the best are picked: ~40 ms per 25,000 matches. When
-      more than RANK_SCAN rows match, only the first RANK_SCAN of them (in rowid order) are ranked: a
-      query that broad ranks its matches on field length alone (every match has every word), so the
-      best of 2,000 are as good as the best of 25,000; a narrower query is ranked exactly.
+      vocabulary says which words a prefix stands for; when they are few, the term is spelled as those words
+      (`"person"`, `("cafe" OR "cafes")`), which FTS5 seeks in without copying (_expand_prefix).
+    - FTS5's bm25() counts, per query, every row holding each term (its IDF): a walk of 1,000,000 entries
+      for a word every row has, ~70-200 ms before a single row is ranked. Here FTS5 only lists the first
+      RANK_SCAN live matches (rowid order, stopping there) and they are ranked in Python (_rank) with each
+      word's row count counted up to IDF_SCAN and estimated past it. A query matching more rows than that
+      ranks its first RANK_SCAN: every such match has every word, so the ranking is on field length and
+      word counts, and the best of 1,000 are as good as the best of 25,000; a narrower query is exact.
+    - The index keeps no positions (detail=none), so FTS5 refuses a quoted word it cuts in two (a letter
+      its tokenizer does not know, e.g. U+19B0): such a word is checked here, on the rows the other words
+      find (or on every live row when no word is left), as the highlighting reads words.
     """
-    fts = _qi(fts_name(table))
-    parts = []
+    fts, t = _qi(fts_name(table)), _qi(table)
+    parts, loose = [], []
     for w in words:
-        part = _expand_prefix(db, table, w)
+        try:
+            part = _expand_prefix(db, table, w)
+        except sqlite3.OperationalError:  # "phrase queries are not supported (detail!=full)"
+            loose.append(w)
+            continue
         if part is None:
             return []
-        parts.append(part)
-    match = " AND ".join(parts)
+        parts.append((w, part))
     scan = max(RANK_SCAN, 2 * limit)
-    # the (scan+1)-th match, if there is one: rank only the rows before it (FTS5 takes rowid ranges itself)
-    edge = db.one(f"SELECT rowid FROM {fts} WHERE {fts} MATCH ? ORDER BY rowid LIMIT 1 OFFSET {scan}", (match,))
-    sql = (f"SELECT {sel}, -bm25({fts}) FROM {fts} JOIN {_qi(table)} t ON t.rowid = {fts}.rowid "
-           f"WHERE {fts} MATCH ? {{}}AND t._deleted_at IS NULL ORDER BY bm25({fts}) LIMIT {limit}")
-    if edge is not None:
-        rows = db.all(sql.format(f"AND {fts}.rowid < ? "), (match, edge[0]))
-        if len(rows) == limit:
-            return rows
-        # soft-deleted rows took places among the first `scan`: rank them all rather than show too few
-    return db.all(sql.format(""), (match,))
+    if parts:
+        sql = (f"SELECT {sel} FROM {fts} JOIN {t} t ON t.rowid = {fts}.rowid WHERE {fts} MATCH ? "
+               "AND t._deleted_at IS NULL")
+        params: tuple[Any, ...] = (" AND ".join(p for _, p in parts),)
+    else:
+        sql, params = f"SELECT {sel} FROM {t} t WHERE t._deleted_at IS NULL", ()
+    if loose:
+        rows = list(itertools.islice((tuple(r) for r in db.execute(sql, params) if _holds(r[nk:], loose)), scan))
+    else:
+        rows = db.all(f"{sql} LIMIT {scan}", params)
+    if not rows:
+        return []
+    total, avg_len = _totals(db, table)
+    weights = [(w, _idf(db, table, part, total)) for w, part in parts]
+    weights += [(w, _idf_of(len(rows), max(total, len(rows)))) for w in loose]
+    return _rank(rows, nk, weights, avg_len, limit)
+
+
+def _holds(values: tuple[Any, ...], words: list[str]) -> bool:
+    """Every word starts a word of the values (as the highlighting cuts them)."""
+    tokens = _WORD.findall(" ".join(str(v) for v in values if v is not None).casefold())
+    return all(any(tok.startswith(w) for tok in tokens) for w in words)
+
+
+K1, B = 1.2, 0.75  # BM25's parameters, FTS5's values
+IDF_SCAN = 1000  # a word in more rows than this: its row count is estimated from where its IDF_SCAN-th row is
+
+
+def _rank(rows: list[tuple[Any, ...]], nk: int, weights: list[tuple[str, float]], avg_len: float,
+          limit: int) -> list[tuple[Any, ...]]:
+    """The best `limit` rows by BM25 (Lucene's IDF, never negative), each row with its score appended: a
+    word's weight in a row is its IDF, scaled by how many of the row's words it starts and the row's length
+    (in words) against the average; ties keep rowid order."""
+    # per word, a pattern finding it where an indexed word starts (not preceded by a letter or digit)
+    starts = [(re.compile(r"(?<![^\W_])" + re.escape(w)).findall, weight * (K1 + 1)) for w, weight in weights]
+    count = _WORD.findall
+    scored = []
+    for r in rows:
+        text = " ".join([str(v) for v in r[nk:] if v is not None]).casefold()
+        norm = K1 * (1 - B + B * len(count(text)) / avg_len) if avg_len > 0 else K1
+        score = 0.0
+        for find, weight in starts:
+            tf = len(find(text))
+            score += weight * tf / (tf + norm)
+        scored.append((*r, score))
+    scored.sort(key=lambda r: -r[-1])
+    return scored[:limit]
+
+
+def _idf(db: Conn, table: str, part: str, total: int) -> float:
+    """log(1 + (N - n + .5) / (n + .5)) for the rows n of N holding the term: counted up to IDF_SCAN, then
+    estimated as IDF_SCAN * (the rowid span of the table) / (the span up to the IDF_SCAN-th such row)."""
+    fts = _qi(fts_name(table))
+    count, edge = db.one(f"SELECT count(*), max(rowid) FROM (SELECT rowid FROM {fts} WHERE {fts} MATCH ? "
+                         f"LIMIT {IDF_SCAN})", (part,)) or (0, None)
+    n = float(count)
+    if count >= IDF_SCAN and edge is not None:
+        # two subqueries: min() and max() in one SELECT would scan the table instead of reading its two ends
+        low, high = db.one(f"SELECT (SELECT min(rowid) FROM {_qi(table)}), (SELECT max(rowid) FROM {_qi(table)})") \
+            or (None, None)
+        if low is not None and high is not None and edge >= low:
+            n = min(max(n, IDF_SCAN * (high - low + 1) / (edge - low + 1)), float(max(total, count)))
+    return _idf_of(n, max(total, count))
+
+
+def _idf_of(n: float, total: int) -> float:
+    return math.log(1 + (total - n + 0.5) / (n + 0.5))
+
+
+def _totals(db: Conn, table: str) -> tuple[int, float]:
+    """(rows indexed, average words per row) from the FTS5 index's averages record (its %_data row 1: a
+    varint row count, then one varint token count per column), (0, 0.0) when it cannot be read."""
+    row = db.one(f"SELECT block FROM {_qi(fts_name(table) + '_data')} WHERE id = 1")
+    if row is None or not isinstance(row[0], bytes):
+        return 0, 0.0
+    values, pos, block = [], 0, row[0]
+    while pos < len(block):
+        value, pos = _varint(block, pos)
+        values.append(value)
+    if not values or values[0] <= 0:
+        return 0, 0.0
+    return values[0], sum(values[1:]) / values[0]
+
+
+def _varint(block: bytes, pos: int) -> tuple[int, int]:
+    """SQLite's varint (big-endian 7-bit groups, high bit = more; a 9th byte carries 8 bits)."""
+    value = 0
+    for i in range(9):
+        if pos >= len(block):
+            break
+        b = block[pos]
+        pos += 1
+        if i == 8:
+            return (value << 8) | b, pos
+        value = (value << 7) | (b & 0x7F)
+        if not b & 0x80:
+            break
+    return value, pos
+
+
+def indexed_rows(db: Conn, table: str) -> int:
+    """Rows in a SQLite table's index (the index's own count: tests and the bench compare it with the
+    table's)."""
+    return _totals(db, table)[0]
 
 
 def _expand_prefix(db: Conn, table: str, word: str) -> str | None:

@@ -203,8 +203,10 @@ class TargetTable:
         sql = f"{self._insert_head}'{_ts_literal(synced_at)}', {int(run_id)})"
         self.conn.executemany(sql, rows)
         if self.search and rows:
+            ki = self.key_index[0]
             index_inserted(self.conn, self.table, self.search, self._by_keys,
-                           keys_json(self.key_of(r) for r in rows))
+                           [r[ki] for r in rows] if self.single_key else [self.key_of(r) for r in rows],
+                           self.pk[0] if self.single_key else None)
 
     def update(self, rows: Sequence[Any], synced_at: str, run_id: int) -> None:
         nk, ki = self._non_key_index, self.key_index
