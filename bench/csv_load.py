@@ -124,18 +124,25 @@ if pid == 0:
     os.execvp(sys.argv[1], sys.argv[1:])
 _, status, ru = os.wait4(pid, 0)
 wall = time.perf_counter() - t0
-sys.stderr.write("\n@@stats " + json.dumps([wall, ru.ru_maxrss / 1024]) + "\n")
+sys.stderr.write("\n@@stats " + json.dumps([wall, ru.ru_maxrss / 1024, ru.ru_utime + ru.ru_stime]) + "\n")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def measure(cmd: list[str]) -> tuple[float, float, str]:
-    """Run `cmd` under a fork/wait4 wrapper: the child's own wall time (exec to exit) and peak RSS in MiB."""
+def measure_all(cmd: list[str]) -> tuple[float, float, float, str]:
+    """Run `cmd` under a fork/wait4 wrapper: the child's own wall time (exec to exit), peak RSS in MiB, CPU
+    time (user + sys, of the child and the processes it waited for) and its stdout."""
     proc = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
-    wall, rss = json.loads(proc.stderr.rsplit("@@stats ", 1)[1])
-    return wall, rss, proc.stdout
+    wall, rss, cpu = json.loads(proc.stderr.rsplit("@@stats ", 1)[1])
+    return wall, rss, cpu, proc.stdout
+
+
+def measure(cmd: list[str]) -> tuple[float, float, str]:
+    """`measure_all` without the CPU time: wall time, peak RSS in MiB, stdout."""
+    wall, rss, _cpu, out = measure_all(cmd)
+    return wall, rss, out
 
 
 def syncdash_cmd(config: Path) -> list[str]:

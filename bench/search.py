@@ -30,14 +30,13 @@ import re
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from csv_load import CONFIG, generate, syncdash_cmd
+from csv_load import CONFIG, generate, measure_all, syncdash_cmd
 
 from syncdash.common.dialect import SQLITE, Conn
 from syncdash.targets.search import fts_name, indexed_rows, search, terms
@@ -117,25 +116,10 @@ def previous_search(raw: sqlite3.Connection, q: str) -> None:
         raw.execute(sql.format(""), (match,)).fetchall()
 
 
-WRAPPER = r"""
-import json, os, sys, time
-t0 = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    os.execvp(sys.argv[1], sys.argv[1:])
-_, status, ru = os.wait4(pid, 0)
-sys.stderr.write("\n@@stats " + json.dumps([time.perf_counter() - t0, ru.ru_utime + ru.ru_stime]) + "\n")
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
-
-
 def measure(cmd: list[str]) -> tuple[float, float, str]:
-    """Run `cmd` under a fork/wait4 wrapper: the child's wall time and CPU time (user + sys), its stdout."""
-    proc = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
-    wall, cpu = json.loads(proc.stderr.rsplit("@@stats ", 1)[1])
-    return wall, cpu, proc.stdout
+    """The child's wall time, its CPU time (the read-ahead child's included) and its stdout."""
+    wall, _rss, cpu, out = measure_all(cmd)
+    return wall, cpu, out
 
 
 def time_queries(db: Path, queries: list[str], like: bool, previous: bool = False) -> list[float]:
@@ -195,7 +179,7 @@ def main() -> int:
         con.close()
         cfg = write_config(work, db, second, True)
         cfg.write_text(cfg.read_text().replace(str(first), str(second)))
-        wall, _rss, out = measure(syncdash_cmd(cfg))
+        wall, _cpu, out = measure(syncdash_cmd(cfg))
         counts = json.loads(out)[0]["counts"]
         con = sqlite3.connect(db)
         writes = dict(con.execute("SELECT kind, count(*) FROM bench_index_writes GROUP BY kind").fetchall())
