@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from conftest import Project
 from test_console import make_app, run, until
-from test_console_retry import NOT_RETRIED, toasts
+from test_console_retry import NOT_RETRIED, sync_both_partially, toasts
 from test_rest import api, config, rest_source  # noqa: F401  (fixture)
 
 from syncdash.config import load_config
@@ -194,16 +194,7 @@ def test_x_resets_and_C_sets_the_cursor_in_the_store(project: Project, api: Samp
 
 def test_R_on_a_kind_that_cannot_retry_items_says_why_and_queues_nothing(project: Project,
                                                                           whole_kind: None) -> None:
-    path = project.config(NOT_RETRIED)
-    project.write("data/small.csv", "id,plays\n1,10\n2,x\n3,30\n")  # a bad number: a csv retries that row
-    project.write("data/events.jsonl", '{"id": 1, "title": "a"}\n{not json\n')  # retryable, but not alone
-    cfg = load_config(path)
-    store = Store(cfg.database)
-    try:
-        for name in ("small", "events"):
-            assert Engine(store, cfg).run(name, RunOptions(trigger="test")).status == "partial"
-    finally:
-        store.engine.dispose()
+    sync_both_partially(project, "id,plays\n1,10\n2,x\n3,30\n")  # a bad number: a csv retries that row
     runs = project.query("SELECT COUNT(*) FROM syncdash_runs")[0][0]
 
     async def scenario() -> None:

@@ -109,10 +109,12 @@ def toasts(app: Any) -> str:
     return " ".join(str(t.render()) for t in app.screen.query("Toast"))
 
 
-def test_r_on_an_error_that_cannot_be_retried_says_why_and_starts_nothing(project: Project, whole_kind: None) -> None:
+def sync_both_partially(project: Project, small_csv: str) -> None:
+    """NOT_RETRIED's project, `small` fed `small_csv` and `events` a bad line (retryable, but not alone), both
+    run once in this process (the CLI in a subprocess would not know the test-only kind): each ends partial."""
     path = project.config(NOT_RETRIED)
-    project.write("data/small.csv", "id,plays\n1,10\n1,11\n3,30\n")  # a duplicate key: never retryable
-    project.write("data/events.jsonl", '{"id": 1, "title": "a"}\n{not json\n')  # retryable, not alone
+    project.write("data/small.csv", small_csv)
+    project.write("data/events.jsonl", '{"id": 1, "title": "a"}\n{not json\n')
     cfg = load_config(path)
     store = Store(cfg.database)
     try:
@@ -120,7 +122,10 @@ def test_r_on_an_error_that_cannot_be_retried_says_why_and_starts_nothing(projec
             assert Engine(store, cfg).run(name, RunOptions(trigger="test")).status == "partial"
     finally:
         store.engine.dispose()
-    # (the CLI in a subprocess would not know the kind: the store is read directly)
+
+
+def test_r_on_an_error_that_cannot_be_retried_says_why_and_starts_nothing(project: Project, whole_kind: None) -> None:
+    sync_both_partially(project, "id,plays\n1,10\n1,11\n3,30\n")  # a duplicate key: never retryable
     assert project.query("SELECT source, retryable FROM syncdash_item_errors ORDER BY source") == [
         ("events", 1), ("small", 0)]
     runs = project.query("SELECT COUNT(*) FROM syncdash_runs")
