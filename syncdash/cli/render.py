@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from syncdash.common import humanize
+from syncdash.common.humanize import unit_of
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -277,7 +278,7 @@ class ProgressView:
             return f"{100:.{digits}f}%"
         if p.total:
             return f"{100 * min(p.done, p.total) / p.total:.{digits}f}%"
-        return f"{p.done:,} {p.unit}"
+        return f"{p.done:,} {unit_of(p.done, p.unit)}"
 
     def update(self, p: RunProgress) -> None:
         own = self.counts.add(p.run_id, p.phase, p.counts)

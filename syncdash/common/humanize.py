@@ -31,3 +31,9 @@ def until(ts: datetime | None, now: datetime) -> str:
     if secs < 86400:
         return f"in {secs // 3600}h{(secs % 3600) // 60:02d}m"
     return f"in {secs // 86400}d"
+
+
+def unit_of(count: int | float | None, unit: str) -> str:
+    """`unit` (a plural: rows, pages, bytes, records) as it reads after `count`: "1 page", "3 pages"; after a
+    `done/total` pair it follows the total ("1/1 page", "1/9 pages")."""
+    return unit[:-1] if count == 1 and unit.endswith("s") else unit

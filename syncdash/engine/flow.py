@@ -15,6 +15,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from syncdash.common.humanize import unit_of
 from syncdash.engine.lifecycle import RunLifecycle
 from syncdash.engine.options import Progress, RunOptions, RunResult
 from syncdash.errors import AlreadyRunning, RunCancelled, RunInterrupted, SourceError
@@ -149,5 +150,5 @@ class FlowExecutor:
 
 def _step_detail(p: Progress) -> str:
     """Where the step's run is, in its own phase's unit (the step's bar counts rows): `load: 3/9 pages, ...`."""
-    where = f"{p.done:,}/{p.total:,} {p.unit}" if p.total else f"{p.done:,} {p.unit}"
+    where = f"{p.done:,}/{p.total:,} {unit_of(p.total, p.unit)}" if p.total else f"{p.done:,} {unit_of(p.done, p.unit)}"
     return f"{p.phase}: {where}" + (f", {p.detail}" if p.detail else "")

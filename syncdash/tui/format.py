@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from syncdash.common.humanize import age, until  # noqa: F401  (the console's names for them)
+from syncdash.common.humanize import age, unit_of, until  # noqa: F401  (the console's names for age and until)
 
 _ARTIFACTS = re.compile(r"screenshot (\S+?), html (\S+?)(?=[\s;)]|$)")
 
@@ -88,3 +88,10 @@ def checkpoint(text: str | None) -> str:
 
 def styled(text: str, style: str) -> str:
     return f"[{style}]{text}[/]" if style else text
+
+
+def progress(done: int, total: int | None, unit: str) -> str:
+    """A phase's position: `12/40 pages` (the unit follows the total: `1/1 page`), or `12 rows` with no total."""
+    if total is not None:
+        return f"{number(done)}/{number(total)} {unit_of(total, unit)}"
+    return f"{number(done)} {unit_of(done, unit)}"

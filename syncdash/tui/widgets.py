@@ -74,8 +74,7 @@ class PhaseRow(Horizontal):
             bar.update(total=1, progress=0)
         rate = phase.rate(now)
         eta = phase.eta(now)
-        parts = [escape(f"{fmt.number(phase.done)}/{fmt.number(phase.total)} {phase.unit}" if phase.total else
-                        f"{fmt.number(phase.done)} {phase.unit}"), escape(phase.status)]
+        parts = [escape(fmt.progress(phase.done, phase.total or None, phase.unit)), escape(phase.status)]
         if rate and phase.status == PhaseStatus.RUNNING:
             parts.append(escape(fmt.rate(rate)))
         if eta is not None:

@@ -20,3 +20,12 @@ def test_a_checkpoint_reads_as_dotted_fields() -> None:
     assert fmt.checkpoint(None) == "none"
     assert fmt.checkpoint("not json") == "not json"
     assert fmt.checkpoint("[1, 2]") == "[1, 2]"
+
+
+def test_a_phase_position_reads_as_words_in_the_singular_too() -> None:
+    assert fmt.progress(1, None, "pages") == "1 page"
+    assert fmt.progress(3, None, "pages") == "3 pages"
+    assert fmt.progress(0, None, "rows") == "0 rows"
+    assert fmt.progress(1, 1, "pages") == "1/1 page"
+    assert fmt.progress(1, 9, "pages") == "1/9 pages"
+    assert fmt.progress(1, 1, "bytes") == "1/1 byte"

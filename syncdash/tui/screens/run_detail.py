@@ -92,8 +92,7 @@ class RunDetailScreen(Page):
         ph.clear()
         for p in d.phases:
             secs = ((p.finished_at or now) - p.started_at).total_seconds() if p.started_at else None
-            prog = f"{fmt.number(p.done)}/{fmt.number(p.total)} {p.unit}" if p.total is not None else \
-                f"{fmt.number(p.done)} {p.unit}"
+            prog = fmt.progress(p.done, p.total, p.unit)
             shown = (str(p.counts[k]) for k in COUNTS[:5])  # all but skipped
             ph.add_row(escape(p.name), p.status, prog, fmt.seconds(secs), *shown)
         ch = self.query_one("#changes", DataTable)
