@@ -143,8 +143,12 @@ def count_words(c: dict[str, int] | Any) -> str:
 
 def checkpoint_text(ck: Any) -> str:
     """A stored checkpoint (JSON) as readable fields: where a resumed run continues (stream, file and line,
-    page, records fetched, batches committed), instead of the raw JSON."""
+    page, records fetched, batches committed), instead of the raw JSON. A URL's `user:password@` is dropped
+    first, as the console's run detail does."""
+    from syncdash.common.secrets import scrub_userinfo
+
     if isinstance(ck, str):
+        ck = scrub_userinfo(ck)
         try:
             ck = json.loads(ck)
         except ValueError:

@@ -62,11 +62,16 @@ COUNTS_LEGEND = ("[green]+[/] inserted  [yellow]~[/] updated  = unchanged  [mage
 
 def checkpoint(text: str | None) -> str:
     """A run's checkpoint as `name: value` lines (nested objects flattened to dotted names), not wrapped JSON;
-    text that is not a JSON object is shown as it is."""
+    text that is not a JSON object is shown as it is. A URL's `user:password@` is dropped first: today's code
+    never stores one, and revision 0004 removed those of earlier releases; this keeps a copied-in store honest.
+    """
     import json
+
+    from syncdash.common.secrets import scrub_userinfo
 
     if not text:
         return "none"
+    text = scrub_userinfo(text)
     try:
         value = json.loads(text)
     except ValueError:

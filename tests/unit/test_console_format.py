@@ -29,3 +29,10 @@ def test_a_phase_position_reads_as_words_in_the_singular_too() -> None:
     assert fmt.progress(1, 1, "pages") == "1/1 page"
     assert fmt.progress(1, 9, "pages") == "1/9 pages"
     assert fmt.progress(1, 1, "bytes") == "1/1 byte"
+
+
+def test_a_checkpoint_never_shows_a_urls_password() -> None:
+    text = '{"source": {"page": {"n": 3, "url": "https://alice:s3cret-pw@127.0.0.1:8443/list?page=3"}}}'
+    shown = fmt.checkpoint(text)
+    assert "s3cret-pw" not in shown and "alice" not in shown
+    assert "https://127.0.0.1:8443/list?page=3" in shown

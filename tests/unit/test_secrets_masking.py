@@ -9,7 +9,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from syncdash.common.dialect import mask_url
-from syncdash.common.secrets import is_credential_header, mask, mask_then_cut
+from syncdash.common.secrets import is_credential_header, mask, mask_then_cut, scrub_userinfo
 from syncdash.config.models import redact
 from syncdash.engine.pushrows import BadSegment, segment
 from syncdash.errors import FetchError
@@ -109,3 +109,11 @@ def test_web_detail_links_only_on_http_and_the_list_origin() -> None:
         with pytest.raises(FetchError, match=why):
             src.check_detail_link(bad)
     web(allow_origins=["http://other.example:8000"]).check_detail_link("http://other.example:8000/p/1")
+
+
+def test_scrub_userinfo_drops_the_password_of_every_url_in_a_text_and_nothing_else() -> None:
+    text = ('{"url": "https://alice:p@ss@h.example:8080/x?y=1"} then http://bob@h/ · mailto:x@y.z · '
+            'https://h/list?q=a@b · plain words with an @ in them')
+    assert scrub_userinfo(text) == ('{"url": "https://h.example:8080/x?y=1"} then http://h/ · mailto:x@y.z · '
+                                    'https://h/list?q=a@b · plain words with an @ in them')
+    assert scrub_userinfo("") == ""
