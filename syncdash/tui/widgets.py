@@ -59,8 +59,9 @@ class PhaseRow(Horizontal):
         run's tenant, a finalize that deleted rows) shows them: each step its own, not the flow's running total.
         A running phase with no known total (a web source's pages) shows an indeterminate bar, not 0%."""
         self._last = (phase, now)
-        try:
+        try:  # a row shown after a refresh may be gone by then: its run ended and the card was removed
             bar = self.query_one(ProgressBar)
+            text = self.query_one(".phase-text", Label)
         except NoMatches:
             return
         if phase.status == PhaseStatus.DONE:
@@ -82,7 +83,7 @@ class PhaseRow(Horizontal):
         own = phase.counts
         if run_counts is not None and any(own.values()) and own != run_counts:
             parts.append(brief_counts(own))  # last: on a narrow card the rate and ETA matter more
-        self.query_one(".phase-text", Label).update(" · ".join(parts))
+        text.update(" · ".join(parts))
 
 
 class RunCard(Vertical):
