@@ -162,7 +162,7 @@ def measure(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | No
     if proc.returncode != 0 or "@@stats " not in proc.stderr:
         raise BenchError(f"command failed (exit {proc.returncode}): {' '.join(cmd)}\n"
                          f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
-    wall, rss = json.loads(proc.stderr.rsplit("@@stats ", 1)[1])
+    wall, rss = json.loads(proc.stderr.rsplit("@@stats ", 1)[1])[:2]  # the wrapper also reports CPU time
     return wall, rss, proc.stdout
 
 
