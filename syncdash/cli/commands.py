@@ -332,7 +332,7 @@ def _run_many(args: argparse.Namespace, cfg: Config, store: Store, jobs: list[tu
         from syncdash.store.queries import run_json
 
         render.print_json([{**run_json(run), "sample": r.sample} for r in results
-                           if (run := store.get_run(r.run_id)) is not None])
+                           if (run := store.run_row(r.run_id)) is not None])
     else:
         for r in results:
             src = cfg.source(r.source)
