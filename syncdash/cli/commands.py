@@ -26,6 +26,7 @@ from syncdash.cli.process import (
     EXIT_PARTIAL,
     EXIT_USAGE,
     install_cancel_handlers,
+    startup_done,
 )
 from syncdash.cli.render import esc
 from syncdash.config import load_config
@@ -296,6 +297,7 @@ def _run_many(args: argparse.Namespace, cfg: Config, store: Store, jobs: list[tu
     from syncdash.store.ratelimit import install
 
     install(store)  # `rate_limit:` is shared with every daemon and `run` on this store
+    startup_done()  # the imports are over; the runs' batches allocate with the collector on (main.py)
     cancel = install_cancel_handlers()
     live = sys.stderr.isatty() and not getattr(args, "json", False)
     results: list[RunResult] = []

@@ -119,6 +119,14 @@ class Store:
                 self._engine = eng
             return self._engine
 
+    @engine.setter
+    def engine(self, engine: Engine) -> None:
+        """Hand the store another engine (tests: one whose database is gone): every connection comes from it."""
+        with self._lock:
+            self._engine = engine
+            self.file = None
+        self._close_idle()
+
     def schema_version(self) -> str | None:
         """The store's schema revision, or None when it has none yet (empty, or made before versioning).
 
