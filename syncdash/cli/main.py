@@ -180,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return _main(sys.argv[1:])
         finally:
-            startup_done(freeze=False)
+            startup_done()  # frozen too: re-enabled over a full young generation, it would scan it all at once
     return _main(list(argv if argv is not None else sys.argv[1:]))
 
 

@@ -28,13 +28,13 @@ def startup_begins() -> bool:
     return was
 
 
-def startup_done(freeze: bool = True) -> None:
-    """The start-up imports are over: what they allocated is frozen (later collections skip it) and the
-    collector runs again, before the command's real work (a run's batches) allocates. No-op when running."""
+def startup_done() -> None:
+    """The start-up imports are over: what they allocated is frozen (later collections skip it, and the first
+    one does not scan everything allocated while paused) and the collector runs again, before the command's real
+    work (a run's batches) allocates. No-op when it runs already."""
     if gc.isenabled():
         return
-    if freeze:
-        gc.freeze()
+    gc.freeze()
     gc.enable()
 
 
