@@ -26,6 +26,7 @@ from syncdash.cli.process import (
     EXIT_PARTIAL,
     EXIT_USAGE,
     install_cancel_handlers,
+    startup_done,
 )
 from syncdash.cli.render import esc
 from syncdash.config import load_config
@@ -296,6 +297,7 @@ def _run_many(args: argparse.Namespace, cfg: Config, store: Store, jobs: list[tu
     from syncdash.store.ratelimit import install
 
     install(store)  # `rate_limit:` is shared with every daemon and `run` on this store
+    startup_done()  # the imports are over; the runs' batches allocate with the collector on (main.py)
     cancel = install_cancel_handlers()
     live = sys.stderr.isatty() and not getattr(args, "json", False)
     results: list[RunResult] = []
@@ -332,7 +334,7 @@ def _run_many(args: argparse.Namespace, cfg: Config, store: Store, jobs: list[tu
         from syncdash.store.queries import run_json
 
         render.print_json([{**run_json(run), "sample": r.sample} for r in results
-                           if (run := store.get_run(r.run_id)) is not None])
+                           if (run := store.run_row(r.run_id)) is not None])
     else:
         for r in results:
             src = cfg.source(r.source)

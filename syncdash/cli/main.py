@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from syncdash import __version__
-from syncdash.cli.process import EXIT_CANCELLED, EXIT_OK, EXIT_USAGE
+from syncdash.cli.process import EXIT_CANCELLED, EXIT_OK, EXIT_USAGE, LATE_START, startup_begins, startup_done
 from syncdash.errors import ConfigError, ConfigErrors, SyncdashError
 
 
@@ -175,7 +175,16 @@ def _wants_plugins(argv: Sequence[str]) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    # a process's own entry (argv None) pauses the collector while importing; a caller's (tests, the demo) not
+    if argv is None and startup_begins():
+        try:
+            return _main(sys.argv[1:])
+        finally:
+            startup_done()  # frozen too: re-enabled over a full young generation, it would scan it all at once
+    return _main(list(argv if argv is not None else sys.argv[1:]))
+
+
+def _main(argv: list[str]) -> int:
     args = build_parser(plugins=_wants_plugins(argv)).parse_args(argv)
     if args.command is None:
         if not sys.stdout.isatty():  # piped or scripted: the console needs a terminal
@@ -185,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from syncdash.cli import commands
     from syncdash.cli.render import redact  # error texts can quote config values: mask ${VAR} ones
 
+    if args.command not in LATE_START:
+        startup_done()  # the console, the daemon, a check...: the collector runs for all their work
     try:
         handler = getattr(args, "handler", None) or getattr(commands, f"cmd_{args.command}")
         return int(handler(args))

@@ -193,6 +193,14 @@ class Conn:
         cur.close()
         return int(n) if n is not None and n >= 0 else 0
 
+    def insert(self, sql: str, params: Any = ()) -> int:
+        """Run an INSERT of one row into a table with an `id` key; returns the new row's id."""
+        if self.is_sqlite:
+            return int(self.raw.execute(sql, params).lastrowid)
+        row = self.one(sql + " RETURNING id", params)
+        assert row is not None
+        return int(row[0])
+
     def rowcount(self, sql: str, params: Any = ()) -> int:
         cur = self.execute(sql, params)
         return int(cur.rowcount)
@@ -293,24 +301,51 @@ def sqlite_path(url: str) -> Path | None:
     return None
 
 
+def prepare_sqlite(dbapi_conn: sqlite3.Connection) -> None:
+    """Every SQLite connection of syncdash (store or target), opened by SQLAlchemy's pool or by
+    connect_sqlite: autocommit (BEGIN is issued explicitly), WAL so readers never wait on the writer, the
+    busy timeout, foreign keys on; and the -wal/-shm files as private as the database."""
+    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    row = cur.execute("PRAGMA database_list").fetchone()
+    cur.close()
+    if row and row[2]:
+        private_sidecars(str(row[2]))
+
+
+def connect_sqlite(path: Path) -> sqlite3.Connection:
+    """A DB-API connection to an SQLite file, set up as every syncdash connection is (prepare_sqlite): what
+    Conn wraps for a run, without SQLAlchemy (~200 ms to import) in between."""
+    con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    try:
+        prepare_sqlite(con)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of an `sqlite:///path` URL that connect_sqlite can open as it is (no in-memory database, no
+    URL query such as `?mode=ro`, which only SQLAlchemy reads); None for anything else."""
+    if "?" in url:
+        return None
+    return sqlite_path(url)
+
+
 def setup_sqlite(engine: Engine) -> None:
-    """Every SQLite connection of syncdash (store or target): WAL so readers never wait on the writer, and
+    """Every SQLite connection of an SQLAlchemy engine (store sessions, migrations): prepare_sqlite, and
     BEGIN IMMEDIATE, because a deferred transaction that reads then writes fails with "database is locked"
     without waiting, where an immediate one waits on the busy timeout."""
     from sqlalchemy import event
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-        cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA foreign_keys=ON")
-        row = cur.execute("PRAGMA database_list").fetchone()
-        cur.close()
-        if row and row[2]:
-            private_sidecars(str(row[2]))
+        prepare_sqlite(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

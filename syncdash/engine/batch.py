@@ -23,7 +23,7 @@ from syncdash.engine.readahead import Prepared
 from syncdash.engine.retry import PullRetry
 from syncdash.kinds.contract import Batch, Stream
 from syncdash.store.db import dumps, format_ts
-from syncdash.store.models import COUNTS, utcnow
+from syncdash.store.rows import COUNTS, utcnow
 from syncdash.targets import open as target_db
 from syncdash.targets.table import FAILED
 
@@ -88,7 +88,7 @@ class BatchWriter:
             self.batch_no = int(ck.get("batches", 0))
         else:
             self.fresh = not self.dry and self.life.mode != "retry" and self.target.is_empty()
-            state = self.life.store.source_states().get(self.cfg.name)
+            state = self.life.store.source_state(self.cfg.name)
             self.rewrite = (self.target_exists and not self.fresh and state is not None
                             and state.fingerprint not in (None, self.life.fingerprint))
             if self.rewrite:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlmodel import col, select
-
 from syncdash.engine.batch import BatchWriter
 from syncdash.errors import DeleteGuardTripped
+from syncdash.store import runlog
 from syncdash.store.db import format_ts
-from syncdash.store.models import ItemError, PhaseStatus, Resolution, utcnow
+from syncdash.store.rows import PhaseStatus, Resolution, utcnow
 
 
 def finalize(w: BatchWriter) -> None:
@@ -102,11 +101,11 @@ def resolve_untouched(w: BatchWriter) -> int:
             or life.opt.backfill_from is not None):
         return 0
     run_id = life.run_id
-    with life.store.session() as s:
-        stale = list(s.exec(select(ItemError).where(
-            ItemError.source == w.cfg.name, ItemError.phase == w.load_phase, col(ItemError.resolved_at).is_(None),
-            col(ItemError.run_id) != run_id,
-            (col(ItemError.last_run_id).is_(None)) | (col(ItemError.last_run_id) != run_id))))
+    c = life.store.conn()
+    try:
+        stale = runlog.errors_not_hit(c, w.cfg.name, w.load_phase, run_id)
+    finally:
+        c.close()
     if not stale:
         return 0
     keys = {_loose(json.loads(e.item_key)): json.loads(e.item_key) for e in stale if e.item_key}
@@ -119,18 +118,12 @@ def resolve_untouched(w: BatchWriter) -> int:
             found = {k for k, (_, deleted) in w.target.lookup(typed).items() if deleted is None}
         loaded = {_loose(k) for k in found}
     now = utcnow()
-    with life.store.tx() as s:
+    with life.store.write() as c:
         for e in stale:
-            row = s.get(ItemError, e.id)
-            if row is None or row.resolved_at is not None:
-                continue
             if e.item_key:
                 fixed = _loose(json.loads(e.item_key)) in loaded
             else:  # no key: its file and line were read again without failing, unless the file is now shorter
                 top = w.lines_read.get(e.file)
                 fixed = top is not None and e.line is not None and e.line <= top
-            row.resolution = Resolution.FIXED if fixed else Resolution.GONE
-            row.resolved_at = now
-            row.resolved_by_run = run_id
-            s.add(row)
+            runlog.resolve(c, e.id, Resolution.FIXED if fixed else Resolution.GONE, run_id, now)
     return len(stale)

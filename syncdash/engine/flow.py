@@ -13,8 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlmodel import Session
-
+from syncdash.common.dialect import Conn
 from syncdash.common.humanize import unit_of
 from syncdash.engine.lifecycle import RunLifecycle
 from syncdash.engine.options import Progress, RunOptions, RunResult
@@ -22,7 +21,7 @@ from syncdash.errors import AlreadyRunning, RunCancelled, RunInterrupted, Source
 from syncdash.kinds.contract import Source
 from syncdash.kinds.flow.config import FlowConfig
 from syncdash.store.db import dumps, format_ts
-from syncdash.store.models import COUNTS, PhaseStatus, RunStatus, utcnow
+from syncdash.store.rows import COUNTS, PhaseStatus, RunStatus, utcnow
 
 RELAY_EVERY = 0.25  # seconds between copies of a step's progress into the flow's phase row
 DONE_COUNTS = ("inserted", "updated", "unchanged", "deleted", "failed")  # what a step's phase shows as done
@@ -48,11 +47,12 @@ class FlowExecutor:
         self.flow: FlowConfig = life.cfg
         self.source = source
         self.run_step = run_step
+        self.checkpoint: str | None = None  # the flow run's checkpoint as last written (None: as it began)
 
     def phase_specs(self) -> list[tuple[str, str]]:
         return [(st.phase, "rows") for st in self.source.streams()]
 
-    def resolve_retried(self, s: Session, run_id: int, now: datetime) -> None:
+    def resolve_retried(self, c: Conn, run_id: int, now: datetime) -> None:
         """A flow is not retried as a whole: `retry` retries each step run with failed items."""
         return None
 
@@ -103,8 +103,8 @@ class FlowExecutor:
             now = time.monotonic()
             if now - last[0] >= RELAY_EVERY:
                 last[0] = now
-                with life.store.engine.begin() as c:
-                    c.exec_driver_sql("UPDATE syncdash_run_phases SET done=?, total=NULL, detail=?, inserted=?, "
+                with life.store.write() as c:
+                    c.execute("UPDATE syncdash_run_phases SET done=?, total=NULL, detail=?, inserted=?, "
                                       "updated=?, unchanged=?, deleted=?, failed=?, skipped=? WHERE id=?",
                                       (rows, _step_detail(p), *(p.counts[n] for n in COUNTS), pid))
             if life.opt.on_progress is not None:
@@ -127,24 +127,25 @@ class FlowExecutor:
         life = self.life
         run = life.run
         assert run is not None
+        before = self.checkpoint if self.checkpoint is not None else run.checkpoint
         counts = result.counts if result is not None else dict.fromkeys(COUNTS, 0)
         done = sum(counts[n] for n in DONE_COUNTS)
         ck = {"step": i + 1, "failed": life.failed_parts,
-              "runs": {**json.loads(run.checkpoint or "{}").get("runs", {}),
+              "runs": {**json.loads(before or "{}").get("runs", {}),
                        step: result.run_id if result is not None else None}}
-        run.checkpoint = dumps(ck)
+        self.checkpoint = dumps(ck)
         now = format_ts(utcnow())
-        with life.store.engine.begin() as c:
-            c.exec_driver_sql(
+        with life.store.write() as c:
+            c.execute(
                 "UPDATE syncdash_run_phases SET status=?, done=?, total=?, detail=?, finished_at=?, inserted=?, "
                 "updated=?, unchanged=?, deleted=?, failed=?, skipped=? WHERE id=?",
                 (PhaseStatus.FAILED.value if failed else PhaseStatus.DONE.value, done, done,
                  f"run {result.run_id}: {result.status}" if result is not None else "did not start", now,
                  *(counts[n] for n in COUNTS), life.phase_ids[step]))
-            c.exec_driver_sql(
+            c.execute(
                 "UPDATE syncdash_runs SET inserted=?, updated=?, unchanged=?, deleted=?, failed=?, skipped=?, "
                 "checkpoint=?, heartbeat_at=? WHERE id=?",
-                (*(life.counts[n] for n in COUNTS), None if life.opt.dry_run else run.checkpoint, now, life.run_id))
+                (*(life.counts[n] for n in COUNTS), None if life.opt.dry_run else self.checkpoint, now, life.run_id))
         life.report(step, done, done, f"run {result.run_id}" if result is not None else None)
 
 

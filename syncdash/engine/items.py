@@ -6,12 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlmodel import col, select
-
 from syncdash.config.models import Config
 from syncdash.kinds.contract import Batch, RecordProblem
+from syncdash.store import runlog
 from syncdash.store.db import Store, dumps
-from syncdash.store.models import ItemError as StoredError
 
 NOT_RETRYABLE = {"duplicate"}  # a duplicate key stays one however often it is read again
 
@@ -128,12 +126,13 @@ class OpenErrors:
         found = self._open.get(phase)
         if found is None:
             found = {}
-            with self.store.session() as s:
-                rows = s.exec(select(StoredError).where(
-                    StoredError.source == self.source, StoredError.phase == phase,
-                    col(StoredError.resolved_at).is_(None)).order_by(col(StoredError.id)))
-                for e in rows:
-                    found.setdefault(identity(phase, e.error_type, e.item_key, e.file, e.line), []).append(e.id or 0)
+            c = self.store.conn()
+            try:
+                rows = runlog.open_error_keys(c, self.source, phase)
+            finally:
+                c.close()
+            for eid, error_type, item_key, file, line in rows:
+                found.setdefault(identity(phase, error_type, item_key, file, line), []).append(eid)
             self._open[phase] = found
         return found
 

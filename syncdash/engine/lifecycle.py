@@ -14,15 +14,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
-
-from syncdash.common.dialect import database_errors, transient
+from syncdash.common.dialect import Conn, database_errors, transient
 from syncdash.config.models import Config, SourceConfig
 from syncdash.engine.commit import BatchCommit
 from syncdash.engine.options import Progress, RunOptions, RunResult
 from syncdash.errors import (
-    AlreadyRunning,
     DeleteGuardTripped,
     RunCancelled,
     RunInterrupted,
@@ -32,19 +28,9 @@ from syncdash.errors import (
     UsageError,
 )
 from syncdash.kinds.contract import Source, Stream
-from syncdash.store import journal
-from syncdash.store.db import LEASE_SECONDS, Store, dumps, format_ts, owner_id
-from syncdash.store.models import (
-    COUNTS,
-    FINAL_STATUSES,
-    Change,
-    PhaseStatus,
-    Run,
-    RunPhase,
-    RunStatus,
-    SourceState,
-    utcnow,
-)
+from syncdash.store import journal, runlog
+from syncdash.store.db import LEASE_SECONDS, Store, dumps, owner_id
+from syncdash.store.rows import COUNTS, RunStatus, utcnow
 from syncdash.targets import open as target_db
 from syncdash.targets.table import q
 
@@ -61,8 +47,9 @@ class Executor(Protocol):
     def execute(self) -> None:
         """Do the run's work; raise to fail, cancel or interrupt it."""
 
-    def resolve_retried(self, s: Session, run_id: int, now: datetime) -> None:
-        """A retry run that finished: mark the item errors it retried fixed, retried or gone."""
+    def resolve_retried(self, c: Conn, run_id: int, now: datetime) -> None:
+        """A retry run that finished: mark the item errors it retried fixed, retried or gone (in the run's
+        finishing transaction on the store's connection `c`)."""
 
 
 def phase_specs(streams: Sequence[Stream], names: Callable[[Stream], tuple[str, str]]) -> list[tuple[str, str]]:
@@ -86,7 +73,7 @@ class RunLifecycle:
         self.owner = owner_id()
         self.mode = "retry" if options.retry_of else ("full" if options.full else cfg.mode)
         self.fingerprint = cfg.mapping_fingerprint()
-        self.run: Run | None = None
+        self.run: Any = None  # the run's row as it began (a light row of syncdash.store.rows: read-only)
         self.resumed = False
         self.counts = dict.fromkeys(COUNTS, 0)  # the run's
         self.phase_counts = dict.fromkeys(COUNTS, 0)  # the current load phase's
@@ -163,17 +150,10 @@ class RunLifecycle:
         With the lease held, batches a dead run committed to a separate target database but not to the store
         are replayed first (journal.py), so the resume decision sees the store as the target does.
         """
-        with self.store.tx() as s:
-            run = self._run_row(s)
-            s.add(run)
-            s.flush()
-            assert run.id is not None
-            try:
-                self.store.acquire_lease_in(s, self.cfg.name, run.id, self.owner)
-            except AlreadyRunning:
-                s.rollback()
-                raise
-            self.run = run
+        with self.store.write() as c:  # AlreadyRunning rolls the new run row back with it
+            run_id = self._run_row(c)
+            self.store.acquire_lease_in(c, self.cfg.name, run_id, self.owner)
+            self.run = runlog.get_run(c, run_id)
         try:
             self.db.connect()
         except BaseException as e:  # the run row exists: it fails with this error, like any other
@@ -188,67 +168,50 @@ class RunLifecycle:
         if self.resumed:
             self._restore()
         else:
-            with self.store.tx() as s:
-                for seq, (name, unit) in enumerate(phase_specs()):
-                    ph = RunPhase(run_id=self.run_id, seq=seq, name=name, unit=unit)
-                    s.add(ph)
-                    s.flush()
-                    self.phase_ids[name] = ph.id or 0
+            with self.store.write() as c:
+                self.phase_ids.update(runlog.insert_phases(c, self.run_id, phase_specs()))
 
-    def _run_row(self, s: Session) -> Run:
-        """A new run row, or the claimed queued one this execution takes over."""
+    def _run_row(self, c: Conn) -> int:
+        """A new run row, or the claimed queued one this execution takes over: its id."""
         now = utcnow()
+        started = {"kind": self.cfg.kind, "mode": self.mode, "dry_run": self.opt.dry_run,
+                   "status": RunStatus.RUNNING, "started_at": now, "heartbeat_at": now, "owner": self.owner,
+                   "fingerprint": self.fingerprint}
         if self.opt.run_id is None:
-            return Run(source=self.cfg.name, kind=self.cfg.kind, trigger=self.opt.trigger, mode=self.mode,
-                       dry_run=self.opt.dry_run, status=RunStatus.RUNNING, started_at=now, heartbeat_at=now,
-                       owner=self.owner, fingerprint=self.fingerprint, parent_run_id=self.opt.retry_of,
-                       flow_run_id=self.opt.flow_run_id)
-        run = s.get(Run, self.opt.run_id)
+            return runlog.insert_run(c, source=self.cfg.name, trigger=self.opt.trigger,
+                                     parent_run_id=self.opt.retry_of, flow_run_id=self.opt.flow_run_id, **started)
+        run = runlog.get_run(c, self.opt.run_id)
         if run is None or run.status != RunStatus.CLAIMED or run.source != self.cfg.name:
             raise UsageError(f"run {self.opt.run_id} is not a claimed run of {self.cfg.name}")
-        run.kind, run.mode, run.dry_run, run.status = self.cfg.kind, self.mode, self.opt.dry_run, RunStatus.RUNNING
-        run.started_at, run.heartbeat_at, run.owner, run.fingerprint = now, now, self.owner, self.fingerprint
-        run.parent_run_id = run.parent_run_id or self.opt.retry_of
-        run.flow_run_id = run.flow_run_id or self.opt.flow_run_id
-        return run
+        runlog.update_run(c, run.id, **started, parent_run_id=run.parent_run_id or self.opt.retry_of,
+                          flow_run_id=run.flow_run_id or self.opt.flow_run_id)
+        return int(run.id)
 
     def _resume_interrupted(self) -> None:
         """Continue the latest interrupted run instead, when it read the same input the same way and no
         finished run came after it; the placeholder run row goes (or, a schedule fire's, is cancelled)."""
         now = utcnow()
-        with self.store.tx() as s:
-            run = s.get(Run, self.run_id)
-            assert run is not None and run.id is not None
-            cand = s.exec(select(Run).where(
-                Run.source == self.cfg.name, Run.status == RunStatus.INTERRUPTED,
-                col(Run.dry_run) == False,  # noqa: E712
-                Run.id != run.id).order_by(col(Run.id).desc()).limit(1)).first()
+        name = self.cfg.name
+        with self.store.write() as c:
+            run = runlog.get_run(c, self.run_id)
+            assert run is not None
+            cand = runlog.latest_interrupted(c, name, exclude=run.id)
             if (cand is not None and cand.checkpoint and cand.mode == self.mode
-                    and cand.fingerprint == self.fingerprint):
-                newer = s.exec(select(Run.id).where(
-                    Run.source == self.cfg.name, col(Run.id) > cand.id, Run.id != run.id,
-                    col(Run.dry_run) == False,  # noqa: E712
-                    col(Run.status).in_(FINAL_STATUSES))).first()
-                if newer is None:
-                    # the lease is ours (taken for the placeholder run above): hand it to cand,
-                    # or acquire_lease_in sees a live owner (us) on another run and refuses
-                    self.store.release_lease_in(s, self.cfg.name, run.id)
-                    if run.fire_key is not None:  # a schedule fire keeps its row: its key stays taken
-                        run.status, run.finished_at = RunStatus.CANCELLED, now
-                        run.error = f"resumed the interrupted run {cand.id} instead"
-                        s.add(run)
-                    else:
-                        s.delete(run)
-                    s.flush()
-                    cand.status = RunStatus.RUNNING
-                    cand.owner = self.owner
-                    cand.heartbeat_at = now
-                    cand.resumes += 1
-                    cand.finished_at = None
-                    s.add(cand)
-                    self.store.acquire_lease_in(s, self.cfg.name, cand.id or 0, self.owner)
-                    run = cand
-                    self.resumed = True
+                    and cand.fingerprint == self.fingerprint
+                    and not runlog.finished_after(c, name, cand.id, exclude=run.id)):
+                # the lease is ours (taken for the placeholder run above): hand it to cand,
+                # or acquire_lease_in sees a live owner (us) on another run and refuses
+                self.store.release_lease_in(c, name, run.id)
+                if run.fire_key is not None:  # a schedule fire keeps its row: its key stays taken
+                    runlog.update_run(c, run.id, status=RunStatus.CANCELLED, finished_at=now,
+                                      error=f"resumed the interrupted run {cand.id} instead")
+                else:
+                    runlog.delete_run(c, run.id)
+                runlog.update_run(c, cand.id, status=RunStatus.RUNNING, owner=self.owner, heartbeat_at=now,
+                                  resumes=cand.resumes + 1, finished_at=None)
+                self.store.acquire_lease_in(c, name, cand.id, self.owner)
+                run = runlog.get_run(c, cand.id)
+                self.resumed = True
             self.run = run
 
     def _restore(self) -> None:
@@ -256,12 +219,14 @@ class RunLifecycle:
         assert self.run is not None
         for name in COUNTS:
             self.counts[name] = getattr(self.run, name)
-        with self.store.session() as s:
-            for ph in s.exec(select(RunPhase).where(RunPhase.run_id == self.run_id)):
-                self.phase_ids[ph.name] = ph.id or 0
-            for kind in CHANGE_KINDS:
-                self.changes_kept[kind] = s.exec(select(func.count()).select_from(Change).where(
-                    Change.run_id == self.run_id, Change.change == kind)).one()
+        c = self.store.conn()
+        try:
+            self.phase_ids.update(runlog.phase_ids(c, self.run_id))
+            kept = runlog.change_counts(c, self.run_id)
+        finally:
+            c.close()
+        for kind in CHANGE_KINDS:
+            self.changes_kept[kind] = kept.get(kind, 0)
 
     def _heartbeat(self) -> None:
         run_id = self.run_id
@@ -292,27 +257,16 @@ class RunLifecycle:
         self.counts, self.phase_counts = dict(snap[0]), dict(snap[1])
 
     def phase_start(self, name: str, total: int | None = None) -> None:
-        with self.store.engine.begin() as c:
-            c.exec_driver_sql(
-                "UPDATE syncdash_run_phases SET status=?, started_at=COALESCE(started_at, ?), "
-                "total=COALESCE(?, total) WHERE id=?",
-                (PhaseStatus.RUNNING.value, format_ts(utcnow()), total, self.phase_ids[name]))
+        with self.store.write() as c:
+            runlog.phase_start(c, self.phase_ids[name], total)
 
     def phase_done(self, name: str, done: int | None = None, total: int | None = None) -> None:
-        pid = self.phase_ids[name]
-        with self.store.engine.begin() as c:
-            if done is None:
-                # a phase counted in pages learns its total only at the end
-                c.exec_driver_sql("UPDATE syncdash_run_phases SET status=?, finished_at=?, "
-                                  "done=COALESCE(total, done), total=COALESCE(total, done) WHERE id=?",
-                                  (PhaseStatus.DONE.value, format_ts(utcnow()), pid))
-            else:
-                c.exec_driver_sql("UPDATE syncdash_run_phases SET status=?, finished_at=?, done=?, total=? "
-                                  "WHERE id=?", (PhaseStatus.DONE.value, format_ts(utcnow()), done, total, pid))
+        with self.store.write() as c:
+            runlog.phase_done(c, self.phase_ids[name], done, total)
 
     def set_total(self, phase: str, total: int) -> None:
-        with self.store.engine.begin() as c:
-            c.exec_driver_sql("UPDATE syncdash_run_phases SET total=? WHERE id=?", (total, self.phase_ids[phase]))
+        with self.store.write() as c:
+            c.execute("UPDATE syncdash_run_phases SET total=? WHERE id=?", (total, self.phase_ids[phase]))
 
     def report(self, phase: str, done: int, total: int | None, detail: str | None, unit: str = "rows") -> None:
         """Tell the caller's live view (the store has the same numbers for other processes)."""
@@ -368,45 +322,21 @@ class RunLifecycle:
                     journal.forget(self.db.tdb, self.store.store_id, run_id)
             except database_errors():  # a target that went away: the tables are dropped by a later run
                 pass
-        with self.store.tx() as s:
-            run = s.get(Run, run_id)
-            assert run is not None
-            run.status = status
-            run.finished_at = now
-            run.error = error
-            run.error_type = error_type
-            for name in COUNTS:
-                setattr(run, name, self.counts[name])
-            if self.warnings:
-                run.warnings = self.config.redact(dumps(self.warnings))
-            if self.requests is not None:
-                run.http = self.config.redact(dumps({"requests": self.requests, "waits": self.waits[:200]}))
-            s.add(run)
-            for ph in s.exec(select(RunPhase).where(RunPhase.run_id == run_id)):
-                if ph.status == PhaseStatus.RUNNING:
-                    ph.status = PhaseStatus.DONE if status in SUCCESSFUL else PhaseStatus.FAILED
-                    ph.finished_at = now
-                elif ph.status == PhaseStatus.PENDING and status not in SUCCESSFUL:
-                    ph.status = PhaseStatus.SKIPPED
-                s.add(ph)
-            if self.mode == "retry" and status in SUCCESSFUL and not self.opt.dry_run:
-                executor.resolve_retried(s, run_id, now)
+        outcome: dict[str, Any] = {"status": status, "finished_at": now, "error": error, "error_type": error_type,
+                                   **self.counts}
+        if self.warnings:
+            outcome["warnings"] = self.config.redact(dumps(self.warnings))
+        if self.requests is not None:
+            outcome["http"] = self.config.redact(dumps({"requests": self.requests, "waits": self.waits[:200]}))
+        successful = status in SUCCESSFUL
+        with self.store.write() as c:
+            runlog.update_run(c, run_id, **outcome)
+            runlog.close_phases(c, run_id, successful, now)
+            if self.mode == "retry" and successful and not self.opt.dry_run:
+                executor.resolve_retried(c, run_id, now)
             if not self.opt.dry_run and status != RunStatus.INTERRUPTED:
-                self._update_state(s, run_id, status, now)
+                # the lease goes in the same transaction
+                runlog.record_outcome(c, self.cfg.name, run_id, status, now, success=successful,
+                                      fingerprint=self.fingerprint if self.mode != "retry" else None)
             else:
-                self.store.release_lease_in(s, self.cfg.name, run_id)
-
-    def _update_state(self, s: Session, run_id: int, status: RunStatus, now: datetime) -> None:
-        st = s.get(SourceState, self.cfg.name) or SourceState(source=self.cfg.name)
-        st.last_run_id = run_id
-        st.last_status = status
-        if status in SUCCESSFUL:
-            st.last_success_at = now
-            st.last_success_run_id = run_id
-            if self.mode != "retry":
-                st.fingerprint = self.fingerprint
-        if st.lock_run_id == run_id:  # the lease goes in the same transaction
-            st.lock_run_id = None
-            st.lock_owner = None
-            st.lease_until = None
-        s.add(st)
+                self.store.release_lease_in(c, self.cfg.name, run_id)

@@ -10,9 +10,12 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from syncdash.store.models import Run, RunStatus
+from syncdash.store.rows import RunStatus
+
+if TYPE_CHECKING:
+    from syncdash.store.models import Run
 
 PROGRESS_INTERVAL = 0.25  # seconds between phase-progress writes
 

@@ -12,10 +12,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, select
-
-from syncdash.common.dialect import database_errors
+from syncdash.common.dialect import Conn, database_errors
 from syncdash.engine import readahead
 from syncdash.engine.batch import BatchWriter
 from syncdash.engine.finalize import finalize
@@ -24,9 +21,9 @@ from syncdash.engine.lifecycle import RunLifecycle, phase_specs
 from syncdash.engine.retry import PullRetry
 from syncdash.errors import CheckpointInvalid, SourceError
 from syncdash.kinds.contract import Batch, ReaderHooks, RunContext, Source, Stream
-from syncdash.store import journal
+from syncdash.store import journal, runlog
 from syncdash.store.db import dumps
-from syncdash.store.models import COUNTS, ItemError, RunPhase
+from syncdash.store.rows import COUNTS
 from syncdash.targets.table import q, scope_sql
 
 
@@ -51,9 +48,9 @@ class PullExecutor:
         """A load and a finalize phase per stream."""
         return phase_specs(self.streams, self.phase_names)
 
-    def resolve_retried(self, s: Session, run_id: int, now: datetime) -> None:
+    def resolve_retried(self, c: Conn, run_id: int, now: datetime) -> None:
         if self.retry is not None:
-            self.retry.resolve(s, run_id, now)
+            self.retry.resolve(c, run_id, now)
 
     # ---- the run ------------------------------------------------------------------------------------
 
@@ -98,7 +95,7 @@ class PullExecutor:
 
     def _bind(self) -> None:
         life = self.life
-        st = life.store.source_states().get(life.cfg.name)
+        st = life.store.source_state(life.cfg.name)
         cursors = json.loads(st.cursor) if st is not None and st.cursor else {}
         opt = life.opt
         self.source.bind(RunContext(
@@ -114,14 +111,15 @@ class PullExecutor:
         self.writers.append(writer)
         life.phase_counts = dict.fromkeys(COUNTS, 0)
         if life.resumed:
-            with life.store.session() as s:
-                ph = s.get(RunPhase, life.phase_ids[phases[0]])
-                if ph is not None:
-                    life.phase_counts = {n: getattr(ph, n) for n in COUNTS}
+            c = life.store.conn()
+            try:
+                counts = runlog.phase_counts(c, life.phase_ids[phases[0]])
+                if counts is not None:
+                    life.phase_counts = counts
                 # rows that failed before their key was read block this stream's deletes, resumed or not
-                writer.keyless_errors = s.exec(select(func.count()).select_from(ItemError).where(
-                    ItemError.run_id == life.run_id, ItemError.phase == phases[0],
-                    ItemError.item_key == None)).one()  # noqa: E711
+                writer.keyless_errors = runlog.keyless_errors(c, life.run_id, phases[0])
+            finally:
+                c.close()
         return writer
 
     def _load(self, w: BatchWriter, ck: dict[str, Any] | None) -> None:

@@ -22,20 +22,18 @@ import time
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
-
+from syncdash.common.dialect import Conn
 from syncdash.common.secrets import mask_then_cut
 from syncdash.engine.items import OpenErrors, resolve_accepted
 from syncdash.engine.lifecycle import RunLifecycle, phase_specs
 from syncdash.engine.options import PROGRESS_INTERVAL
 from syncdash.engine.pushrows import BadSegment, PushRows, Record
-from syncdash.engine.retry import resolve_error
 from syncdash.errors import DeleteGuardTripped, FetchError
 from syncdash.kinds.contract import Source, Stream
 from syncdash.kinds.push.config import PushConfig
+from syncdash.store import runlog
 from syncdash.store.db import dumps, format_ts
-from syncdash.store.models import COUNTS, ItemError, Pushed, RunPhase, utcnow
-from syncdash.store.queries import in_runs
+from syncdash.store.rows import COUNTS, utcnow
 
 REJECTED = frozenset({400, 404, 409, 410, 412, 415, 422})  # the record is wrong, not the request or the server
 GONE = frozenset({404, 410})  # a delete of something the server no longer has: done
@@ -57,7 +55,7 @@ class PushExecutor:
         self.would_send: dict[str, int] = {}  # dry run: requests that would be sent, per tenant ("" when none)
         self._done_keys: set[str] = set()  # retry: keys whose errors were sent again and accepted
         self._retry_failed_keys: set[str] = set()
-        self._retry_errors: list[ItemError] = []  # every stream's (tenant's) retried errors
+        self._retry_errors: list[Any] = []  # every stream's (tenant's) retried errors
         self._last_progress = 0.0
         self.stream_idx = 0
         self.batch_no = 0
@@ -125,10 +123,13 @@ class PushExecutor:
             self.open_errors.load(self.load_phase)
             self.open_errors.load(self.fin_phase)
         if life.resumed:
-            with self.store.session() as s:
-                ph = s.get(RunPhase, life.phase_ids[self.load_phase])
-                if ph is not None:
-                    life.phase_counts = {n: getattr(ph, n) for n in COUNTS}
+            c = self.store.conn()
+            try:
+                counts = runlog.phase_counts(c, life.phase_ids[self.load_phase])
+            finally:
+                c.close()
+            if counts is not None:
+                life.phase_counts = counts
 
     # ---- push phase -------------------------------------------------------------------------------------
 
@@ -340,10 +341,11 @@ class PushExecutor:
         return "key " + ", ".join(f"{k}={v!r}" for k, v in zip(self.push_cfg.key, r.key, strict=True))
 
     def _pushed_hashes(self, keys: list[str]) -> dict[str, int]:
-        with self.store.session() as s:
-            rows = s.exec(select(Pushed.key, Pushed.hash).where(
-                Pushed.source == self.push_cfg.name, col(Pushed.key).in_(keys)))
-            return {k: int(h) for k, h in rows}
+        c = self.store.conn()
+        try:
+            return runlog.pushed_hashes(c, self.push_cfg.name, keys)
+        finally:
+            c.close()
 
     # ---- deletes phase ------------------------------------------------------------------------------------
 
@@ -352,9 +354,11 @@ class PushExecutor:
         cfg = self.push_cfg
         self.life.phase_start(self.fin_phase)
         scope = next(iter(self.scope.values()), "") if self.scope else ""
-        with self.store.session() as s:
-            pushed = list(s.exec(select(Pushed).where(Pushed.source == cfg.name, Pushed.scope == scope)
-                                 .order_by(col(Pushed.key))))
+        c = self.store.conn()
+        try:
+            pushed = runlog.pushed_rows(c, cfg.name, scope)
+        finally:
+            c.close()
         after = ck.get("after_pushed") if ck else None
         if after is not None:
             pushed = [p for p in pushed if p.key > after]
@@ -391,24 +395,21 @@ class PushExecutor:
     # ---- retry ---------------------------------------------------------------------------------------------
 
     def _retry_keys(self) -> set[str]:
-        with self.store.session() as s:
-            qy = select(ItemError).where(in_runs([self.life.opt.retry_of or 0]),
-                                         col(ItemError.resolved_at).is_(None),
-                                         col(ItemError.retryable) == True,  # noqa: E712
-                                         ItemError.phase == self.load_phase)
-            if self.life.opt.retry_errors:
-                qy = qy.where(col(ItemError.id).in_(self.life.opt.retry_errors))
-            errs = list(s.exec(qy))
+        c = self.store.conn()
+        try:
+            errs = runlog.retry_targets(c, [self.life.opt.retry_of or 0], self.life.opt.retry_errors,
+                                        phase=self.load_phase)
+        finally:
+            c.close()
         self._retry_errors += errs
         return {e.item_key for e in errs if e.item_key}
 
-    def resolve_retried(self, s: Session, run_id: int, now: datetime) -> None:
+    def resolve_retried(self, c: Conn, run_id: int, now: datetime) -> None:
         """A retry run's errors: fixed (accepted now), retried (rejected again) or gone (no such row now)."""
         for err in self._retry_errors:
-            resolve_error(s, err, loaded=err.item_key in self._done_keys,
-                          failed=err.item_key in self._retry_failed_keys, run_id=run_id, now=now)
+            runlog.resolve_retried(c, err.id, loaded=err.item_key in self._done_keys,
+                                   failed=err.item_key in self._retry_failed_keys, run_id=run_id, now=now)
         failed = {e.item_key: e.attempts for e in self._retry_errors}
-        for new in s.exec(select(ItemError).where(ItemError.run_id == run_id)):
+        for new in runlog.new_errors(c, run_id):
             if new.item_key in failed:
-                new.attempts = failed[new.item_key] + 1
-                s.add(new)
+                runlog.set_attempts(c, new.id, failed[new.item_key] + 1)

@@ -17,7 +17,6 @@ from syncdash.common.dialect import Conn
 from syncdash.errors import SchemaMismatch
 from syncdash.kinds.push.config import PLACEHOLDER, Const, PushConfig
 from syncdash.store.db import dumps
-from syncdash.store.models import Pushed
 from syncdash.targets.table import q, scope_sql
 
 
@@ -150,7 +149,7 @@ class PushRows:
         return Record(key=key, key_json=dumps(list(key)), body=body, hash=xxhash.xxh3_64_intdigest(text.encode()) >> 1,
                       url=url, ref=ref, change=change)
 
-    def delete_url(self, p: Pushed, ref: dict[str, Any]) -> str:
+    def delete_url(self, p: Any, ref: dict[str, Any]) -> str:
         cfg = self.cfg
         if cfg.delete.url:
             try:
@@ -161,11 +160,11 @@ class PushRows:
         base = fill(cfg.url, {c: ref.get(c, "") for c in PLACEHOLDER.findall(cfg.url)}).rstrip("/")
         return base + "/" + "/".join(segment(ref[k], k) for k in cfg.key if k not in self.scope)
 
-    def absent(self, pushed: list[Pushed]) -> list[Pushed]:
+    def absent(self, pushed: list[Any]) -> list[Any]:
         """The pushed keys that the rows no longer have (checked a few hundred keys per query)."""
         cfg = self.cfg
         base, params = self.base_sql()
-        out: list[Pushed] = []
+        out: list[Any] = []
         for i in range(0, len(pushed), 200):
             chunk = pushed[i:i + 200]
             keys = [json.loads(p.key) for p in chunk]

@@ -22,14 +22,17 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syncdash.config.models import Config, SourceConfig
 from syncdash.store import queue
 from syncdash.store.db import Store, format_ts
 from syncdash.store.health import VERDICT_STATUSES
-from syncdash.store.models import FINAL_STATUSES, Run, RunStatus, utcnow
 from syncdash.store.owners import owner_alive
+from syncdash.store.rows import FINAL_STATUSES, RunStatus, utcnow
+
+if TYPE_CHECKING:  # a run here is the model's instance or its light row (syncdash.store.rows): same attributes
+    from syncdash.store.models import Run
 
 log = logging.getLogger("syncdash.daemon")
 
@@ -58,13 +61,13 @@ def targets_of(config: Config, src: SourceConfig | None) -> list[Any]:
 
 def record_retryable(store: Store, run_id: int, retryable: bool) -> None:
     """Remember whether a failure may pass, for whichever daemon follows the run up."""
-    with store.engine.begin() as c:
-        row = c.exec_driver_sql("SELECT options FROM syncdash_runs WHERE id = ?", (run_id,)).first()
+    with store.write() as c:
+        row = c.one("SELECT options FROM syncdash_runs WHERE id = ?", (run_id,))
         if row is None:
             return
         opts = json.loads(row[0]) if row[0] else {}
         opts[RETRYABLE_KEY] = retryable
-        c.exec_driver_sql("UPDATE syncdash_runs SET options = ? WHERE id = ?", (json.dumps(opts), run_id))
+        c.execute("UPDATE syncdash_runs SET options = ? WHERE id = ?", (json.dumps(opts), run_id))
 
 
 def is_retryable(run: Run) -> bool:
@@ -77,24 +80,22 @@ def is_retryable(run: Run) -> bool:
 def _claim(store: Store, run_id: int, column: str, now: datetime) -> bool:
     """Atomically mark the run handled for `column`; True for the one process that did."""
     assert column in ("followed_up_at", "notified_at")
-    with store.engine.begin() as c:
-        return c.exec_driver_sql(f"UPDATE syncdash_runs SET {column} = ? WHERE id = ? AND {column} IS NULL",
-                                 (format_ts(now), run_id)).rowcount == 1
+    with store.write() as c:
+        return c.rowcount(f"UPDATE syncdash_runs SET {column} = ? WHERE id = ? AND {column} IS NULL",
+                          (format_ts(now), run_id)) == 1
 
 
 def _previous_verdict(store: Store, run: Run) -> str | None:
-    with store.engine.begin() as c:
-        prev = c.exec_driver_sql(
-            "SELECT status FROM syncdash_runs WHERE source = ? AND id < ? AND NOT dry_run AND status IN (?, ?, ?) "
-            "ORDER BY id DESC LIMIT 1", (run.source, run.id, *VERDICT_STATUSES)).first()
-    return str(prev[0]) if prev else None
+    prev = store.scalar(
+        "SELECT status FROM syncdash_runs WHERE source = ? AND id < ? AND NOT dry_run AND status IN (?, ?, ?) "
+        "ORDER BY id DESC LIMIT 1", (run.source, run.id, *(s.value for s in VERDICT_STATUSES)))
+    return None if prev is None else str(prev)
 
 
 def _superseded(store: Store, run: Run) -> bool:
     """A newer run of the source exists (queued, running or finished): retrying this one would be stale."""
-    with store.engine.begin() as c:
-        return c.exec_driver_sql("SELECT 1 FROM syncdash_runs WHERE source = ? AND id > ? AND NOT dry_run LIMIT 1",
-                                 (run.source, run.id)).first() is not None
+    return store.scalar("SELECT 1 FROM syncdash_runs WHERE source = ? AND id > ? AND NOT dry_run LIMIT 1",
+                        (run.source, run.id)) is not None
 
 
 def event_of(store: Store, config: Config, run: Run, *, retrying: bool, now: datetime) -> FollowUp:
@@ -148,6 +149,8 @@ def pending_runs(store: Store, now: datetime | None = None) -> list[Run]:
     """Finished runs nobody followed up yet whose process is gone (or, on another host, finished a while ago)."""
     from sqlmodel import col, select
 
+    from syncdash.store.models import Run
+
     now = now or utcnow()
     with store.session() as s:
         rows = list(s.exec(select(Run).where(col(Run.followed_up_at).is_(None), col(Run.status).in_(FINAL_STATUSES),
@@ -189,16 +192,22 @@ def deliver_own_events(store: Store, config: Config, results: list[Any],
     Each run's retryability is recorded first, so a later daemon (`daemon --once` from cron) retries it.
     With a daemon alive, it follows the runs up and notifies (it sees them once this process has exited)."""
     from syncdash.store.health import live_daemons
+    from syncdash.store.reader import read_view
 
     for r in results:
         if r.status == RunStatus.FAILED:
             record_retryable(store, r.run_id, bool(r.retryable))
-    if live_daemons(store):
-        return []
+    view = read_view(store)  # no ORM for a CLI run's own events on an SQLite store
+    try:
+        if live_daemons(view):
+            return []
+    finally:
+        if view is not store:
+            view.close()
     now = utcnow()
     follows: list[FollowUp] = []
     for r in results:
-        run = store.get_run(r.run_id)
+        run = store.run_row(r.run_id)
         if run is None or run.notified_at is not None:
             continue
         follows.append(event_of(store, config, run, retrying=False, now=now))

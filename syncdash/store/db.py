@@ -11,37 +11,39 @@ and upgrades it, in one transaction, only when it is behind.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
-
-from sqlalchemy import Engine, event
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlmodel import Session, create_engine, select
+from typing import TYPE_CHECKING, Any
 
 from syncdash.common.dialect import (
-    BUSY_TIMEOUT_MS,
     MYSQL,
     SQLITE,
     Conn,
+    connect_sqlite,
     database_errors,
     dialect_of,
     mask_url,
     normalize_url,
     require_driver,
-    setup_sqlite,
+    sqlite_file,
     sqlite_path,
     to_format_style,
 )
 from syncdash.common.files import private_dir, touch_private
 from syncdash.errors import AlreadyRunning, StoreError
-from syncdash.store import models
 from syncdash.store.migrations import HEAD, VERSION_TABLE
-from syncdash.store.models import Run, RunStatus, SourceState, utcnow
 from syncdash.store.owners import owner_alive, owner_id
-from syncdash.store.rows import default_database_url, format_ts
+from syncdash.store.rows import RUNS, SOURCE_STATE, RunStatus, default_database_url, format_ts, utcnow
+
+if TYPE_CHECKING:  # SQLAlchemy and the models are imported when first used (see the Store docstring)
+    from sqlalchemy import Engine
+    from sqlmodel import Session
+
+    from syncdash.store import models
+    from syncdash.store.models import Run, SourceState
 
 # owner_id and owner_alive live in syncdash.store.owners; importing them from here keeps working
 __all__ = ["LEASE_SECONDS", "MIGRATION_LOCK", "Store", "default_database_url", "dumps", "format_ts", "install_qmark",
@@ -53,7 +55,15 @@ MIGRATION_LOCK = int.from_bytes(b"syncdash", "big")
 
 
 class Store:
-    """The store: runs, phases, errors, source state, changes and commands."""
+    """The store: runs, phases, errors, source state, changes and commands.
+
+    A run writes its rows as SQL text on the store's DB-API connections (`conn`, `write`), whatever the
+    dialect; on an SQLite file those are sqlite3 connections of a small pool of the Store's own, so a CLI run
+    never imports SQLAlchemy (~200 ms; SQLModel and the models another ~150 ms). SQLAlchemy is loaded when
+    something needs it: `engine` (a server's connection pool; migrations of a new or older store) and
+    `session` (the ORM, which the console, the API and the daemon's bookkeeping still use)."""
+
+    IDLE_SQLITE = 8  # pooled sqlite3 connections kept open between uses
 
     def __init__(self, url: str | None = None) -> None:
         self.url = normalize_url(url or default_database_url())
@@ -77,16 +87,45 @@ class Store:
             except OSError as e:
                 raise StoreError(f"cannot create the store {path}: {e}") from None
         self.path = path
-        connect_args: dict[str, Any] = {}
-        if self.is_sqlite:
-            connect_args = {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
-            self.engine: Engine = create_engine(self.url, connect_args=connect_args)
-            setup_sqlite(self.engine)
-        else:
-            self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=16)
-            install_qmark(self.engine)
+        # the SQLite file conn() opens with sqlite3; None: connections come from SQLAlchemy's pool (`engine`)
+        self.file = sqlite_file(self.url) if self.is_sqlite else None
+        self._idle: list[Any] = []  # sqlite3 connections to _file, free for the next conn()
+        self._lock = threading.Lock()
+        self._engine: Engine | None = None
         self._store_id: str | None = None
         self.migrate()
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine of the store (built, and SQLAlchemy imported, on first use)."""
+        with self._lock:
+            if self._engine is None:
+                from sqlmodel import create_engine
+
+                if self.is_sqlite:
+                    from syncdash.common.dialect import BUSY_TIMEOUT_MS, setup_sqlite
+
+                    eng = create_engine(self.url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000,
+                                                                "check_same_thread": False})
+                    setup_sqlite(eng)
+                    from sqlalchemy import event
+
+                    # engine.dispose() means every connection to the file is closed: the sqlite3 ones too
+                    # (the last one to close checkpoints the WAL into the file and removes it)
+                    event.listen(eng, "engine_disposed", lambda _eng: self._close_idle())
+                else:
+                    eng = create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=16)
+                    install_qmark(eng)
+                self._engine = eng
+            return self._engine
+
+    @engine.setter
+    def engine(self, engine: Engine) -> None:
+        """Hand the store another engine (tests: one whose database is gone): every connection comes from it."""
+        with self._lock:
+            self._engine = engine
+            self.file = None
+        self._close_idle()
 
     def schema_version(self) -> str | None:
         """The store's schema revision, or None when it has none yet (empty, or made before versioning).
@@ -110,8 +149,17 @@ class Store:
         try:
             if self.schema_version() == HEAD:
                 return
-            from syncdash.store.migrations import fresh
+        except database_errors() as e:  # the SQLite file cannot be opened
+            raise StoreError(f"cannot open the store {mask_url(self.url)}: {e}") from None
+        except Exception as e:
+            if getattr(e, "orig", None) is None:  # not a database error SQLAlchemy wrapped (server down, ...)
+                raise
+            raise StoreError(f"cannot open the store {mask_url(self.url)}: {e.orig}") from None  # type: ignore[attr-defined]
+        from sqlalchemy.exc import DBAPIError, OperationalError
 
+        from syncdash.store.migrations import fresh
+
+        try:
             with self.engine.begin() as c:
                 if not self.is_sqlite:
                     c.exec_driver_sql("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
@@ -129,22 +177,82 @@ class Store:
         """This store's identity, kept in it: journals in a separate target database are keyed by it, so
         two stores writing to one target database never replay each other's batches."""
         if self._store_id is None:
-            with self.engine.begin() as c:
-                row = c.exec_driver_sql("SELECT value FROM syncdash_meta WHERE key = 'store_id'").first()
+            with self.write() as c:
+                row = c.one("SELECT value FROM syncdash_meta WHERE key = 'store_id'")
                 if row is None:
-                    new = uuid.uuid4().hex
-                    c.exec_driver_sql("INSERT INTO syncdash_meta (key, value) VALUES ('store_id', ?) "
-                                      "ON CONFLICT (key) DO NOTHING", (new,))
-                    row = c.exec_driver_sql("SELECT value FROM syncdash_meta WHERE key = 'store_id'").first()
+                    c.execute("INSERT INTO syncdash_meta (key, value) VALUES ('store_id', ?) "
+                              "ON CONFLICT (key) DO NOTHING", (uuid.uuid4().hex,))
+                    row = c.one("SELECT value FROM syncdash_meta WHERE key = 'store_id'")
             self._store_id = str(row[0]) if row else "unknown"
         return self._store_id
 
+    # ---- DB-API connections: the run path's, for every dialect ------------------------------------------
+
     def conn(self) -> Conn:
-        """A raw connection of the store's pool, for the engine's batch transactions."""
-        raw = self.engine.raw_connection()
-        return Conn(raw.driver_connection, self.dialect, release=raw.close)
+        """A connection of the store's pool (autocommit until `begin`); close() hands it back."""
+        if self.file is None:
+            raw = self.engine.raw_connection()
+            return Conn(raw.driver_connection, self.dialect, release=raw.close)
+        with self._lock:
+            con = self._idle.pop() if self._idle else None
+        if con is None:
+            con = connect_sqlite(self.file)
+        return Conn(con, SQLITE, release=lambda: self._give_back(con))
+
+    def _give_back(self, con: Any) -> None:
+        with self._lock:
+            if len(self._idle) < self.IDLE_SQLITE:
+                self._idle.append(con)
+                return
+        con.close()
+
+    def _close_idle(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for con in idle:
+            con.close()
+
+    def close(self) -> None:
+        """Close the pooled connections (SQLAlchemy's too, when it was loaded); the Store stays usable."""
+        self._close_idle()
+        if self._engine is not None:
+            self._engine.dispose()
+
+    @contextmanager
+    def write(self) -> Iterator[Conn]:
+        """One write transaction (BEGIN IMMEDIATE on SQLite): committed when the block ends, rolled back when
+        it raises."""
+        c = self.conn()
+        try:
+            c.begin()
+            yield c
+            c.commit()
+        finally:
+            c.close()  # rolls back what is still open
+
+    def all(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        """Rows of one statement, outside any transaction (StoreReader's face, on any dialect)."""
+        c = self.conn()
+        try:
+            return c.all(sql, params)
+        finally:
+            c.close()
+
+    def scalar(self, sql: str, params: Any = ()) -> Any:
+        rows = self.all(sql, params)
+        return rows[0][0] if rows else None
+
+    def run_row(self, run_id: int) -> Any:
+        """The run as a light row (syncdash.store.rows), read without the ORM; None when there is none."""
+        return RUNS.first(self, "WHERE id = ?", (run_id,))
+
+    def source_state(self, source: str) -> Any:
+        """The source's state as a light row (syncdash.store.rows), read without the ORM; None when none yet."""
+        return SOURCE_STATE.first(self, "WHERE source = ?", (source,))
 
     def session(self) -> Session:
+        from sqlmodel import Session
+
         return Session(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -155,99 +263,107 @@ class Store:
 
     # ---- leases: a source never runs twice at once ------------------------------------------
 
-    def acquire_lease_in(self, s: Session, source: str, run_id: int, owner: str) -> list[int]:
-        """Take the source's lease for run_id inside the caller's transaction.
+    def acquire_lease_in(self, c: Conn, source: str, run_id: int, owner: str) -> list[int]:
+        """Take the source's lease for run_id inside the caller's transaction on `c`.
 
         Returns the ids of runs found dead (owner gone or lease lapsed) and marked interrupted.
         """
         now = utcnow()
         if not self.is_sqlite:  # two claimers on a server: the state row is the lock (SQLite: BEGIN IMMEDIATE)
-            s.connection().exec_driver_sql("INSERT INTO syncdash_source_state (source, paused) VALUES (?, FALSE) "
-                                           "ON CONFLICT (source) DO NOTHING", (source,))
-        st = s.get(SourceState, source, with_for_update=not self.is_sqlite) or SourceState(source=source)
-        if st.lock_run_id is not None and st.lock_run_id != run_id:
+            c.execute("INSERT INTO syncdash_source_state (source, paused) VALUES (?, FALSE) "
+                      "ON CONFLICT (source) DO NOTHING", (source,))
+        st = SOURCE_STATE.first(c, "WHERE source = ?" + ("" if self.is_sqlite else " FOR UPDATE"), (source,))
+        if st is not None and st.lock_run_id is not None and st.lock_run_id != run_id:
             alive = owner_alive(st.lock_owner)
             expired = st.lease_until is None or st.lease_until < now
             if alive or (alive is None and not expired):
                 who = st.lock_owner.split(":")[0] if st.lock_owner else "?"
                 raise AlreadyRunning(f"source {source!r} is already running (run {st.lock_run_id}, {who})")
-        interrupted = self._mark_dead_runs(s, source, exclude=run_id)
-        st.lock_run_id = run_id
-        st.lock_owner = owner
-        st.lease_until = now + timedelta(seconds=LEASE_SECONDS)
-        s.add(st)
-        s.flush()
+        interrupted = self._mark_dead_runs(c, source, exclude=run_id)
+        c.execute("INSERT INTO syncdash_source_state (source, paused, lock_run_id, lock_owner, lease_until) "
+                  "VALUES (?, FALSE, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET lock_run_id = excluded.lock_run_id, "
+                  "lock_owner = excluded.lock_owner, lease_until = excluded.lease_until",
+                  (source, run_id, owner, format_ts(now + timedelta(seconds=LEASE_SECONDS))))
         return interrupted
 
-    def release_lease_in(self, s: Session, source: str, run_id: int) -> None:
-        st = s.get(SourceState, source)
-        if st is not None and st.lock_run_id == run_id:
-            st.lock_run_id = None
-            st.lock_owner = None
-            st.lease_until = None
-            s.add(st)
+    def release_lease_in(self, c: Conn, source: str, run_id: int) -> None:
+        """Give the lease up inside the caller's transaction on `c` (only if run_id holds it)."""
+        c.execute("UPDATE syncdash_source_state SET lock_run_id = NULL, lock_owner = NULL, lease_until = NULL "
+                  "WHERE source = ? AND lock_run_id = ?", (source, run_id))
 
-    def _mark_dead_runs(self, s: Session, source: str, exclude: int | None = None) -> list[int]:
-        now = utcnow()
+    def _mark_dead_runs(self, c: Conn, source: str, exclude: int | None = None) -> list[int]:
+        stale = utcnow() - timedelta(seconds=LEASE_SECONDS)
         dead: list[int] = []
-        for run in s.exec(select(Run).where(Run.source == source, Run.status == RunStatus.RUNNING)):
-            if run.id == exclude:
+        for rid, owner, beat in c.all("SELECT id, owner, heartbeat_at FROM syncdash_runs WHERE source = ? "
+                                      "AND status = ?", (source, RunStatus.RUNNING.value)):
+            if rid == exclude:
                 continue
-            alive = owner_alive(run.owner)
-            stale = run.heartbeat_at is None or run.heartbeat_at < now - timedelta(seconds=LEASE_SECONDS)
-            if alive is False or (alive is None and stale):
-                run.status = RunStatus.INTERRUPTED
-                s.add(run)
-                dead.append(run.id or 0)
+            alive = owner_alive(owner)
+            beat_at = datetime.fromisoformat(beat) if isinstance(beat, str) else beat
+            if alive is False or (alive is None and (beat_at is None or beat_at < stale)):
+                c.execute("UPDATE syncdash_runs SET status = ? WHERE id = ?", (RunStatus.INTERRUPTED.value, rid))
+                dead.append(rid)
         return dead
 
     def renew_lease(self, source: str, run_id: int) -> None:
         now = utcnow()
-        with self.engine.begin() as c:
-            c.exec_driver_sql(
-                "UPDATE syncdash_source_state SET lease_until=? WHERE source=? AND lock_run_id=?",
-                (format_ts(now + timedelta(seconds=LEASE_SECONDS)), source, run_id))
-            c.exec_driver_sql("UPDATE syncdash_runs SET heartbeat_at=? WHERE id=?", (format_ts(now), run_id))
+        with self.write() as c:
+            c.execute("UPDATE syncdash_source_state SET lease_until=? WHERE source=? AND lock_run_id=?",
+                      (format_ts(now + timedelta(seconds=LEASE_SECONDS)), source, run_id))
+            c.execute("UPDATE syncdash_runs SET heartbeat_at=? WHERE id=?", (format_ts(now), run_id))
 
     def release_lease(self, source: str, run_id: int) -> None:
-        with self.engine.begin() as c:
-            c.exec_driver_sql(
-                "UPDATE syncdash_source_state SET lock_run_id=NULL, lock_owner=NULL, lease_until=NULL "
-                "WHERE source=? AND lock_run_id=?", (source, run_id))
+        with self.write() as c:
+            self.release_lease_in(c, source, run_id)
 
     # ---- reads for the CLI and console ---------------------------------------------------------
 
     def get_run(self, run_id: int) -> Run | None:
+        from syncdash.store.models import Run
+
         with self.session() as s:
             return s.get(Run, run_id)
 
     def source_states(self) -> dict[str, SourceState]:
+        from sqlmodel import select
+
+        from syncdash.store.models import SourceState
+
         with self.session() as s:
             return {st.source: st for st in s.exec(select(SourceState))}
 
     def last_runs(self) -> dict[str, Run]:
+        from sqlmodel import select
+
+        from syncdash.store.models import Run
+
         out: dict[str, Run] = {}
         with self.session() as s:
             for run in s.exec(select(Run).where(Run.dry_run == False).order_by(Run.id.desc()).limit(5000)):  # type: ignore[union-attr] # noqa: E712
                 out.setdefault(run.source, run)
         return out
 
-
     # ---- circuit breakers (REST sources) ----------------------------------------------------------
 
     def breaker(self, host: str) -> models.Breaker | None:
+        from syncdash.store.models import Breaker
+
         with self.session() as s:
-            return s.get(models.Breaker, host)
+            return s.get(Breaker, host)
 
     def breakers(self) -> list[models.Breaker]:
+        from sqlmodel import select
+
+        from syncdash.store.models import Breaker
+
         with self.session() as s:
-            return list(s.exec(select(models.Breaker)))
+            return list(s.exec(select(Breaker)))
 
     def save_breaker(self, host: str, state: str, failures: int, opened_at: datetime | None,
                      retry_at: datetime | None, last_error: str | None, source: str | None) -> None:
         ts = [None if t is None else format_ts(t) for t in (opened_at, retry_at, utcnow())]
-        with self.engine.begin() as c:
-            c.exec_driver_sql(
+        with self.write() as c:
+            c.execute(
                 "INSERT INTO syncdash_breakers (host, state, failures, opened_at, retry_at, last_error, source, "
                 "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (host) DO UPDATE SET state=excluded.state, "
                 "failures=excluded.failures, opened_at=excluded.opened_at, retry_at=excluded.retry_at, "
@@ -258,6 +374,7 @@ class Store:
 def install_qmark(engine: Engine) -> None:
     """Raw SQL in syncdash uses `?` placeholders (SQLite's); servers' drivers want `%s`. Only driver-level
     statements (exec_driver_sql) are rewritten: SQLAlchemy's compiled ones already speak the driver's style."""
+    from sqlalchemy import event
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)
     def _qmark(_conn: Any, _cursor: Any, statement: str, parameters: Any, context: Any,

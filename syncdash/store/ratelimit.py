@@ -55,12 +55,12 @@ class SharedBucket:
         Out of tokens, it waits for a whole block (not one token), so a busy lone process makes one round trip
         per block; a request arriving when some tokens are there takes them at once (`whole_block` False)."""
         self.round_trips += 1
-        with self.store.engine.begin() as c:  # BEGIN IMMEDIATE on SQLite
-            c.exec_driver_sql("INSERT INTO syncdash_rate_buckets (key, tokens, refilled_at, rate, burst) "
-                              "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-                              (self.key, self.burst, time.time(), self.rate, self.burst))
-            row = c.exec_driver_sql("SELECT tokens, refilled_at FROM syncdash_rate_buckets WHERE key = ?"
-                                    + ("" if self.store.is_sqlite else " FOR UPDATE"), (self.key,)).first()
+        with self.store.write() as c:  # BEGIN IMMEDIATE on SQLite
+            c.execute("INSERT INTO syncdash_rate_buckets (key, tokens, refilled_at, rate, burst) "
+                      "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                      (self.key, self.burst, time.time(), self.rate, self.burst))
+            row = c.one("SELECT tokens, refilled_at FROM syncdash_rate_buckets WHERE key = ?"
+                        + ("" if self.store.is_sqlite else " FOR UPDATE"), (self.key,))
             assert row is not None
             now = time.time()
             tokens = min(self.burst, float(row[0]) + max(0.0, now - float(row[1])) * self.rate)
@@ -68,8 +68,8 @@ class SharedBucket:
             if whole_block and got < self.block:
                 got = 0
             tokens -= got
-            c.exec_driver_sql("UPDATE syncdash_rate_buckets SET tokens = ?, refilled_at = ?, rate = ?, burst = ? "
-                              "WHERE key = ?", (tokens, now, self.rate, self.burst, self.key))
+            c.execute("UPDATE syncdash_rate_buckets SET tokens = ?, refilled_at = ?, rate = ?, burst = ? "
+                      "WHERE key = ?", (tokens, now, self.rate, self.burst, self.key))
         return got, 0.0 if got else (self.block - tokens) / self.rate
 
 

@@ -15,7 +15,14 @@ import sqlite3
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from syncdash.common.dialect import BUSY_TIMEOUT_MS, SQLITE, normalize_url, private_sidecars, sqlite_path
+from syncdash.common.dialect import (
+    BUSY_TIMEOUT_MS,
+    SQLITE,
+    connect_sqlite,
+    normalize_url,
+    private_sidecars,
+    sqlite_path,
+)
 from syncdash.store.migrations import HEAD, VERSION_TABLE
 from syncdash.store.rows import RUNS, SOURCE_STATE, Table, default_database_url, format_ts
 
@@ -66,6 +73,14 @@ class StoreReader:
 
     def close(self) -> None:
         self.con.close()
+
+
+def read_view(store: Store) -> Store | StoreReader:
+    """An open store for the read model (syncdash.store.queries, health): on an SQLite file a StoreReader of its
+    own connection (no ORM to load: what a CLI run reads after running; close it after use), else the Store."""
+    if store.file is None:
+        return store
+    return StoreReader(store.url, store.file, connect_sqlite(store.file))
 
 
 def open_reader(url: str | None) -> Store | StoreReader:

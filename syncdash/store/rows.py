@@ -103,6 +103,16 @@ class Table:
             (i, _to_datetime if c in self.datetimes else bool) for i, c in enumerate(self.columns)
             if c in self.datetimes or c in self.bools]
 
+    def fetch(self, db: Any, where: str = "", params: Any = ()) -> list[Any]:
+        """`SELECT <every column> FROM table <where>` as row objects, on anything with `all(sql, params)`: a
+        store's DB-API connection (syncdash.common.dialect.Conn, any dialect) or a StoreReader."""
+        return [self.row(r) for r in db.all(f"SELECT {self.select} FROM {self.name} {where}", params)]
+
+    def first(self, db: Any, where: str = "", params: Any = ()) -> Any:
+        """The first row `fetch` finds, or None."""
+        found = self.fetch(db, where, params)
+        return found[0] if found else None
+
     def row(self, values: Sequence[Any]) -> Any:
         """One row object from a DB-API tuple in `columns` order (typed Any: it stands in for the model)."""
         vals = list(values)
@@ -164,7 +174,8 @@ DAEMONS = Table(
     "syncdash_daemons", "owner host pid kind workers started_at heartbeat_at stopped_at http",
     datetimes="started_at heartbeat_at stopped_at")
 CHANGES = Table("syncdash_changes", "id run_id source change key before after")
+PUSHED = Table("syncdash_pushed", "source key scope hash url ref run_id pushed_at", datetimes="pushed_at")
 
 # what the read path reads, by model name (the test comparing them with the models walks this)
 LIGHT_TABLES = {"Run": RUNS, "RunPhase": RUN_PHASES, "ItemError": ITEM_ERRORS, "SourceState": SOURCE_STATE,
-                "Daemon": DAEMONS, "Change": CHANGES}
+                "Daemon": DAEMONS, "Change": CHANGES, "Pushed": PUSHED}

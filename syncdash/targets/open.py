@@ -8,24 +8,28 @@ transaction. When it is another database, see journal.py for how a batch stays e
 from __future__ import annotations
 
 import threading
-from typing import Any
-
-from sqlalchemy import Engine, create_engine
+from typing import TYPE_CHECKING, Any
 
 from syncdash.common.dialect import (
     BUSY_TIMEOUT_MS,
     SQLITE,
     Conn,
+    connect_sqlite,
+    database_errors,
     dialect_of,
     mask_url,
     normalize_url,
     require_driver,
     setup_sqlite,
+    sqlite_file,
     sqlite_path,
 )
 from syncdash.common.files import touch_private
 from syncdash.errors import TargetError
 from syncdash.targets.table import q  # noqa: F401  (re-exported: quoting for callers holding a Conn)
+
+if TYPE_CHECKING:  # SQLAlchemy pools server targets only: an SQLite target file is opened with sqlite3
+    from sqlalchemy import Engine
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -41,22 +45,30 @@ def same_database(store: Any, url: str | None) -> bool:
     return url is None or normalize_url(url) == store.url
 
 
+def _check(url: str) -> None:
+    """A target URL syncdash can open: a known dialect with its driver; an SQLite file exists (owner-only)."""
+    try:
+        dialect_of(url)
+    except ValueError as e:
+        raise TargetError(f"target {mask_url(url)}: {e}") from None
+    require_driver(url, "target")
+    if dialect_of(url) == SQLITE:
+        path = sqlite_path(url)
+        if path is not None:  # a database syncdash creates is owner-only, like the store
+            try:
+                touch_private(path)
+            except OSError as e:
+                raise TargetError(f"cannot create the target database {path}: {e}") from None
+
+
 def _engine(url: str) -> Engine:
     with _lock:
         eng = _engines.get(url)
         if eng is None:
-            try:
-                dialect_of(url)
-            except ValueError as e:
-                raise TargetError(f"target {mask_url(url)}: {e}") from None
-            require_driver(url, "target")
+            _check(url)
+            from sqlalchemy import create_engine
+
             if dialect_of(url) == SQLITE:
-                path = sqlite_path(url)
-                if path is not None:  # a database syncdash creates is owner-only, like the store
-                    try:
-                        touch_private(path)
-                    except OSError as e:
-                        raise TargetError(f"cannot create the target database {path}: {e}") from None
                 eng = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000,
                                                        "check_same_thread": False})
                 setup_sqlite(eng)
@@ -71,6 +83,14 @@ def connect(store: Any, url: str | None) -> Conn:
     if same_database(store, url):
         return store.conn()
     assert url is not None
+    file = sqlite_file(url) if url.startswith("sqlite:") else None
+    if file is not None:  # a file: sqlite3 opens it in well under a millisecond, no pool (nor SQLAlchemy) needed
+        _check(url)
+        try:
+            con = connect_sqlite(file)
+        except database_errors() as e:
+            raise TargetError(f"cannot connect to the target database {mask_url(url)}: {e}") from None
+        return Conn(con, SQLITE, release=con.close)
     try:
         raw = _engine(url).raw_connection()
     except TargetError:

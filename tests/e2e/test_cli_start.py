@@ -12,6 +12,7 @@ other commands use. One stray top-level import (say `import httpx` in a module `
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 
@@ -87,12 +88,14 @@ def test_read_commands_import_no_heavy_stack(history: Project, argv: list[str]) 
     assert got["heavy"] == [], f"`syncdash {' '.join(argv)}` imported {got['heavy']}"
 
 
-# a CSV run needs the engine and the ORM, but no HTTP client (webhooks load theirs when they deliver), no browser,
-# no REST or web kind, no flow model for a config without flows, no console and no web server
+# a CSV run needs the engine, but no HTTP client (webhooks load theirs when they deliver), no browser, no REST or
+# web kind, no flow model for a config without flows, no console and no web server; and on an SQLite store at
+# HEAD no ORM either: the run writes its rows as SQL on the store's DB-API connections (syncdash.store.runlog)
 RUN_HEAVY = ("httpx", "httpcore", "tenacity", "playwright", "textual", "starlette", "uvicorn", "alembic",
              "syncdash.kinds.rest.config", "syncdash.kinds.rest.client", "syncdash.kinds.rest.source",
              "syncdash.kinds.web.config", "syncdash.kinds.web.browser", "syncdash.kinds.web.source",
-             "syncdash.kinds.flow.config", "syncdash.tui", "syncdash.api")
+             "syncdash.kinds.flow.config", "syncdash.tui", "syncdash.api",
+             "sqlalchemy", "sqlmodel", "syncdash.store.models", "apscheduler")
 
 
 def test_a_csv_run_imports_no_http_client_or_other_kind(history: Project) -> None:
@@ -102,6 +105,29 @@ def test_a_csv_run_imports_no_http_client_or_other_kind(history: Project) -> Non
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["code"] == 3 and "people: run 2" in got["out"]  # it ran (line 3 fails again: partial)
     assert got["heavy"] == [], f"`syncdash run people` imported {got['heavy']}"
+
+
+@pytest.mark.parametrize("argv", [["run", "people", "--json"], ["run", "people", "--full"], ["run", "--all"]])
+def test_a_csv_run_into_another_sqlite_file_imports_no_orm(history: Project, argv: list[str]) -> None:
+    """The target in a second SQLite file (batches journaled across the two) and the run's JSON answer: still no
+    SQLAlchemy, SQLModel or models; the rows land in that file and the store records the run."""
+    cfg = history.root / "syncdash.yaml"
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace("    table: people\n",
+                                                           "    table: people\n    target: sqlite:///target.db\n"),
+                   encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-c", f"HEAVY = {RUN_HEAVY!r}\n" + PROBE, *argv],
+                          cwd=history.root, env=history.env, text=True, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["code"] == 3, got  # partial: line 3 fails in every run
+    assert got["heavy"] == [], f"`syncdash {' '.join(argv)}` imported {got['heavy']}"
+    if "--json" in argv:
+        assert [(r["source"], r["status"], r["counts"]["inserted"]) for r in json.loads(got["out"])] == [
+            ("people", "partial", 1)]
+    with sqlite3.connect(history.root / "target.db") as con:
+        assert con.execute("SELECT id, name FROM people").fetchall() == [(1, "Ada")]
+    with sqlite3.connect(history.db) as con:
+        assert con.execute("SELECT status, failed FROM syncdash_runs WHERE id = 2").fetchone() == ("partial", 1)
 
 
 def test_light_rows_carry_the_models_columns() -> None:
