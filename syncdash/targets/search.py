@@ -129,22 +129,40 @@ def index_inserted(conn: Any, table: str, fields: list[str], by_keys: str, keys:
 
     The keys of an initial load are often consecutive integers that are also the rowids (an INTEGER primary
     key): those rows are read as one rowid range (~0.25 s less per million rows than 10,000 key lookups per
-    batch). The range is used only when as many of its rows have their key as their rowid as the batch has
-    rows: those keys are the batch's (each key once), so the range holds exactly the batch."""
+    batch). The range holds exactly the batch when the key column is the table's rowid (_key_is_rowid) and
+    the batch's keys are distinct integers spanning as many values as there are keys: every rowid of the
+    range is then one of the batch's keys, and each of them is there (just inserted). Both are checked
+    without reading the table: a count(*) of the range's rows, which proved the same, cost ~0.09 s per
+    million rows (it reads every row of the range once more)."""
     fts = _qi(fts_name(table))
     head = (f"INSERT INTO {fts}(rowid, {', '.join(_qi(c) for c in fields)}) "
             f"SELECT t.rowid, {', '.join(f't.{_qi(c)}' for c in fields)} ")
-    if key_column is not None and len(keys) > 1:
-        try:
-            low, high = min(keys), max(keys)
-        except TypeError:  # keys of mixed types: not a range
-            low = high = None
-        if type(low) is int and type(high) is int and high - low + 1 == len(keys):
-            in_range = f"FROM {_qi(table)} t WHERE t.rowid BETWEEN {low} AND {high} AND t.{_qi(key_column)} = t.rowid"
-            if conn.execute(f"SELECT count(*) {in_range}").fetchone()[0] == len(keys):
-                conn.execute(f"{head}{in_range}")
-                return
+    span = _span(keys) if key_column is not None and len(keys) > 1 else None
+    if span is not None and _key_is_rowid(conn, table, key_column or ""):
+        conn.execute(f"{head}FROM {_qi(table)} t WHERE t.rowid BETWEEN {span[0]} AND {span[1]}")
+        return
     conn.execute(f"{head}{by_keys}", (json.dumps(keys, default=str),))
+
+
+def _span(keys: list[Any]) -> tuple[int, int] | None:
+    """(lowest, highest) when the keys are distinct and fill the integers between them with no gap, else None
+    (the two ends are ints; a key between them not equal to an int is none an INTEGER primary key takes)."""
+    try:
+        low, high = min(keys), max(keys)
+    except TypeError:  # keys of mixed types: not a range
+        return None
+    if type(low) is int and type(high) is int and high - low + 1 == len(keys) == len(set(keys)):
+        return low, high
+    return None
+
+
+def _key_is_rowid(conn: Any, table: str, key_column: str) -> bool:
+    """The table's primary key is this one column and it is the rowid itself (an INTEGER PRIMARY KEY of a
+    rowid table): any other primary key, a WITHOUT ROWID table's included, has an index of its own."""
+    return conn.execute(
+        "SELECT (SELECT group_concat(name) FROM pragma_table_info(?1) WHERE pk > 0) = ?2 "
+        "AND NOT EXISTS (SELECT 1 FROM pragma_index_list(?1) WHERE origin = 'pk')",
+        (table, key_column)).fetchone()[0] == 1
 
 
 def _lit(s: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from conftest import Project
 from test_resume import batches_committed, kill
 
 from syncdash.common.dialect import SQLITE, Conn
-from syncdash.targets.search import FTS_OPTIONS, indexed_rows
+from syncdash.targets.search import FTS_OPTIONS, ensure_index, index_inserted, indexed_rows
 
 WORDS = ["kalvor", "mendix", "trobel", "quasno", "velmar", "zintor", "pobrak", "yusket", "draven", "hollux"]
 CONFIG = """\
@@ -227,3 +228,43 @@ def test_an_index_from_the_previous_release_keeps_working_then_is_rebuilt_once(p
     live = project.query("SELECT count(*) FROM songs WHERE _deleted_at IS NULL")[0][0]
     assert project.run_json("songs", expect=0)[0]["counts"]["unchanged"] == live
     assert indexed_rows_of(project, "songs") == rows - 1
+
+
+def test_a_batch_is_read_as_one_rowid_range_only_when_that_range_is_exactly_the_batch(tmp_path: Path) -> None:
+    """index_inserted reads consecutive integer keys as one rowid range when the key is the rowid; any other
+    batch (a key that is not the rowid, a gap, a repeated key) by its keys: the index agrees with the table
+    either way, checked by FTS5 itself against the table."""
+    def load(decl: str, existing: list[int], batches: list[list[int]]) -> list[str]:
+        con = sqlite3.connect(tmp_path / f"{len(list(tmp_path.iterdir()))}.db", isolation_level=None)
+        con.execute(f"CREATE TABLE songs (id {decl}, title TEXT, artist TEXT, PRIMARY KEY (id))")
+        ensure_index(con, SQLITE, "songs", ["title", "artist"])
+        fts = "syncdash_fts_songs"
+        by_keys = 'FROM "songs" t WHERE t."id" IN (SELECT value FROM json_each(?))'
+        for k in existing:  # rows already there, indexed
+            con.execute("INSERT INTO songs VALUES (?, ?, ?)", (k, f"old{k} kalvor", "band"))
+            index_inserted(con, "songs", ["title", "artist"], by_keys, [k], "id")
+        reads: list[str] = []
+        con.set_trace_callback(lambda sql: reads.append(sql) if sql.startswith(f'INSERT INTO "{fts}"') else None)
+        for keys in batches:
+            con.execute("BEGIN")
+            con.executemany("INSERT INTO songs VALUES (?, ?, ?)",
+                            [(k, f"new{k} mendix", "band") for k in dict.fromkeys(keys)])  # a key twice: once
+            index_inserted(con, "songs", ["title", "artist"], by_keys, keys, "id")
+            con.execute("COMMIT")
+        con.set_trace_callback(None)
+        con.execute(f"INSERT INTO {fts}({fts}) VALUES ('integrity-check')")
+        conn = Conn(con, SQLITE)
+        assert indexed_rows(conn, "songs") == con.execute("SELECT count(*) FROM songs").fetchone()[0]
+        for k in existing + [k for b in batches for k in b]:
+            word = "kalvor" if k in existing else "mendix"
+            assert con.execute(f"SELECT count(*) FROM {fts} WHERE {fts} MATCH ? AND rowid = "
+                               "(SELECT rowid FROM songs WHERE id = ?)", (word, k)).fetchone()[0] == 1, (decl, k)
+        con.close()
+        return ["range" if "BETWEEN" in sql else "keys" for sql in reads]
+
+    # an INTEGER primary key is the rowid: consecutive keys in any order are one range, a gap is not
+    assert load("INTEGER", [], [[1, 2, 3], [6, 4, 5], [7, 9]]) == ["range", "range", "keys"]
+    # keys 1-3 but rowids 2-4 (row 10 took rowid 1): the range of rowids 1-3 would hold row 10, not row 3
+    assert load("BIGINT", [10], [[1, 2, 3]]) == ["keys"]
+    assert load("INTEGER", [2], [[1, 3]]) == ["keys"]  # a gap holding another row
+    assert load("INTEGER", [2], [[1, 3, 3]]) == ["keys"]  # as many keys as the range has rowids, one twice
