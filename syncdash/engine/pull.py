@@ -22,6 +22,7 @@ from syncdash.engine.finalize import finalize
 from syncdash.engine.items import dry_run_summary
 from syncdash.engine.lifecycle import RunLifecycle, phase_specs
 from syncdash.engine.retry import PullRetry
+from syncdash.engine.unchanged import Unchanged
 from syncdash.errors import CheckpointInvalid, SourceError
 from syncdash.kinds.contract import Batch, ReaderHooks, RunContext, Source, Stream
 from syncdash.store import journal
@@ -74,6 +75,9 @@ class PullExecutor:
                 if i < first:
                     continue  # finished before the interruption
                 writer = self._enter_stream(i, stream)
+                same = Unchanged(writer, resumed=ck is not None and i == first)
+                if same.skip():  # byte-identical to the last complete read: not read again
+                    continue
                 import gc
                 # a load allocates ~10 objects a row and frees them by refcount: with the default thresholds
                 # the collector ran ~1,300 times over a million-row load (~7% of this process's time)
@@ -84,6 +88,7 @@ class PullExecutor:
                 finally:
                     gc.set_threshold(*thresholds)
                 finalize(writer)
+                same.record()
                 self._stream_done(stream)
         finally:
             life.collect(self.streams, self.source)
