@@ -168,8 +168,9 @@ class Unchanged:
             self.known[(fname, size, mtime)] = digest
             if digest != stored[2]:
                 return None
-        if not w.target.exists() or w.target.live_count(w.stream.scope or None) != rec.get("live"):
-            return None
+        t = w.target
+        if not set(t.columns) <= t.available_columns() or t.live_count(w.stream.scope or None) != rec.get("live"):
+            return None  # the table lost rows or columns since: the read puts them back
         return rec
 
     def _skip(self, rec: dict[str, Any]) -> None:
@@ -233,8 +234,12 @@ class Unchanged:
             return None
         pc = life.phase_counts
         rows = pc["inserted"] + pc["updated"] + pc["unchanged"]
-        # a table that was empty holds exactly what this run inserted; else count (deletes may be kept)
-        live = pc["inserted"] if w.fresh else w.target.live_count(w.stream.scope or None)
+        # a full read that applied its deletes left exactly the rows it read live; a table that was empty,
+        # what it inserted; else count them (deletes kept, incremental mode)
+        if life.mode == "full" and w.cfg.deletes != "keep" and not w.fresh:
+            live = rows
+        else:
+            live = pc["inserted"] if w.fresh else w.target.live_count(w.stream.scope or None)
         return {"v": VERSION, "algo": ALGO, "run": life.run_id, "read_run": life.run_id,
                 "config": self.fingerprint, "rows": rows, "skipped": pc["skipped"], "live": live,
                 "files": [[f[0], f[2], d] for f, d in zip(self.snapshot, digests, strict=True)]}

@@ -224,3 +224,16 @@ def test_a_glob_skips_only_when_every_file_is_the_same(project: Project) -> None
 
 def _skipped_any(res: dict[str, Any]) -> bool:
     return any("unchanged since run" in w and "not read" in w for w in res["warnings"])
+
+
+def test_kept_deletes_skip_on_the_rows_the_table_holds(project: Project) -> None:
+    path = project.write_bytes("data/people.csv", _csv(20))
+    project.config(SOURCE.format(path="data/people.csv", batch=50).replace("    batch_size", "    deletes: keep\n"
+                                                                            "    batch_size"))
+    _run(project)
+    path.write_bytes(_csv(20, skip=(3,)))
+    shrunk = _run(project)
+    assert _counts(shrunk) == (0, 0, 19, 0, 0, 0), shrunk
+    assert project.query('SELECT COUNT(*) FROM "people" WHERE "_deleted_at" IS NULL') == [(20,)]
+    same = _run(project)  # the table holds 20 live rows, the file 19: counted as the file has them
+    assert _counts(same) == (0, 0, 19, 0, 0, 0) and _skipped(same, shrunk["id"]), same
