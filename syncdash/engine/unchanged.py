@@ -163,15 +163,22 @@ class Unchanged:
         files = rec.get("files")
         if not isinstance(files, list) or [[f[0], f[2]] for f in self.snapshot] != [f[:2] for f in files]:
             return None  # other names or sizes: no need to hash
-        for (fname, path, size, mtime), stored in zip(self.snapshot, files, strict=True):
-            digest = file_digest(path)
-            self.known[(fname, size, mtime)] = digest
-            if digest != stored[2]:
-                return None
-        t = w.target
-        if not set(t.columns) <= t.available_columns() or t.live_count(w.stream.scope or None) != rec.get("live"):
-            return None  # the table lost rows or columns since: the read puts them back
-        return rec
+        # the files are hashed while the table's rows are counted (both release the GIL)
+        hasher = _Hasher(self.snapshot, {})
+        hasher.start()
+        try:
+            t = w.target
+            table_ok = set(t.columns) <= t.available_columns() and \
+                t.live_count(w.stream.scope or None) == rec.get("live")
+        finally:
+            hasher.join()
+        if hasher.digests is None:
+            return None
+        for (fname, _, size, mtime), digest in zip(self.snapshot, hasher.digests, strict=True):
+            self.known[(fname, size, mtime)] = digest  # a read that follows need not hash them again
+        if [f[2] for f in files] != hasher.digests:
+            return None
+        return rec if table_ok else None  # else the table lost rows or columns since: the read puts them back
 
     def _skip(self, rec: dict[str, Any]) -> None:
         """Both phases done without reading: every row the files hold is unchanged, nothing is deleted."""
