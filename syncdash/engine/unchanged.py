@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -44,12 +45,6 @@ SCHEDULING = {"description", "schedule", "timezone", "jitter", "enabled", "catch
 InputFile = tuple[str, Path, int, int]  # name as stored, path, size, mtime_ns
 
 
-def file_digest(path: Path) -> str:
-    """The file's blake2b (32 bytes, hex), streamed: a 100 MB file is never held in memory."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=32)).hexdigest()
-
-
 def config_fingerprint(w: BatchWriter) -> str:
     """Everything of the source's config that decides what is read and how it is written (fields, mapping,
     key, table, target, CSV options, mode, deletes, ...): any change makes the next run read again."""
@@ -62,21 +57,67 @@ def config_fingerprint(w: BatchWriter) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-class _Hasher(threading.Thread):
-    """Digests of a snapshot of files, taken beside the load (see the module docstring)."""
+class FileHasher(threading.Thread):
+    """Digests of a snapshot of files, taken beside the load (see the module docstring).
 
-    def __init__(self, files: list[InputFile], known: dict[tuple[str, int, int], str]) -> None:
+    In the background the thread runs at the lowest priority, on the time the reader child and the writer
+    leave; finish() then takes over what is left on the calling thread, so a thread starved by a busy
+    machine never makes the run wait on it."""
+
+    CHUNK = 1 << 18
+
+    def __init__(self, files: list[InputFile], known: dict[tuple[str, int, int], str], background: bool) -> None:
         super().__init__(name="syncdash-digest", daemon=True)
         self.files = files
         self.known = known  # digests the skip check already took of the same snapshot
-        self.digests: list[str] | None = None
+        self.background = background
+        self.hurry = threading.Event()
+        self.done: list[str] = []
+        self.partial: tuple[Any, Path, int] | None = None  # (blake2b so far, path, offset) when handed over
+        self.failed = False
 
     def run(self) -> None:
+        if self.background:
+            try:  # on Linux a thread has a nice value of its own
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+            except (AttributeError, OSError):
+                pass
         try:
-            self.digests = [self.known.get((name, size, mtime)) or file_digest(path)
-                            for name, path, size, mtime in self.files]
+            self._hash_files()
         except OSError:
-            self.digests = None
+            self.failed = True
+
+    def _hash_files(self, resume: tuple[Any, Path, int] | None = None) -> None:
+        while len(self.done) < len(self.files):
+            name, path, size, mtime = self.files[len(self.done)]
+            known = self.known.get((name, size, mtime))
+            if known is not None:
+                self.done.append(known)
+                continue
+            h, offset = (resume[0], resume[2]) if resume is not None else (hashlib.blake2b(digest_size=32), 0)
+            resume = None
+            buf = bytearray(self.CHUNK)
+            view = memoryview(buf)
+            with open(path, "rb") as f:
+                f.seek(offset)
+                while n := f.readinto(buf):
+                    h.update(view[:n])  # releases the GIL
+                    if self.hurry.is_set() and threading.current_thread() is self:
+                        self.partial = (h, path, f.tell())
+                        return
+            self.done.append(h.hexdigest())
+
+    def finish(self) -> list[str] | None:
+        """The digests (None when a file could not be read), finished on this thread if need be."""
+        self.hurry.set()
+        self.join()
+        if self.failed:
+            return None
+        try:
+            self._hash_files(self.partial)
+        except OSError:
+            return None
+        return self.done
 
 
 class Unchanged:
@@ -86,7 +127,7 @@ class Unchanged:
         self.w = w
         self.resumed = resumed
         self.input_files: Callable[[], list[InputFile]] | None = getattr(w.stream, "input_files", None)
-        self.hasher: _Hasher | None = None
+        self.hasher: FileHasher | None = None
         self.snapshot: list[InputFile] | None = None
         self.known: dict[tuple[str, int, int], str] = {}
         self.fingerprint = ""
@@ -117,7 +158,7 @@ class Unchanged:
                 self._skip(rec)
                 return True
         if self._may_record():
-            self.hasher = _Hasher(self.snapshot, self.known)
+            self.hasher = FileHasher(self.snapshot, self.known, background=True)
             self.hasher.start()
         return False
 
@@ -164,19 +205,19 @@ class Unchanged:
         if not isinstance(files, list) or [[f[0], f[2]] for f in self.snapshot] != [f[:2] for f in files]:
             return None  # other names or sizes: no need to hash
         # the files are hashed while the table's rows are counted (both release the GIL)
-        hasher = _Hasher(self.snapshot, {})
+        hasher = FileHasher(self.snapshot, {}, background=False)
         hasher.start()
         try:
             t = w.target
             table_ok = set(t.columns) <= t.available_columns() and \
                 t.live_count(w.stream.scope or None) == rec.get("live")
         finally:
-            hasher.join()
-        if hasher.digests is None:
+            digests = hasher.finish()
+        if digests is None:
             return None
-        for (fname, _, size, mtime), digest in zip(self.snapshot, hasher.digests, strict=True):
+        for (fname, _, size, mtime), digest in zip(self.snapshot, digests, strict=True):
             self.known[(fname, size, mtime)] = digest  # a read that follows need not hash them again
-        if [f[2] for f in files] != hasher.digests:
+        if [f[2] for f in files] != digests:
             return None
         return rec if table_ok else None  # else the table lost rows or columns since: the read puts them back
 
@@ -219,7 +260,6 @@ class Unchanged:
             return
         rec = None
         if self.hasher is not None:
-            self.hasher.join()
             rec = self._new_record()
         if rec is None:
             stored, _, _ = self._stored()
@@ -230,9 +270,11 @@ class Unchanged:
     def _new_record(self) -> dict[str, Any] | None:
         w, life = self.w, self.w.life
         assert self.hasher is not None and self.snapshot is not None and self.input_files is not None
-        digests = self.hasher.digests
-        if (digests is None or w.stream.truncated or life.phase_counts["failed"] or w.keyless_errors
-                or life.counts["failed"]):
+        if w.stream.truncated or life.phase_counts["failed"] or w.keyless_errors or life.counts["failed"]:
+            self.hasher.hurry.set()  # not recorded: the thread stops at its next chunk
+            return None
+        digests = self.hasher.finish()
+        if digests is None:
             return None
         try:  # the files the reader parsed are the ones hashed: none changed size or mtime meanwhile
             if [(f[0], f[2], f[3]) for f in self.input_files()] != [(f[0], f[2], f[3]) for f in self.snapshot]:
