@@ -236,12 +236,10 @@ class Unchanged:
         life.phase_start(w.load_phase, size)
         life.count("unchanged", rows)
         life.count("skipped", skipped)
-        if not life.opt.dry_run:
-            self._write(dict(rec, run=life.run_id), phase_counts=True)
-        else:
-            self._write(None, phase_counts=True)
+        detail = life.config.redact(f"{what}: unchanged, not read")
+        self._write(None if life.opt.dry_run else dict(rec, run=life.run_id), skip_detail=detail)
         life.phase_done(w.load_phase, size, size)
-        life.report(w.load_phase, size, size, f"{what}: unchanged, not read", w.stream.unit)
+        life.report(w.load_phase, size, size, detail, w.stream.unit)
         life.phase_start(w.fin_phase)
         life.phase_done(w.fin_phase, 0, 0)
         life.report(w.fin_phase, 0, 0, None)
@@ -265,7 +263,7 @@ class Unchanged:
             stored, _, _ = self._stored()
             if stored is None:
                 return
-        self._write(rec, phase_counts=False)
+        self._write(rec)
 
     def _new_record(self) -> dict[str, Any] | None:
         w, life = self.w, self.w.life
@@ -293,17 +291,18 @@ class Unchanged:
                 "config": self.fingerprint, "rows": rows, "skipped": pc["skipped"], "live": live,
                 "files": [[f[0], f[2], d] for f, d in zip(self.snapshot, digests, strict=True)]}
 
-    def _write(self, rec: dict[str, Any] | None, phase_counts: bool) -> None:
-        """The record (None: drop it) and, for a skip, the load phase's counts, in one store transaction."""
+    def _write(self, rec: dict[str, Any] | None, skip_detail: str | None = None) -> None:
+        """The record (None: drop it) and, for a skip, the load phase's counts and detail, in one store
+        transaction."""
         w, life = self.w, self.w.life
         sdb: Conn = life.db.own_store
         name = life.cfg.name
         sdb.begin()
         try:
-            if phase_counts:
+            if skip_detail is not None:
                 pc = life.phase_counts
-                sdb.execute("UPDATE syncdash_run_phases SET unchanged=?, skipped=? WHERE id=?",
-                            (pc["unchanged"], pc["skipped"], life.phase_ids[w.load_phase]))
+                sdb.execute("UPDATE syncdash_run_phases SET unchanged=?, skipped=?, detail=? WHERE id=?",
+                            (pc["unchanged"], pc["skipped"], skip_detail, life.phase_ids[w.load_phase]))
                 c = life.counts
                 sdb.execute("UPDATE syncdash_runs SET unchanged=?, skipped=? WHERE id=?",
                             (c["unchanged"], c["skipped"], life.run_id))
