@@ -161,17 +161,19 @@ class PullExecutor:
             batches = self._batches(w, start)
             first = next(batches, None)
         if first is not None:
-            w.process(first)
             if readahead.enabled() and life.opt.read_ahead and self.caps.read_ahead:
-                # the rest is parsed and mapped in a child process while this one writes (readahead.py)
+                # the rest is parsed and mapped in a child process while this one writes (readahead.py),
+                # the first batch included
                 try:
-                    for batch, prepared in readahead.read_ahead(batches, w.prepare, first.mapper):
+                    for batch, prepared in readahead.read_ahead(batches, w.prepare, first.mapper,
+                                                                meanwhile=lambda: w.process(first)):
                         life.check_cancel()
                         w.process(batch, prepared)
                 except SourceError:
                     life.check_cancel()  # a reader killed along with us is a cancel, not a failure
                     raise
             else:
+                w.process(first)
                 for batch in batches:
                     w.process(batch)
         self._load_done(w)
