@@ -8,17 +8,17 @@ run finished successfully with no failed row, no other run of the source has tou
 the table still holds the live rows that run left, the stream is not read. The run reports all of its rows
 as unchanged, writes no row, deletes nothing, and says why in a warning.
 
-Anything else reads as usual: `--full`, a retry, a resumed run, a dry run never records (it may skip), a
-run whose files or config changed. The record lives where the source's resume state already lives: the
+These read as usual: `--full`, a retry, a resumed run, a run whose files or config changed; a dry run may
+skip but never records. The record lives where the source's resume state already lives: the
 stream's entry of syncdash_source_state.cursor (a CSV source has no incremental cursor), so `syncdash state
 --reset` forgets it and the next run reads again. It holds the names, sizes and digests of the files, the
 config fingerprint, the run that read them and the run that last confirmed them, the rows they hold and the
 live rows the table had.
 
-The digests of a normal read are taken by a thread of the run's process while the load runs (hashlib
-releases the GIL while it hashes and reads), from a stat snapshot taken before the read began: they are
-recorded only when the files still have the same sizes and modification times once the read is done, so
-they describe the bytes the reader parsed.
+The digests of a normal read are taken by a lowest-priority thread of the run's process while the load
+runs (hashlib releases the GIL while it hashes and reads; the load's end finishes what it left), from a stat
+snapshot taken before the read began: they are recorded only when the files still have the same sizes and
+modification times once the read is done, so they describe the bytes the reader parsed.
 """
 
 from __future__ import annotations
