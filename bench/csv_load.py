@@ -6,7 +6,8 @@ then times whole processes (median of --repeat runs, interleaved so machine nois
   raw        csv.reader + executemany into a table with the same primary key, one transaction, WAL
   init       `syncdash run` into an empty database
   resync     `syncdash run` of the changed file (inserts, updates, soft deletes, change records)
-  unchanged  `syncdash run` of the same file again (must write 0 rows)
+  unchanged  `syncdash run` of the same file again (must write 0 rows; recognised unchanged, it is not read)
+  reread     `syncdash run --full` of the same file (read anyway: the cost of a re-run that cannot skip)
 
 Peak RSS comes from the child's rusage. The same steps on 100,000 rows show whether memory grows with rows.
 Targets (issue #18): init and resync <= 1.15x raw, unchanged <= 0.6x raw and writes 0 rows, peak RSS <= 150 MB
@@ -186,7 +187,15 @@ def one_round(work: Path, first: Path, second: Path) -> dict[str, tuple[float, f
     con.close()
     assert c["inserted"] == c["updated"] == c["deleted"] == 0 and written == 0, (run, written)
     res["unchanged"] = (wall, rss)
-    res["unchanged_written"] = (written, c["unchanged"])  # type: ignore[assignment]
+    recognised = any("not read" in w for w in run["warnings"])
+    res["unchanged_written"] = (written, c["unchanged"], recognised)  # type: ignore[assignment]
+
+    # the same file read anyway (--full): what an unchanged re-run costs when the file cannot be skipped
+    wall, rss, out = measure([*syncdash_cmd(config), "--full"])
+    run = json.loads(out)[0]
+    c = run["counts"]
+    assert c["inserted"] == c["updated"] == c["deleted"] == 0 and c["unchanged"] == res["unchanged_written"][1], run
+    res["reread"] = (wall, rss)
     return res
 
 
@@ -214,7 +223,8 @@ def main() -> int:
             r = one_round(work, first, second)
             rounds.append(r)
             print(f"round {i + 1}: " + "  ".join(f"{k} {r[k][0]:.2f}s/{r[k][1]:.0f}MiB"
-                                                 for k in ("raw", "init", "resync", "unchanged")), flush=True)
+                                                 for k in ("raw", "init", "resync", "unchanged", "reread")),
+                  flush=True)
         small = one_round(work, small_first, small_second)
 
     def med(key: str, idx: int) -> float:
@@ -222,12 +232,12 @@ def main() -> int:
 
     raw = med("raw", 0)
     ins, upd, dele, same = rounds[-1]["resync_counts"]  # type: ignore[misc]
-    written, unchanged = rounds[-1]["unchanged_written"]  # type: ignore[misc]
+    written, unchanged, recognised = rounds[-1]["unchanged_written"]  # type: ignore[misc]
     print()
     print(f"{args.rows:,} rows, median of {args.repeat}; baseline = raw csv.reader + sqlite3 executemany")
     print(f"{'step':<10} {'wall s':>8} {'x raw':>7} {'peak MiB':>9} {'target':>10}  verdict")
     ok = True
-    for key, target in (("raw", None), ("init", 1.15), ("resync", 1.15), ("unchanged", 0.6)):
+    for key, target in (("raw", None), ("init", 1.15), ("resync", 1.15), ("unchanged", 0.6), ("reread", None)):
         wall, rss = med(key, 0), med(key, 1)
         ratio = wall / raw
         verdict = ""
@@ -238,9 +248,10 @@ def main() -> int:
         print(f"{key:<10} {wall:>8.2f} {ratio:>7.2f} {rss:>9.0f} {('<= ' + str(target) + 'x') if target else '':>10}"
               f"  {verdict}")
     print(f"resync counts: +{ins} ~{upd} -{dele} ={same}")
-    print(f"unchanged re-run: rows written {written} (target 0), unchanged {unchanged}")
-    big_rss = max(med(k, 1) for k in ("init", "resync", "unchanged"))
-    small_rss = max(small[k][1] for k in ("init", "resync", "unchanged"))
+    print(f"unchanged re-run: rows written {written} (target 0), unchanged {unchanged}, "
+          f"{'recognised unchanged, not read' if recognised else 'read'}; reread = the same run with --full")
+    big_rss = max(med(k, 1) for k in ("init", "resync", "unchanged", "reread"))
+    small_rss = max(small[k][1] for k in ("init", "resync", "unchanged", "reread"))
     growth = big_rss / small_rss
     flat = big_rss <= 150 and growth <= 1.25
     ok &= flat and written == 0

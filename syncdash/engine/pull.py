@@ -19,6 +19,7 @@ from syncdash.engine.finalize import finalize
 from syncdash.engine.items import dry_run_summary
 from syncdash.engine.lifecycle import RunLifecycle, phase_specs
 from syncdash.engine.retry import PullRetry
+from syncdash.engine.unchanged import Unchanged
 from syncdash.errors import CheckpointInvalid, SourceError
 from syncdash.kinds.contract import Batch, ReaderHooks, RunContext, Source, Stream
 from syncdash.store import journal, runlog
@@ -71,6 +72,9 @@ class PullExecutor:
                 if i < first:
                     continue  # finished before the interruption
                 writer = self._enter_stream(i, stream)
+                same = Unchanged(writer, resumed=ck is not None and i == first)
+                if same.skip():  # byte-identical to the last complete read: not read again
+                    continue
                 import gc
                 # a load allocates ~10 objects a row and frees them by refcount: with the default thresholds
                 # the collector ran ~1,300 times over a million-row load (~7% of this process's time)
@@ -81,6 +85,7 @@ class PullExecutor:
                 finally:
                     gc.set_threshold(*thresholds)
                 finalize(writer)
+                same.record()
                 self._stream_done(stream)
         finally:
             life.collect(self.streams, self.source)
@@ -154,17 +159,19 @@ class PullExecutor:
             batches = self._batches(w, start)
             first = next(batches, None)
         if first is not None:
-            w.process(first)
             if readahead.enabled() and life.opt.read_ahead and self.caps.read_ahead:
-                # the rest is parsed and mapped in a child process while this one writes (readahead.py)
+                # the rest is parsed and mapped in a child process while this one writes (readahead.py),
+                # the first batch included
                 try:
-                    for batch, prepared in readahead.read_ahead(batches, w.prepare, first.mapper):
+                    for batch, prepared in readahead.read_ahead(batches, w.prepare, first.mapper,
+                                                                meanwhile=lambda: w.process(first)):
                         life.check_cancel()
                         w.process(batch, prepared)
                 except SourceError:
                     life.check_cancel()  # a reader killed along with us is a cancel, not a failure
                     raise
             else:
+                w.process(first)
                 for batch in batches:
                     w.process(batch)
         self._load_done(w)

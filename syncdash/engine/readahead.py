@@ -142,13 +142,14 @@ def _child(batches: Iterator[Batch], prepare: Callable[[Batch], Prepared], wfd: 
 
 
 def read_ahead(batches: Iterator[Batch], prepare: Callable[[Batch], Prepared], mapper: Mapper, *,
-               hooks: ReaderHooks | None = None, poll: Callable[[], None] | None = None
-               ) -> Iterator[tuple[Batch, Prepared]]:
+               hooks: ReaderHooks | None = None, poll: Callable[[], None] | None = None,
+               meanwhile: Callable[[], None] | None = None) -> Iterator[tuple[Batch, Prepared]]:
     """Yield (batch, prepared) in input order; batches carry no records, only where they are.
 
     hooks: the stream runs whole in the child and talks back (see ReaderHooks). poll: called about every
     quarter second while no batch arrives; what it raises (a cancel) ends the child, which may be sitting
-    out a retry's backoff."""
+    out a retry's backoff. meanwhile: work of this process done once the child runs (the batch read before
+    the fork is written while the child reads the next ones, not before the child starts)."""
     rfd, wfd = os.pipe()
     gc.freeze()  # the child's collections then skip everything inherited (no copy-on-write of the heap)
     pid = os.fork()
@@ -185,6 +186,8 @@ def read_ahead(batches: Iterator[Batch], prepare: Callable[[Batch], Prepared], m
     thread.start()
     finished = False
     try:
+        if meanwhile is not None:
+            meanwhile()
         while True:
             try:
                 data = frames.get(timeout=None if poll is None else 0.25)

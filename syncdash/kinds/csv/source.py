@@ -138,6 +138,15 @@ class CsvSource(Source, Stream):
             out.append([self._redact(str(p)), st.st_size, st.st_mtime_ns])
         return out
 
+    def input_files(self) -> list[tuple[str, Path, int, int]]:
+        """(name as stored, path, size, mtime_ns) of each file a read would read now: what the engine hashes
+        to recognise an input that did not change since its last complete read (engine/unchanged.py)."""
+        out = []
+        for p in self.files():
+            st = p.stat()
+            out.append((self._redact(str(p)), p, st.st_size, st.st_mtime_ns))
+        return out
+
     def _redact(self, text: str) -> str:
         for secret in sorted(self.config._secrets, key=len, reverse=True):
             if len(secret) >= 3:
