@@ -35,7 +35,7 @@ from syncdash.common.dialect import Conn, database_errors, mask_url
 from syncdash.engine.batch import BatchWriter
 from syncdash.errors import SourceUnavailable
 from syncdash.store.db import dumps
-from syncdash.store.models import RunStatus
+from syncdash.store.rows import RunStatus
 
 ALGO = "blake2b"
 VERSION = 1
