@@ -36,13 +36,12 @@ from syncdash.common.files import private_dir, touch_private
 from syncdash.errors import AlreadyRunning, StoreError
 from syncdash.store.migrations import HEAD, VERSION_TABLE
 from syncdash.store.owners import owner_alive, owner_id
-from syncdash.store.rows import RUNS, SOURCE_STATE, RunStatus, default_database_url, format_ts, utcnow
+from syncdash.store.rows import BREAKERS, RUNS, SOURCE_STATE, RunStatus, default_database_url, format_ts, utcnow
 
 if TYPE_CHECKING:  # SQLAlchemy and the models are imported when first used (see the Store docstring)
     from sqlalchemy import Engine
     from sqlmodel import Session
 
-    from syncdash.store import models
     from syncdash.store.models import Run, SourceState
 
 # owner_id and owner_alive live in syncdash.store.owners; importing them from here keeps working
@@ -155,6 +154,8 @@ class Store:
             if getattr(e, "orig", None) is None:  # not a database error SQLAlchemy wrapped (server down, ...)
                 raise
             raise StoreError(f"cannot open the store {mask_url(self.url)}: {e.orig}") from None  # type: ignore[attr-defined]
+        if self.file is not None and self._create_sqlite_head():
+            return
         from sqlalchemy.exc import DBAPIError, OperationalError
 
         from syncdash.store.migrations import fresh
@@ -171,6 +172,27 @@ class Store:
                 upgrade_store(c)
         except (OperationalError, DBAPIError) as e:
             raise StoreError(f"cannot open the store {mask_url(self.url)}: {e.orig}") from None
+
+    def _create_sqlite_head(self) -> bool:
+        """A new SQLite store gets the head schema as plain DDL (migrations/sqlite_head.py, generated from the
+        models), so its first run loads no SQLAlchemy. BEGIN IMMEDIATE makes a second process wait, then find
+        the tables made. False when the file already holds store tables (or a foreign schema version): those go
+        the SQLAlchemy/Alembic way, which adopts or upgrades them."""
+        from syncdash.store.migrations import sqlite_head
+
+        try:
+            with self.write() as c:
+                names = {str(n) for (n,) in c.all("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if VERSION_TABLE in names and c.scalar(f"SELECT version_num FROM {VERSION_TABLE}") == HEAD:
+                    return True  # another process made it while this one waited for the lock
+                if VERSION_TABLE in names or any(n.startswith("syncdash_") for n in names):
+                    return False
+                for sql in sqlite_head.STATEMENTS:
+                    c.execute(sql)
+                c.execute(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (?)", (sqlite_head.REVISION,))
+        except database_errors() as e:
+            raise StoreError(f"cannot open the store {mask_url(self.url)}: {e}") from None
+        return True
 
     @property
     def store_id(self) -> str:
@@ -345,19 +367,13 @@ class Store:
 
     # ---- circuit breakers (REST sources) ----------------------------------------------------------
 
-    def breaker(self, host: str) -> models.Breaker | None:
-        from syncdash.store.models import Breaker
+    def breaker(self, host: str) -> Any:
+        """The host's breaker as a light row (syncdash.store.rows): a REST run reads it before its first
+        request, so it goes without the ORM like the rest of the run path; None when the host has none."""
+        return BREAKERS.first(self, "WHERE host = ?", (host,))
 
-        with self.session() as s:
-            return s.get(Breaker, host)
-
-    def breakers(self) -> list[models.Breaker]:
-        from sqlmodel import select
-
-        from syncdash.store.models import Breaker
-
-        with self.session() as s:
-            return list(s.exec(select(Breaker)))
+    def breakers(self) -> list[Any]:
+        return BREAKERS.fetch(self, "ORDER BY host")
 
     def save_breaker(self, host: str, state: str, failures: int, opened_at: datetime | None,
                      retry_at: datetime | None, last_error: str | None, source: str | None) -> None:

@@ -175,7 +175,9 @@ DAEMONS = Table(
     datetimes="started_at heartbeat_at stopped_at")
 CHANGES = Table("syncdash_changes", "id run_id source change key before after")
 PUSHED = Table("syncdash_pushed", "source key scope hash url ref run_id pushed_at", datetimes="pushed_at")
+BREAKERS = Table("syncdash_breakers", "host state failures opened_at retry_at last_error source updated_at",
+                 datetimes="opened_at retry_at updated_at")
 
 # what the read path reads, by model name (the test comparing them with the models walks this)
 LIGHT_TABLES = {"Run": RUNS, "RunPhase": RUN_PHASES, "ItemError": ITEM_ERRORS, "SourceState": SOURCE_STATE,
-                "Daemon": DAEMONS, "Change": CHANGES, "Pushed": PUSHED}
+                "Daemon": DAEMONS, "Change": CHANGES, "Pushed": PUSHED, "Breaker": BREAKERS}

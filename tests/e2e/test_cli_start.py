@@ -198,3 +198,37 @@ def test_a_sqlite_url_is_masked_as_sqlalchemy_renders_it(url: str) -> None:
     from syncdash.common.dialect import mask_url
 
     assert mask_url(url) == make_url(url).render_as_string(hide_password=True)
+
+
+# a REST run loads its HTTP client and its kind, but on an SQLite store at HEAD still no ORM: the host's circuit
+# breaker, read before the first request, comes back as a light row (it used to load ~0.4 s of models mid-run)
+REST_RUN_HEAVY = ("playwright", "textual", "starlette", "uvicorn", "alembic", "syncdash.kinds.web.browser",
+                  "syncdash.kinds.web.source", "syncdash.tui", "syncdash.api",
+                  "sqlalchemy", "sqlmodel", "syncdash.store.models", "apscheduler")
+
+
+def test_a_rest_run_imports_no_orm(project: Project) -> None:
+    from syncdash_demo.sampleapi import SampleApi
+
+    with SampleApi(n=30, lifetime=60) as api:
+        project.config(f"""\
+            sources:
+              - name: players
+                kind: rest
+                url: {api.url}/v1/page/players
+                records: data.items
+                pagination: {{type: page, page_param: page, size_param: limit, size: 10, total_path: meta.total}}
+                concurrency: 2
+                table: players
+                primary_key: [id]
+                fields:
+                  id: {{from: id, type: int}}
+                  name: profile.display_name
+            """)
+        assert project.cli("run", "players").returncode == 0  # the store exists: this is a run like every later one
+        proc = subprocess.run([sys.executable, "-c", f"HEAVY = {REST_RUN_HEAVY!r}\n" + PROBE, "run", "players"],
+                              cwd=project.root, env=project.env, text=True, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["code"] == 0 and "30 unchanged" in got["out"], got
+    assert got["heavy"] == [], f"`syncdash run players` imported {got['heavy']}"

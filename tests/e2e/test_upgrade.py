@@ -380,6 +380,33 @@ def test_a_new_store_gets_the_head_revision_and_opening_again_is_a_no_op(empty: 
     assert empty.query(f"SELECT version_num FROM {VERSION_TABLE}") == [(HEAD,)]
 
 
+def test_the_frozen_sqlite_head_is_what_the_models_make() -> None:
+    """A new SQLite store runs migrations/sqlite_head.py's DDL without SQLAlchemy: it must be what
+    `fresh.create_head` makes from today's models, at today's HEAD (regenerate it when either changes)."""
+    from syncdash.store.migrations import fresh, sqlite_head
+
+    assert sqlite_head.REVISION == HEAD
+    assert list(sqlite_head.STATEMENTS) == fresh.sqlite_statements(), (
+        "the models changed: python -m syncdash.store.migrations.fresh > syncdash/store/migrations/sqlite_head.py")
+
+
+def test_new_sqlite_stores_are_made_without_sqlalchemy_even_three_at_once(project: Project) -> None:
+    """Three processes opening one new SQLite file at once: one creates the schema (BEGIN IMMEDIATE), the others
+    wait and find it made; none loads SQLAlchemy, and the tables exist once, at HEAD."""
+    probe = ("import sys; from syncdash.store.db import Store; s = Store(sys.argv[1]); "
+             "print(s.schema_version(), 'sqlalchemy' in sys.modules)")
+    url = f"sqlite:///{project.db}"
+    procs = [subprocess.Popen([sys.executable, "-c", probe, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        assert out.split() == [HEAD, "False"]
+    query = sqlite_query(project.db)
+    assert query(f"SELECT version_num FROM {VERSION_TABLE}") == [(HEAD,)]
+    assert query("SELECT count(*) FROM sqlite_master WHERE name = 'syncdash_runs'") == [(1,)]
+
+
 def test_a_new_store_made_from_the_models_equals_one_made_by_every_revision(empty: OldStore,
                                                                           project: Project) -> None:
     """A new store skips Alembic (the head schema from the models, stamped HEAD); replaying every revision on an
