@@ -54,6 +54,10 @@ _SIGNATURE = "(sel) => Array.from(document.querySelectorAll(sel), e => e.textCon
 _END = object()  # a list page that says there are no more rows
 
 
+# `browser.timeout` is per page (navigation, wait_for); starting Chromium on a busy machine can take longer than a
+# short page timeout, and a source whose pages must answer within 1 s should not fail because the browser took 2
+LAUNCH_TIMEOUT = 30.0
+
 class _Transient(Exception):
     """A page attempt that may pass on the next try (navigation error, timeout, a retry_on status)."""
 
@@ -238,7 +242,8 @@ class WebSource(Source, Stream):
         self._pw = await async_playwright().start()
         try:
             self._browser = await self._pw.chromium.launch(
-                executable_path=found.path, headless=b.headless, timeout=b.timeout * 1000,
+                executable_path=found.path, headless=b.headless,
+                timeout=max(b.timeout, LAUNCH_TIMEOUT) * 1000,
                 args=[f"{OWNER_SWITCH}={os.getpid()}", "--disable-gpu", "--no-first-run",
                       "--disable-dev-shm-usage", *b.args])
         except Exception as e:
