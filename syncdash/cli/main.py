@@ -9,7 +9,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from syncdash import __version__
-from syncdash.cli.process import EXIT_CANCELLED, EXIT_OK, EXIT_USAGE, LATE_START, startup_begins, startup_done
+from syncdash.cli.process import (
+    EXIT_CANCELLED,
+    EXIT_OK,
+    EXIT_USAGE,
+    LATE_START,
+    ONE_SHOT,
+    leave,
+    startup_begins,
+    startup_done,
+)
 from syncdash.errors import ConfigError, ConfigErrors, SyncdashError
 
 
@@ -158,8 +167,8 @@ BUILTIN_COMMANDS = frozenset({
 })
 
 
-def _wants_plugins(argv: Sequence[str]) -> bool:
-    """True when argv names no built-in command, or asks for the command list."""
+def _words(argv: Sequence[str]) -> list[str]:
+    """argv without its options (and the value of --config): the command and its positional arguments."""
     words: list[str] = []
     skip = False
     for a in argv:
@@ -169,6 +178,12 @@ def _wants_plugins(argv: Sequence[str]) -> bool:
             skip = True
         elif not a.startswith("-"):
             words.append(a)
+    return words
+
+
+def _wants_plugins(argv: Sequence[str]) -> bool:
+    """True when argv names no built-in command, or asks for the command list."""
+    words = _words(argv)
     if not words:
         return "-h" in argv or "--help" in argv
     return words[0] not in BUILTIN_COMMANDS
@@ -178,9 +193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # a process's own entry (argv None) pauses the collector while importing; a caller's (tests, the demo) not
     if argv is None and startup_begins():
         try:
-            return _main(sys.argv[1:])
+            code = _main(sys.argv[1:])
         finally:
             startup_done()  # frozen too: re-enabled over a full young generation, it would scan it all at once
+        words = _words(sys.argv[1:])
+        if words and words[0] in ONE_SHOT:
+            leave(code)
+        return code
     return _main(list(argv if argv is not None else sys.argv[1:]))
 
 

@@ -6,10 +6,11 @@ Exit codes: 0 succeeded, 3 partial, 1 failed, 2 usage/config, 4 already running,
 from __future__ import annotations
 
 import gc
+import os
 import signal
 import sys
 import threading
-from typing import Any
+from typing import Any, NoReturn
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_BUSY, EXIT_CANCELLED = 0, 1, 2, 3, 4, 130
 
@@ -17,6 +18,10 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_BUSY, EXIT_CANCELLED = 0, 1
 # commands whose start-up imports go on inside the handler: it calls startup_done() itself when they are over
 # (`run`, before its first run), or, short and read-only, never (the collector comes back as main returns)
 LATE_START = frozenset({"run", "status", "runs", "errors", "show"})
+# commands that end with their work: nothing of theirs is left running (no console, daemon, server or plugin),
+# so their process may skip the interpreter's teardown (see leave)
+ONE_SHOT = frozenset({"run", "status", "runs", "errors", "show", "retry", "state", "schema", "validate", "export",
+                      "cleanup", "pause", "resume", "check"})
 
 
 def startup_begins() -> bool:
@@ -52,3 +57,20 @@ def install_cancel_handlers() -> threading.Event:
     signal.signal(signal.SIGTERM, handler)
     return cancel
 
+
+def leave(code: int) -> NoReturn:
+    """End a one-shot command's process now: its output flushed, logging shut down, then os._exit. Tearing
+    down the ~500 modules a run imported (SQLAlchemy's among them on a server store) takes ~50-70 ms, a fifth
+    of a short command, and frees nothing the OS does not free anyway. syncdash registers no exit handler
+    and keeps no temporary file past its `with`; every store and target transaction has committed or
+    rolled back by the time the command returns."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`| head`): nothing more can reach the reader anyway
+            pass
+    if "logging" in sys.modules:
+        import logging
+
+        logging.shutdown()
+    os._exit(code)
