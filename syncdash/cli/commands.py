@@ -574,10 +574,12 @@ def cmd_state(args: argparse.Namespace) -> int:
         return EXIT_OK
     o = render.out
     o.print(f"[bold]{esc(args.name)}[/]")
+    for stream, record in now.files_read.items():
+        o.print(esc(f"  files read ({stream}): {state.files_read_words(record)}"))
     if now.cursor:
         for stream, value in now.cursor.items():
             o.print(esc(f"  cursor ({stream}): {value}"))
-    else:
+    elif not now.files_read:
         o.print("  cursor: none (the next incremental run starts from `initial`)")
     if now.checkpoint_run is not None:
         o.print(f"  checkpoint: run {now.checkpoint_run} was interrupted; the next run resumes it at "

@@ -26,16 +26,31 @@ class StoredState:
     checkpoint_run: int | None = None  # the interrupted run a next run would resume
     checkpoint: Any = None
     breakers: list[Breaker] = field(default_factory=list)
+    files_read: dict[str, Any] = field(default_factory=dict)  # stream -> what it last read whole (see is_files_read)
 
     def json(self) -> dict[str, Any]:
         return {
-            "source": self.source, "cursor": self.cursor,
+            "source": self.source, "cursor": self.cursor, "files_read": self.files_read,
             "checkpoint": None if self.checkpoint_run is None else {"run_id": self.checkpoint_run,
                                                                      "value": self.checkpoint},
             "breakers": [{"host": b.host, "state": b.state, "failures": b.failures,
                           "retry_at": b.retry_at.isoformat() + "Z" if b.retry_at else None,
                           "last_error": b.last_error} for b in self.breakers],
         }
+
+
+def is_files_read(value: Any) -> bool:
+    """Whether a stream's cursor entry is the record of the files it last read whole (names, sizes, digests:
+    syncdash.engine.unchanged keeps it there, a file stream having no incremental cursor), not a cursor."""
+    return isinstance(value, dict) and "algo" in value and "files" in value
+
+
+def files_read_words(record: dict[str, Any]) -> str:
+    """The record in words, for `syncdash state` and the console's source screen."""
+    files = record.get("files") or []
+    return (f"{len(files)} file(s) as run {record.get('read_run', record.get('run'))} read them whole, "
+            f"{record.get('live')} live row(s), last confirmed by run {record.get('run')}: while they stay "
+            "byte-identical a run does not read them again (reset the state or --full to read)")
 
 
 def _cursor(st: SourceState | None) -> dict[str, Any]:
@@ -59,7 +74,9 @@ def read_state(store: Store, source: str) -> StoredState:
     with store.session() as s:
         st = s.get(SourceState, source)
         breakers = list(s.exec(select(Breaker).where(Breaker.source == source).order_by(col(Breaker.host))))
-    out = StoredState(source, _cursor(st), breakers=breakers)
+    entries = _cursor(st)
+    out = StoredState(source, {k: v for k, v in entries.items() if not is_files_read(v)}, breakers=breakers,
+                      files_read={k: v for k, v in entries.items() if is_files_read(v)})
     runs = _resumable(store, source)
     if runs:
         out.checkpoint_run = runs[0].id

@@ -5,6 +5,7 @@ again, with the counts a read gives."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -163,6 +164,14 @@ def test_config_change_reset_and_table_change_read_again(project: Project, targe
     other = _run(project)
     assert _counts(other) == (0, 0, 200, 0, 0, 1) and not other["warnings"], other
     assert _skipped(_run(project), other["id"])
+
+    # `state` words the record (it is not an incremental cursor); `--json` keeps it apart from the cursor
+    shown = project.cli("state", "people")
+    assert shown.returncode == 0, shown.stderr
+    assert f"files read (load): 1 file(s) as run {other['id']} read them whole, 200 live row(s)" in shown.stdout
+    assert "cursor (load)" not in shown.stdout and "blake2b" not in shown.stdout, shown.stdout
+    as_json = json.loads(project.cli("state", "people", "--json").stdout)
+    assert as_json["cursor"] == {} and as_json["files_read"]["load"]["read_run"] == other["id"], as_json
 
     # `state --reset` forgets what was read
     proc = project.cli("state", "people", "--reset")

@@ -104,9 +104,10 @@ class SourceScreen(Page):
             return []
         redact = self.app.config.redact
         lines = []
+        lines += [f"files read ({escape(k)}): {escape(state.files_read_words(v))}" for k, v in st.files_read.items()]
         if st.cursor:
             lines += [f"cursor ({escape(k)}): {escape(redact(str(v)))}" for k, v in st.cursor.items()]
-        else:
+        elif not st.files_read:
             lines.append(f"cursor: none (the next incremental run starts from {escape(self._start())})")
         if st.checkpoint_run is not None:
             ck = fmt.checkpoint(json.dumps(st.checkpoint, default=str))[:300]
