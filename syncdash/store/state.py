@@ -118,6 +118,9 @@ def set_cursor(store: Store, source: str, value: str, stream: str | None = None)
                                  "name one with --stream")
             stream = DEFAULT_STREAM
         old = cursors.get(stream)
+        if is_files_read(old):  # a file stream: its entry says what it read, there is no cursor to move
+            raise ValueError(f"stream {stream!r} of {source!r} reads whole files and has no incremental cursor; "
+                             "to read its files again, reset the state or run with --full")
         try:  # keep a numeric cursor numeric: the next run compares it with the values it reads
             cursors[stream] = int(value) if isinstance(old, int) else float(value) if isinstance(old, float) \
                 else value

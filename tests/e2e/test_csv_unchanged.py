@@ -173,6 +173,12 @@ def test_config_change_reset_and_table_change_read_again(project: Project, targe
     as_json = json.loads(project.cli("state", "people", "--json").stdout)
     assert as_json["cursor"] == {} and as_json["files_read"]["load"]["read_run"] == other["id"], as_json
 
+    # a file stream has no cursor to set: refused with the way to read again, and the record is kept
+    refused = project.cli("state", "people", "--set-cursor", "5")
+    assert refused.returncode == 2 and "has no incremental cursor" in refused.stderr, refused
+    assert "--full" in refused.stderr
+    assert _skipped(_run(project), other["id"])
+
     # `state --reset` forgets what was read
     proc = project.cli("state", "people", "--reset")
     assert proc.returncode == 0, proc.stderr

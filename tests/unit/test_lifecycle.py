@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 from conftest import server_db
-from sqlmodel import Session, select
+from sqlmodel import select
 
+from syncdash.common.dialect import Conn
 from syncdash.config.load import load_config
 from syncdash.config.models import Config
 from syncdash.engine import RunOptions
@@ -39,7 +40,7 @@ class StubExecutor:
         if self.body is not None:
             self.body(self.life)
 
-    def resolve_retried(self, s: Session, run_id: int, now: datetime) -> None:
+    def resolve_retried(self, c: Conn, run_id: int, now: datetime) -> None:
         self.resolved.append(run_id)
 
 
