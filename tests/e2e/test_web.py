@@ -250,7 +250,7 @@ def test_a_detail_page_that_never_renders_is_an_item_error_the_console_opens(pro
     from syncdash.tui.app import SyncdashApp
 
     site.never("/players/7")
-    project.config(web_source(site, timeout="1s", attempts=1))
+    project.config(web_source(site, timeout="3s", attempts=1))
     [res] = project.run_json("players", expect=3)
     assert res["counts"]["inserted"] == N - 1 and res["counts"]["failed"] == 1
     [(item, message)] = project.query("SELECT item, message FROM syncdash_item_errors")

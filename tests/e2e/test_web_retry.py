@@ -14,7 +14,7 @@ from syncdash_demo.samplesite import SampleSite
 
 def test_retry_reopens_only_the_failed_detail_page_and_resolves_it(project: Project, site: SampleSite) -> None:  # noqa: F811
     site.never("/players/7")
-    project.config(web_source(site, timeout="1s", attempts=1))
+    project.config(web_source(site, timeout="3s", attempts=1))
     [run] = project.run_json("players", expect=3)
     assert run["counts"]["inserted"] == N - 1 and run["counts"]["failed"] == 1
     [err] = json.loads(project.cli("errors", "--json").stdout)
