@@ -190,17 +190,19 @@ def _wants_plugins(argv: Sequence[str]) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # a process's own entry (argv None) pauses the collector while importing; a caller's (tests, the demo) not
-    if argv is None and startup_begins():
-        try:
-            code = _main(sys.argv[1:])
-        finally:
+    if argv is not None:  # a caller's (tests, the demo): none of the process-wide measures below
+        return _main(list(argv))
+    # a process's own entry: the collector pauses while importing, and a one-shot command skips the teardown
+    paused = startup_begins()
+    try:
+        code = _main(sys.argv[1:])
+    finally:
+        if paused:
             startup_done()  # frozen too: re-enabled over a full young generation, it would scan it all at once
-        words = _words(sys.argv[1:])
-        if words and words[0] in ONE_SHOT:
-            leave(code)
-        return code
-    return _main(list(argv if argv is not None else sys.argv[1:]))
+    words = _words(sys.argv[1:])
+    if words and words[0] in ONE_SHOT:
+        leave(code)
+    return code
 
 
 def _main(argv: list[str]) -> int:
